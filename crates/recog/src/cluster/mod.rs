@@ -1,0 +1,5 @@
+//! Classical tools on embeddings: PCA.
+
+pub mod pca;
+
+pub use pca::Pca;

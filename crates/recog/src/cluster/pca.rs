@@ -1,0 +1,147 @@
+//! Principal component analysis by power iteration with deflation on the covariance matrix.
+//!
+//! Hand-written rather than linfa-reduction because linfa's ndarray 0.16 would clash with the
+//! ndarray that burn pulls in; D is small (<= a few thousand), so a D x D covariance is cheap.
+
+/// A fitted PCA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    /// Mean of each input dimension.
+    pub mean: Vec<f32>,
+    /// Components, row-major `[k, d]`, unit length.
+    pub components: Vec<Vec<f32>>,
+    /// Variance along each component.
+    pub explained_variance: Vec<f64>,
+    /// Total variance of the data.
+    pub total_variance: f64,
+}
+
+impl Pca {
+    /// Fits `k` components to `n` rows of dimension `d` (row-major).
+    pub fn fit(x: &[f32], n: usize, d: usize, k: usize) -> Pca {
+        let mut mean = vec![0f64; d];
+        for r in x.chunks(d) {
+            for (m, v) in mean.iter_mut().zip(r) {
+                *m += *v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+        let mut cov = vec![0f64; d * d];
+        let mut c = vec![0f64; d];
+        for r in x.chunks(d) {
+            for j in 0..d {
+                c[j] = r[j] as f64 - mean[j];
+            }
+            for i in 0..d {
+                let ci = c[i];
+                for j in i..d {
+                    cov[i * d + j] += ci * c[j];
+                }
+            }
+        }
+        let denom = (n.max(2) - 1) as f64;
+        for i in 0..d {
+            for j in i..d {
+                let v = cov[i * d + j] / denom;
+                cov[i * d + j] = v;
+                cov[j * d + i] = v;
+            }
+        }
+        let total_variance: f64 = (0..d).map(|i| cov[i * d + i]).sum();
+        let mut components = Vec::new();
+        let mut explained = Vec::new();
+        for comp in 0..k.min(d) {
+            // Deterministic start that is not orthogonal to typical leading vectors.
+            let mut v: Vec<f64> = (0..d).map(|i| 1.0 + ((i + comp) % 7) as f64 * 0.1).collect();
+            let mut lambda = 0.0;
+            for _ in 0..500 {
+                let mut w = vec![0f64; d];
+                for i in 0..d {
+                    let row = &cov[i * d..(i + 1) * d];
+                    w[i] = row.iter().zip(&v).map(|(a, b)| a * b).sum();
+                }
+                let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
+                if norm < 1e-30 {
+                    break;
+                }
+                w.iter_mut().for_each(|a| *a /= norm);
+                let diff: f64 = w.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
+                v = w;
+                lambda = norm;
+                if diff < 1e-10 {
+                    break;
+                }
+            }
+            // Deflate.
+            for i in 0..d {
+                for j in 0..d {
+                    cov[i * d + j] -= lambda * v[i] * v[j];
+                }
+            }
+            // Sign convention: the largest coordinate is positive.
+            let big = v.iter().cloned().fold(0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+            if big < 0.0 {
+                v.iter_mut().for_each(|a| *a = -*a);
+            }
+            components.push(v.iter().map(|&a| a as f32).collect());
+            explained.push(lambda);
+        }
+        Pca {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            components,
+            explained_variance: explained,
+            total_variance,
+        }
+    }
+
+    /// Fraction of the total variance each component explains.
+    pub fn explained_ratio(&self) -> Vec<f64> {
+        self.explained_variance
+            .iter()
+            .map(|v| if self.total_variance > 0.0 { v / self.total_variance } else { 0.0 })
+            .collect()
+    }
+
+    /// Projects rows of dimension `d` onto the components: `[n, k]` row-major.
+    pub fn transform(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.mean.len();
+        let mut out = Vec::with_capacity(x.len() / d.max(1) * self.components.len());
+        for r in x.chunks(d) {
+            for c in &self.components {
+                out.push(r.iter().zip(&self.mean).zip(c).map(|((v, m), w)| (v - m) * w).sum());
+            }
+        }
+        out
+    }
+}
+
+/// Reduces rows to 2-D: the rows themselves when `d <= 2`, else PCA.
+pub fn to_2d(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    match d {
+        2 => x.to_vec(),
+        1 => x.iter().flat_map(|&v| [v, 0.0]).collect(),
+        _ => Pca::fit(x, n, d, 2).transform(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_main_axis() {
+        // points along (1, 1, 0) with small noise on z
+        let mut x = Vec::new();
+        for i in 0..50 {
+            let t = i as f32 - 25.0;
+            x.extend([t, t, if i % 2 == 0 { 0.1 } else { -0.1 }]);
+        }
+        let p = Pca::fit(&x, 50, 3, 2);
+        let c = &p.components[0];
+        let s = 1.0 / 2f32.sqrt();
+        assert!((c[0] - s).abs() < 1e-4 && (c[1] - s).abs() < 1e-4 && c[2].abs() < 1e-4, "{c:?}");
+        assert!(p.explained_ratio()[0] > 0.99);
+        let y = p.transform(&x);
+        assert_eq!(y.len(), 100);
+    }
+}

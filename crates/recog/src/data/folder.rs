@@ -1,0 +1,124 @@
+//! Labelled image folders: `root/<class>/<image>.{png,jpg,jpeg}`.
+
+use std::path::Path;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+fn is_image(p: &Path) -> bool {
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref(),
+        Some("png" | "jpg" | "jpeg")
+    )
+}
+
+/// Loads an image as grayscale, resized to `height` x `width`, light-on-dark like MNIST
+/// (images whose border is lighter than their centre are inverted).
+pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
+    let img = image::open(path).map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    let g = img.to_luma8();
+    if g.width() == 0 || g.height() == 0 {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "empty image".into(),
+        });
+    }
+    let g = image::imageops::resize(
+        &g,
+        width as u32,
+        height as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut px = g.into_raw();
+    // The border mean tells the background: MNIST digits are white on black.
+    let (w, h) = (width, height);
+    let mut border = 0u64;
+    let mut count = 0u64;
+    for y in 0..h {
+        for x in 0..w {
+            if y == 0 || x == 0 || y + 1 == h || x + 1 == w {
+                border += px[y * w + x] as u64;
+                count += 1;
+            }
+        }
+    }
+    if count > 0 && border / count > 127 {
+        px.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    Ok(px)
+}
+
+/// Reads every image under `root/<class>/`, classes sorted by name.
+pub fn read_image_folder(root: &Path, height: usize, width: usize) -> Result<Dataset> {
+    let rd = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    let mut classes: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(|s| s.to_string()))
+        .collect();
+    classes.sort();
+    if classes.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: no class sub-folders (expected {}/<class>/<image>.png)",
+            root.display(),
+            root.display()
+        )));
+    }
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for (ci, c) in classes.iter().enumerate() {
+        let dir = root.join(c);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| is_image(p))
+            .collect();
+        files.sort();
+        for f in files {
+            pixels.extend(load_gray(&f, height, width)?);
+            labels.push(ci as u32);
+        }
+    }
+    if labels.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: no PNG or JPEG images in the class folders",
+            root.display()
+        )));
+    }
+    Dataset::new(pixels, labels, height, width, classes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_classes_and_inverts_dark_on_light() {
+        let dir = tempfile::tempdir().unwrap();
+        for (c, v) in [("a", 0u8), ("b", 255u8)] {
+            std::fs::create_dir(dir.path().join(c)).unwrap();
+            let mut img = image::GrayImage::from_pixel(10, 10, image::Luma([255 - v]));
+            img.put_pixel(5, 5, image::Luma([v]));
+            img.save(dir.path().join(c).join("x.png")).unwrap();
+        }
+        let d = read_image_folder(dir.path(), 28, 28).unwrap();
+        assert_eq!(d.classes, vec!["a", "b"]);
+        assert_eq!(d.len(), 2);
+        // class a: white background, black dot -> inverted to black background
+        assert!(d.image(0)[0] < 10);
+        assert!(d.image(1)[0] < 10);
+    }
+
+    #[test]
+    fn empty_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_image_folder(dir.path(), 28, 28).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Data sets: IDX files, labelled image folders, samplers.
+
+pub mod folder;
+pub mod idx;
+pub mod sampler;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::home::{self, Home};
+use crate::progress::Progress;
+
+/// A labelled set of equally sized grayscale images, whatever its source.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Pixels, image after image, row-major, 0 = background.
+    pub pixels: Vec<u8>,
+    /// One class index per image.
+    pub labels: Vec<u32>,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Class names, indexed by label.
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    /// Builds a data set, checking that the sizes agree.
+    pub fn new(
+        pixels: Vec<u8>,
+        labels: Vec<u32>,
+        height: usize,
+        width: usize,
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        if pixels.len() != labels.len() * height * width {
+            return Err(Error::Shape {
+                name: "dataset pixels".into(),
+                expected: vec![labels.len(), height, width],
+                got: vec![pixels.len()],
+            });
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "label {bad} has no class name ({} classes)",
+                classes.len()
+            )));
+        }
+        Ok(Self {
+            pixels,
+            labels,
+            height,
+            width,
+            classes,
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there is no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let s = self.height * self.width;
+        &self.pixels[i * s..(i + 1) * s]
+    }
+
+    /// Images `idx` scaled to [0, 1], flattened as `[idx.len(), height * width]`.
+    pub fn batch_f32(&self, idx: &[usize]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(idx.len() * self.height * self.width);
+        for &i in idx {
+            out.extend(self.image(i).iter().map(|&p| p as f32 / 255.0));
+        }
+        out
+    }
+
+    /// The first `n` images (or all), keeping class names.
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        let s = self.height * self.width;
+        Dataset {
+            pixels: self.pixels[..n * s].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            height: self.height,
+            width: self.width,
+            classes: self.classes.clone(),
+        }
+    }
+
+    /// Indices of the images of each class.
+    pub fn by_class(&self) -> Vec<Vec<usize>> {
+        let mut v = vec![Vec::new(); self.classes.len()];
+        for (i, &l) in self.labels.iter().enumerate() {
+            v[l as usize].push(i);
+        }
+        v
+    }
+}
+
+/// The IDX data sets recog knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownSet {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Zalando's Fashion-MNIST.
+    FashionMnist,
+}
+
+/// A split of a data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The training split (60,000 images for MNIST).
+    Train,
+    /// The test split (10,000 images for MNIST).
+    Test,
+}
+
+impl KnownSet {
+    /// The folder name under `data/`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            KnownSet::Mnist => "mnist",
+            KnownSet::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// Class names.
+    pub fn classes(self) -> Vec<String> {
+        match self {
+            KnownSet::Mnist => (0..10).map(|d| d.to_string()).collect(),
+            KnownSet::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+
+    /// Download description (file names, mirrors, payload hashes).
+    pub fn spec(self) -> home::DatasetSpec {
+        home::builtin_spec(self)
+    }
+}
+
+/// Where a training or evaluation set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A named IDX set inside recog's home (downloaded when missing).
+    Known(KnownSet),
+    /// A folder holding `train-images-idx3-ubyte[.gz]` and friends.
+    IdxDir(std::path::PathBuf, idx::PixelOrder),
+    /// A folder with one sub-folder of images per class; the split is ignored.
+    ImageFolder(std::path::PathBuf),
+}
+
+fn find_file(dir: &Path, stem: &str) -> Option<std::path::PathBuf> {
+    [format!("{stem}.gz"), stem.to_string()]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+}
+
+/// Reads the split of an IDX folder laid out as MNIST.
+pub fn read_idx_dir(dir: &Path, split: Split, order: idx::PixelOrder) -> Result<Dataset> {
+    let prefix = match split {
+        Split::Train => "train",
+        Split::Test => "t10k",
+    };
+    let im_stem = format!("{prefix}-images-idx3-ubyte");
+    let lb_stem = format!("{prefix}-labels-idx1-ubyte");
+    let missing = |stem: &str| Error::io(dir.join(stem), std::io::ErrorKind::NotFound.into());
+    let im = find_file(dir, &im_stem).ok_or_else(|| missing(&im_stem))?;
+    let lb = find_file(dir, &lb_stem).ok_or_else(|| missing(&lb_stem))?;
+    idx::read_idx_pair(&im, &lb, order)
+}
+
+/// Loads a split of a source, downloading a known set into `home` when it is missing.
+pub fn load(source: &Source, split: Split, home: &Home, progress: &dyn Progress) -> Result<Dataset> {
+    match source {
+        Source::Known(set) => {
+            let dir = home.ensure_dataset(&set.spec(), progress)?;
+            let mut d = read_idx_dir(&dir, split, idx::PixelOrder::RowMajor)?;
+            d.classes = set.classes();
+            Ok(d)
+        }
+        Source::IdxDir(dir, order) => read_idx_dir(dir, split, *order),
+        Source::ImageFolder(dir) => folder::read_image_folder(dir, 28, 28),
+    }
+}

@@ -1,0 +1,320 @@
+//! recog's home folder (`$RECOG_HOME`, else the user's cache folder) and data downloads.
+//!
+//! The layout matches the project's shared data folder: `data/<set>/...`, `models/<model>/...`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::data::KnownSet;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// recog's home folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    /// The root folder, holding `data/` and `models/`.
+    pub root: PathBuf,
+}
+
+impl Home {
+    /// A home at an explicit folder.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `$RECOG_HOME`, else `$XDG_CACHE_HOME/recog`, else `~/.cache/recog`.
+    pub fn from_env() -> Self {
+        if let Some(h) = std::env::var_os("RECOG_HOME").filter(|h| !h.is_empty()) {
+            return Self::new(h);
+        }
+        if let Some(c) = std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()) {
+            return Self::new(PathBuf::from(c).join("recog"));
+        }
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        Self::new(home.join(".cache").join("recog"))
+    }
+
+    /// `data/<name>`.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.root.join("data").join(name)
+    }
+
+    /// `models/<name>`.
+    pub fn model_dir(&self, name: &str) -> PathBuf {
+        self.root.join("models").join(name)
+    }
+
+    /// Returns the data set's folder, downloading any missing file first.
+    ///
+    /// A file counts as present when it exists plain or gzip-compressed. Downloads are checked
+    /// against the SHA-256 of their uncompressed payload, so re-compressed mirrors still match.
+    pub fn ensure_dataset(&self, spec: &DatasetSpec, progress: &dyn Progress) -> Result<PathBuf> {
+        let dir = self.data_dir(&spec.name);
+        let missing: Vec<&DataFile> = spec
+            .files
+            .iter()
+            .filter(|f| {
+                let plain = f.name.strip_suffix(".gz").unwrap_or(&f.name);
+                !dir.join(&f.name).exists() && !dir.join(plain).exists()
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(dir);
+        }
+        let fail = |problem: String| Error::Download {
+            dataset: spec.name.clone(),
+            files: missing
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir: dir.clone(),
+            problem,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create folder: {e}")))?;
+        for f in &missing {
+            let mut last = String::from("no mirror configured");
+            let mut ok = false;
+            for base in &spec.mirrors {
+                let url = format!("{}/{}", base.trim_end_matches('/'), f.name);
+                match download_checked(&url, &dir.join(&f.name), &f.sha256, progress) {
+                    Ok(()) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) => last = format!("{url}: {e}"),
+                }
+            }
+            if !ok {
+                return Err(fail(last));
+            }
+        }
+        Ok(dir)
+    }
+}
+
+/// One file of a data set.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// File name, as stored in the data folder and on the mirrors.
+    pub name: String,
+    /// SHA-256 (hex) of the uncompressed payload.
+    pub sha256: String,
+}
+
+/// What to download for a data set and from where.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    /// Folder name under `data/`.
+    pub name: String,
+    /// Base URLs tried in order.
+    pub mirrors: Vec<String>,
+    /// The files.
+    pub files: Vec<DataFile>,
+}
+
+/// The download description of a data set recog knows.
+pub fn builtin_spec(set: KnownSet) -> DatasetSpec {
+    let (mirrors, hashes): (Vec<&str>, [&str; 4]) = match set {
+        KnownSet::Mnist => (
+            vec![
+                "https://ossci-datasets.s3.amazonaws.com/mnist",
+                "https://storage.googleapis.com/cvdf-datasets/mnist",
+            ],
+            [
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            ],
+        ),
+        KnownSet::FashionMnist => (
+            vec!["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"],
+            [
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            ],
+        ),
+    };
+    let names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ];
+    let mut mirrors: Vec<String> = mirrors.into_iter().map(String::from).collect();
+    // A user-provided mirror (an internal cache, say) comes first.
+    if let Ok(m) = std::env::var("RECOG_DATA_MIRROR") {
+        mirrors.insert(0, format!("{}/{}", m.trim_end_matches('/'), set.dir_name()));
+    }
+    DatasetSpec {
+        name: set.dir_name().to_string(),
+        mirrors,
+        files: names
+            .iter()
+            .zip(hashes)
+            .map(|(n, h)| DataFile {
+                name: n.to_string(),
+                sha256: h.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn download_checked(
+    url: &str,
+    dest: &Path,
+    sha256: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    let total = resp.body().content_length().unwrap_or(0);
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("download");
+    progress.start(&format!("download {name}"), total);
+    let mut reader = resp.body_mut().as_reader();
+    let tmp = dest.with_extension("part");
+    let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = Vec::new();
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        bytes.extend_from_slice(&buf[..n]);
+        progress.inc(n as u64);
+    }
+    progress.finish();
+    drop(out);
+    let payload = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut v = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut v)
+            .map_err(|e| format!("corrupt gzip: {e}"))?;
+        v
+    } else {
+        bytes
+    };
+    let got = hex(&Sha256::digest(&payload));
+    if got != sha256 {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("SHA-256 mismatch: expected {sha256}, got {got}"));
+    }
+    std::fs::rename(&tmp, dest).map_err(|e| e.to_string())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+    use std::net::TcpListener;
+
+    /// Serves `files` (name -> bytes) over HTTP/1.1 on 127.0.0.1; 404 for anything else.
+    fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut req = [0u8; 4096];
+                let n = s.read(&mut req).unwrap_or(0);
+                let line = String::from_utf8_lossy(&req[..n]);
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = files
+                    .iter()
+                    .find(|(name, _)| path.ends_with(&format!("/{name}")))
+                    .map(|(_, b)| b.clone());
+                let resp = match body {
+                    Some(b) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            b.len()
+                        )
+                        .into_bytes();
+                        r.extend(b);
+                        r
+                    }
+                    None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_vec(),
+                };
+                let _ = s.write_all(&resp);
+            }
+        });
+        format!("http://{addr}/sets")
+    }
+
+    fn gz(b: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn downloads_and_checks_hash() {
+        let payload = crate::data::idx::encode_idx(&[3], &[1, 2, 3]);
+        let url = serve(vec![("a.gz".into(), gz(&payload))]);
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let spec = DatasetSpec {
+            name: "toy".into(),
+            mirrors: vec!["http://127.0.0.1:1/unreachable".into(), url.clone()],
+            files: vec![DataFile {
+                name: "a.gz".into(),
+                sha256: hex(&Sha256::digest(&payload)),
+            }],
+        };
+        let d = home.ensure_dataset(&spec, &NoProgress).unwrap();
+        let arr = crate::data::idx::read_idx(&d.join("a.gz")).unwrap();
+        assert_eq!(arr.data, vec![1, 2, 3]);
+
+        // A wrong hash is refused and the error names the file and folder.
+        let spec2 = DatasetSpec {
+            name: "toy2".into(),
+            mirrors: vec![url],
+            files: vec![DataFile {
+                name: "a.gz".into(),
+                sha256: "00".repeat(32),
+            }],
+        };
+        let e = home.ensure_dataset(&spec2, &NoProgress).unwrap_err().to_string();
+        assert!(e.contains("a.gz") && e.contains("SHA-256 mismatch"), "{e}");
+        assert!(e.contains("toy2"), "{e}");
+        assert!(!home.data_dir("toy2").join("a.gz").exists());
+    }
+
+    #[test]
+    fn missing_file_on_server_names_files() {
+        let url = serve(vec![]);
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DatasetSpec {
+            name: "toy".into(),
+            mirrors: vec![url],
+            files: vec![DataFile {
+                name: "b.gz".into(),
+                sha256: "00".repeat(32),
+            }],
+        };
+        let e = Home::new(dir.path())
+            .ensure_dataset(&spec, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("b.gz") && e.contains("put"), "{e}");
+    }
+}

@@ -1,0 +1,39 @@
+//! # recog
+//!
+//! Image recognition by metric learning: a conv-net trained with triplet loss embeds images so
+//! that distances mean similarity; recognition, retrieval and clustering work on those
+//! embeddings.
+//!
+//! The crate does all the work; the `recog` binary is a thin front end over it.
+//!
+//! - [`data`]: IDX files (MNIST, Fashion-MNIST, EMNIST), image folders, batch samplers.
+//! - [`nn`]: models, one per file.
+//! - [`metric`]: distances, triplet losses and miners.
+//! - [`train`]: the training loop with checkpoints and metrics.
+//! - [`eval`]: retrieval metrics (k-NN accuracy, Precision@1, MAP@R).
+//! - [`cluster`]: PCA.
+//! - [`plot`]: loss curves and embedding plots (PNG and SVG).
+
+pub mod cluster;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod home;
+pub mod metric;
+pub mod nn;
+pub mod plot;
+pub mod progress;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use home::Home;
+pub use progress::{NoProgress, Progress};
+
+/// Re-exported so that front ends pick devices without depending on burn themselves.
+pub use burn::tensor::Device;
+
+/// The compute device: the first GPU backend compiled in (`cuda`, `wgpu`), else the CPU
+/// (`flex`). `BURN_DEVICE` overrides the choice, as in burn.
+pub fn default_device() -> Device {
+    Device::default()
+}

@@ -1,0 +1,120 @@
+//! The notebook's embedding network for 28x28 digits.
+//!
+//! The architecture is Keras' `mnist_cnn` example trunk, used as a triplet-loss embedding
+//! (Schroff et al., "FaceNet: A Unified Embedding for Face Recognition and Clustering", 2015;
+//! Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification", 2017):
+//! Conv 32 3x3 relu, Conv 64 3x3 relu, MaxPool 2, Dropout 0.25, Dense 128 relu, Dropout 0.5,
+//! Dense D, optionally L2-normalised.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Configuration of [`EmbeddingNet`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingNetConfig {
+    /// Input side in pixels (square, one channel).
+    pub input_size: usize,
+    /// Embedding dimension D.
+    pub dim: usize,
+    /// L2-normalise the output onto the unit sphere.
+    pub normalize: bool,
+    /// Dropout after the pooling layer.
+    pub dropout_conv: f64,
+    /// Dropout after the dense hidden layer.
+    pub dropout_dense: f64,
+}
+
+impl EmbeddingNetConfig {
+    /// The notebook's setting: D = 2, no normalisation.
+    pub fn notebook() -> Self {
+        Self {
+            input_size: 28,
+            dim: 2,
+            normalize: false,
+            dropout_conv: 0.25,
+            dropout_dense: 0.5,
+        }
+    }
+
+    /// A 64-d, L2-normalised embedding for retrieval.
+    pub fn retrieval64() -> Self {
+        Self {
+            dim: 64,
+            normalize: true,
+            ..Self::notebook()
+        }
+    }
+
+    /// Flattened size after the convolutions and pooling.
+    pub fn flat_features(&self) -> usize {
+        let s = (self.input_size.saturating_sub(4)) / 2;
+        64 * s * s
+    }
+
+    /// Builds the network with fresh weights.
+    pub fn init(&self, device: &Device) -> EmbeddingNet {
+        EmbeddingNet {
+            conv1: Conv2dConfig::new([1, 32], [3, 3]).init(device),
+            conv2: Conv2dConfig::new([32, 64], [3, 3]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            drop1: DropoutConfig::new(self.dropout_conv).init(),
+            fc1: LinearConfig::new(self.flat_features(), 128).init(device),
+            drop2: DropoutConfig::new(self.dropout_dense).init(),
+            fc2: LinearConfig::new(128, self.dim).init(device),
+            relu: Relu::new(),
+            normalize: self.normalize,
+        }
+    }
+}
+
+/// The embedding network. Parameter names follow the notebook's layers.
+#[derive(Module, Debug)]
+pub struct EmbeddingNet {
+    /// First convolution, 1 -> 32 channels.
+    pub conv1: Conv2d,
+    /// Second convolution, 32 -> 64 channels.
+    pub conv2: Conv2d,
+    /// 2x2 max pooling.
+    pub pool: MaxPool2d,
+    /// Dropout 0.25.
+    pub drop1: Dropout,
+    /// Dense 128.
+    pub fc1: Linear,
+    /// Dropout 0.5.
+    pub drop2: Dropout,
+    /// Dense D.
+    pub fc2: Linear,
+    /// ReLU.
+    pub relu: Relu,
+    /// L2-normalise the output.
+    pub normalize: bool,
+}
+
+impl EmbeddingNet {
+    /// Embeds a batch.
+    ///
+    /// - input: `[batch, 1, 28, 28]`, pixels in [0, 1]
+    /// - output: `[batch, D]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.relu.forward(self.conv1.forward(x));
+        let x = self.relu.forward(self.conv2.forward(x));
+        let x = self.drop1.forward(self.pool.forward(x));
+        let x: Tensor<2> = x.flatten(1, 3);
+        let x = self.drop2.forward(self.relu.forward(self.fc1.forward(x)));
+        let x = self.fc2.forward(x);
+        if self.normalize {
+            l2_normalize(x)
+        } else {
+            x
+        }
+    }
+}
+
+/// Scales each row to unit length (rows of zeros stay finite).
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).add_scalar(1e-12).sqrt();
+    x / norm
+}

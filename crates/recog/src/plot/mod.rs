@@ -1,0 +1,306 @@
+//! Plots: loss curves, embedding scatters and the digit "sprite" map, as PNG or SVG (chosen by
+//! the file extension). Text uses the DejaVu Sans font compiled into the binary.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        // The bytes are static and valid; a failure would only lose text, not the plot.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// A qualitative palette (Tableau 10), by class index.
+pub fn class_color(i: usize) -> RGBColor {
+    const P: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = P[i % P.len()];
+    RGBColor(r, g, b)
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Plot {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
+}
+
+type DrawResult = std::result::Result<(), String>;
+
+fn prepare(path: &Path) -> Result<Option<String>> {
+    register_font();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    Ok(path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()))
+}
+
+/// Calls a generic drawing function on the backend the file extension asks for.
+macro_rules! render {
+    ($path:expr, $size:expr, $f:ident ( $($arg:expr),* )) => {{
+        let path: &Path = $path;
+        match prepare(path)?.as_deref() {
+            Some("svg") => $f(SVGBackend::new(path, $size).into_drawing_area() $(, $arg)*).map_err(|e| plot_err(path, e)),
+            Some("png") => $f(BitMapBackend::new(path, $size).into_drawing_area() $(, $arg)*).map_err(|e| plot_err(path, e)),
+            _ => Err(plot_err(path, "unknown plot format: use .png or .svg")),
+        }
+    }};
+}
+
+/// A named series of (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+}
+
+fn bounds(pts: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64, f64) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    let px = ((x1 - x0) * 0.05).max(1e-6);
+    let py = ((y1 - y0) * 0.05).max(1e-6);
+    (x0 - px, x1 + px, y0 - py, y1 + py)
+}
+
+/// Line chart of several series (the loss curve: train and validation loss per epoch).
+pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+    render!(path, (900, 600), draw_lines(title, x_label, y_label, series))
+}
+
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1, y0, y1) = bounds(series.iter().flat_map(|s| s.points.iter().copied()));
+    let y0 = y0.min(0.0);
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, s) in series.iter().enumerate() {
+            let c = class_color(i);
+            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+/// Scatter of 2-D points coloured by class, with a legend.
+pub fn scatter(path: &Path, title: &str, xy: &[f32], labels: &[u32], classes: &[String]) -> Result<()> {
+    render!(path, (900, 900), draw_scatter(title, xy, labels, classes))
+}
+
+fn draw_scatter<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, xy: &[f32], labels: &[u32], classes: &[String]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    let (x0, x1, y0, y1) = bounds(pts.iter().copied());
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().label_style(("sans-serif", 14)).draw().map_err(|e| e.to_string())?;
+        for (c, name) in classes.iter().enumerate() {
+            let color = class_color(c);
+            let cls: Vec<(f64, f64)> = pts
+                .iter()
+                .zip(labels)
+                .filter(|(_, &l)| l as usize == c)
+                .map(|(p, _)| *p)
+                .collect();
+            if cls.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(cls.into_iter().map(|p| Circle::new(p, 2, color.mix(0.6).filled())))
+                .map_err(|e| e.to_string())?
+                .label(name.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+/// The notebook's picture of the embedding: each image drawn at its 2-D position, tinted by
+/// class, on a black canvas of `size` pixels. PNG is rasterised directly; SVG embeds one small
+/// PNG per image.
+pub fn sprite(path: &Path, xy: &[f32], images: &[&[u8]], labels: &[u32], h: usize, w: usize, size: u32) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    let (x0, x1, y0, y1) = bounds(pts.iter().copied());
+    let span = (size as usize).saturating_sub(w.max(h)) as f64;
+    let place = |(x, y): (f64, f64)| -> (u32, u32) {
+        let px = ((x - x0) / (x1 - x0) * span) as u32;
+        let py = ((y1 - y) / (y1 - y0) * span) as u32; // y up
+        (px, py)
+    };
+    let tile = |i: usize| -> image::RgbaImage {
+        let c = class_color(labels.get(i).copied().unwrap_or(0) as usize);
+        image::RgbaImage::from_fn(w as u32, h as u32, |x, y| {
+            let v = images[i][y as usize * w + x as usize];
+            let a = v as u32;
+            image::Rgba([
+                (c.0 as u32 * a / 255 + (255 - a) * 0 / 255) as u8,
+                (c.1 as u32 * a / 255) as u8,
+                (c.2 as u32 * a / 255) as u8,
+                v,
+            ])
+        })
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => {
+            let mut canvas = image::RgbaImage::from_pixel(size, size, image::Rgba([0, 0, 0, 255]));
+            for (i, &p) in pts.iter().enumerate() {
+                let (px, py) = place(p);
+                let t = tile(i);
+                for (x, y, pix) in t.enumerate_pixels() {
+                    let (cx, cy) = (px + x, py + y);
+                    if cx < size && cy < size && pix.0[3] > 0 {
+                        let dst = canvas.get_pixel_mut(cx, cy);
+                        for k in 0..3 {
+                            dst.0[k] = dst.0[k].max(pix.0[k]);
+                        }
+                    }
+                }
+            }
+            canvas.save(path).map_err(|e| plot_err(path, e))
+        }
+        Some("svg") => {
+            use std::fmt::Write as _;
+            let mut s = format!(
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\">\n<rect width=\"100%\" height=\"100%\" fill=\"black\"/>\n"
+            );
+            for (i, &p) in pts.iter().enumerate() {
+                let (px, py) = place(p);
+                let mut png = Vec::new();
+                tile(i)
+                    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                    .map_err(|e| plot_err(path, e))?;
+                let _ = writeln!(
+                    s,
+                    "<image x=\"{px}\" y=\"{py}\" width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{}\"/>",
+                    base64(&png)
+                );
+            }
+            s.push_str("</svg>\n");
+            std::fs::write(path, s).map_err(|e| Error::io(path, e))
+        }
+        _ => Err(plot_err(path, "unknown plot format: use .png or .svg")),
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        s.push(T[(n >> 18) as usize & 63] as char);
+        s.push(T[(n >> 12) as usize & 63] as char);
+        s.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        s.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_golden() {
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+    }
+
+    #[test]
+    fn plots_write_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = vec![Series { label: "train".into(), points: vec![(1.0, 0.5), (2.0, 0.3)] }];
+        for ext in ["png", "svg"] {
+            let p = dir.path().join(format!("loss.{ext}"));
+            line_chart(&p, "loss", "epoch", "loss", &s).unwrap();
+            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
+            let p = dir.path().join(format!("scatter.{ext}"));
+            scatter(&p, "emb", &[0.0, 0.0, 1.0, 1.0], &[0, 1], &["a".into(), "b".into()]).unwrap();
+            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
+            let img = vec![255u8; 4];
+            let p = dir.path().join(format!("sprite.{ext}"));
+            sprite(&p, &[0.0, 0.0, 1.0, 1.0], &[&img, &img], &[0, 1], 2, 2, 64).unwrap();
+            assert!(p.exists());
+        }
+        assert!(line_chart(&dir.path().join("x.gif"), "", "", "", &s).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Timing of training steps, for `recog bench train`.
+
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::data::Dataset;
+use crate::train::{adam, batch_loss, sample_batch, TrainConfig};
+
+/// Step timings.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTimes {
+    /// Images per step.
+    pub images_per_step: usize,
+    /// Each timed step, milliseconds.
+    pub step_ms: Vec<f64>,
+    /// Median step time, milliseconds.
+    pub median_ms: f64,
+    /// Mean step time, milliseconds.
+    pub mean_ms: f64,
+    /// Images per second at the median step time.
+    pub images_per_s: f64,
+    /// Peak resident memory of the process (kB), where the OS tells it.
+    pub peak_rss_kb: Option<u64>,
+}
+
+/// A synthetic MNIST-shaped data set (random strokes), so that timing needs no download.
+pub fn synthetic_digits(n: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut px = vec![0u8; n * 784];
+    for img in px.chunks_mut(784) {
+        for _ in 0..120 {
+            let i = rng.random_range(0..784);
+            img[i] = rng.random_range(128..=255);
+        }
+    }
+    let labels = (0..n).map(|i| (i % 10) as u32).collect();
+    Dataset::new(px, labels, 28, 28, (0..10).map(|d| d.to_string()).collect())
+        .unwrap_or_else(|_| unreachable!("sizes are consistent by construction"))
+}
+
+/// Runs `warmup + steps` full training steps (forward, mining, loss, backward, Adam) and
+/// times the last `steps`.
+pub fn time_train_steps(cfg: &TrainConfig, steps: usize, warmup: usize, device: &Device) -> StepTimes {
+    let data = synthetic_digits(3000, cfg.seed);
+    let by_class = data.by_class();
+    let ad = device.clone().autodiff();
+    ad.seed(cfg.seed);
+    let mut net = cfg.net.init(&ad);
+    let mut optim = adam();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut times = Vec::new();
+    for s in 0..warmup + steps {
+        let t0 = Instant::now();
+        let idx = sample_batch(cfg, &by_class, &mut rng);
+        let (out, _) = batch_loss(&net, cfg, &data, &idx, &mut rng, cfg.augment_shift, &ad);
+        let _ = out.loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+        net = optim.step(cfg.lr, net, grads);
+        // Force the update to finish before the clock stops.
+        let _ = net.fc2.bias.as_ref().map(|b| b.val().into_data());
+        if s >= warmup {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    let images = cfg.sampling.batch_images();
+    StepTimes {
+        images_per_step: images,
+        step_ms: times,
+        median_ms: median,
+        mean_ms: mean,
+        images_per_s: images as f64 / (median / 1e3),
+        peak_rss_kb: peak_rss_kb(),
+    }
+}
+
+/// Peak resident set size from `/proc/self/status` (Linux).
+pub fn peak_rss_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
