@@ -68,7 +68,11 @@ impl DataArg {
                     .filter_map(|e| e.ok())
                     .any(|e| e.file_name().to_string_lossy().contains("-idx"));
                 if has_idx {
-                    let order = if self.transposed { PixelOrder::Transposed } else { PixelOrder::RowMajor };
+                    let order = if self.transposed {
+                        PixelOrder::Transposed
+                    } else {
+                        PixelOrder::RowMajor
+                    };
                     Source::IdxDir(path, order)
                 } else {
                     Source::ImageFolder(path)
@@ -119,7 +123,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
     /// Triplet source.
-    #[arg(long, value_enum, default_value_t = MinerArg::BatchHard)]
+    #[arg(long, value_enum, default_value_t = MinerArg::SemiHard)]
     pub miner: MinerArg,
     /// Use the notebook's whole recipe (D = 2 unless --dim is given, random triplets,
     /// squared distance, margin 1, constant learning rate, no augmentation).
@@ -167,6 +171,9 @@ pub struct TrainArgs {
     /// Continue from the last epoch saved in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Stop after this epoch; `--resume` later continues the same run exactly.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
     /// Print the per-epoch metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -289,7 +296,10 @@ pub struct BenchTrainArgs {
     #[arg(long, default_value_t = 313.0)]
     pub reference_ms: f64,
     /// Name of the reference.
-    #[arg(long, default_value = "PyTorch 2.13 CPU, 2 threads (shared/bench/torch_anchor.py)")]
+    #[arg(
+        long,
+        default_value = "PyTorch 2.13 CPU, 2 threads (shared/bench/torch_anchor.py)"
+    )]
     pub reference_name: String,
     /// Print JSON.
     #[arg(long)]
@@ -344,6 +354,7 @@ pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
         train_set = train_set.take(n);
     }
     let cfg = a.config();
+    cfg.validate()?;
     let device = recog::default_device();
     if !a.json {
         eprintln!(
@@ -356,8 +367,19 @@ pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
             a.out.display()
         );
     }
-    let summary = recog::train::train(&cfg, &train_set, &test_set, &a.out, a.resume, &device, &bars)
-        .with_context(|| format!("training into {}", a.out.display()))?;
+    let summary = recog::train::train(
+        &cfg,
+        &train_set,
+        &test_set,
+        &a.out,
+        recog::train::RunOptions {
+            resume: a.resume,
+            stop_after: a.stop_after,
+        },
+        &device,
+        &bars,
+    )
+    .with_context(|| format!("training into {}", a.out.display()))?;
     if a.json {
         print_json(&summary)?;
     } else {
@@ -401,9 +423,18 @@ pub fn eval(a: &EvalArgs) -> Result<recog::eval::RetrievalMetrics> {
     let q = recog::eval::embed(&net, &test_set, 500, &device, &bars);
     let m = recog::eval::retrieval_metrics(&r, &train_set.labels, &q, &test_set.labels, d, &bars);
     if a.json {
-        print_json(&EvalReport { model: a.model.clone(), dim: d, metrics: m.clone() })?;
+        print_json(&EvalReport {
+            model: a.model.clone(),
+            dim: d,
+            metrics: m.clone(),
+        })?;
     } else {
-        println!("model {} (D={d}); {} test queries against {} training references", a.model.display(), m.queries, m.references);
+        println!(
+            "model {} (D={d}); {} test queries against {} training references",
+            a.model.display(),
+            m.queries,
+            m.references
+        );
         println!("1-NN accuracy   {:.2}%", 100.0 * m.knn1_accuracy);
         println!("5-NN accuracy   {:.2}%", 100.0 * m.knn5_accuracy);
         println!("Precision@1     {:.2}%", 100.0 * m.precision_at_1);
@@ -427,11 +458,23 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut files = Vec::new();
     let metrics = ck.read_metrics()?;
-    let train_pts: Vec<(f64, f64)> = metrics.iter().map(|m| (m.epoch as f64, m.train_loss)).collect();
-    let val_pts: Vec<(f64, f64)> = metrics.iter().map(|m| (m.epoch as f64, m.val_loss)).collect();
+    let train_pts: Vec<(f64, f64)> = metrics
+        .iter()
+        .map(|m| (m.epoch as f64, m.train_loss))
+        .collect();
+    let val_pts: Vec<(f64, f64)> = metrics
+        .iter()
+        .map(|m| (m.epoch as f64, m.val_loss))
+        .collect();
     let series = vec![
-        recog::plot::Series { label: "train".into(), points: train_pts },
-        recog::plot::Series { label: "validation".into(), points: val_pts },
+        recog::plot::Series {
+            label: "train".into(),
+            points: train_pts,
+        },
+        recog::plot::Series {
+            label: "validation".into(),
+            points: val_pts,
+        },
     ];
     for ext in ["png", "svg"] {
         let p = out.join(format!("loss.{ext}"));
@@ -451,13 +494,23 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
         (recog::cluster::pca::to_2d(&emb, n, d), None)
     };
     let title = match &explained {
-        Some(r) => format!("Embedding (D={d}, PCA {:.0}% + {:.0}% of variance)", 100.0 * r[0], 100.0 * r.get(1).copied().unwrap_or(0.0)),
+        Some(r) => format!(
+            "Embedding (D={d}, PCA {:.0}% + {:.0}% of variance)",
+            100.0 * r[0],
+            100.0 * r.get(1).copied().unwrap_or(0.0)
+        ),
         None => format!("Embedding (D={d})"),
     };
     let np = a.points.min(n);
     for ext in ["png", "svg"] {
         let p = out.join(format!("embedding.{ext}"));
-        recog::plot::scatter(&p, &title, &xy[..2 * np], &subset.labels[..np], &subset.classes)?;
+        recog::plot::scatter(
+            &p,
+            &title,
+            &xy[..2 * np],
+            &subset.labels[..np],
+            &subset.classes,
+        )?;
         files.push(p);
     }
     let ns = a.sprites.min(n);
@@ -467,7 +520,10 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
         recog::plot::sprite(&p, &xy[..2 * ns], &imgs, &subset.labels[..ns], 28, 28, 1600)?;
         files.push(p);
     }
-    let r = PlotFiles { files, pca_explained: explained };
+    let r = PlotFiles {
+        files,
+        pca_explained: explained,
+    };
     if a.json {
         print_json(&r)?;
     } else {
@@ -495,7 +551,13 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
     let device = recog::default_device();
     let mut rows = Vec::new();
     let configs = [
-        ("notebook: 100 random triplets, squared distance", TrainConfig { augment_shift: 0, ..TrainConfig::notebook() }),
+        (
+            "notebook: 100 random triplets, squared distance",
+            TrainConfig {
+                augment_shift: 0,
+                ..TrainConfig::notebook()
+            },
+        ),
         ("batch-hard: 10 x 30 images, D=64", TrainConfig::for_dim(64)),
     ];
     for (name, cfg) in configs {
@@ -518,8 +580,15 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
     if a.json {
         return print_json(&rows);
     }
-    println!("device {:?}, {} threads", device, std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("{:<50} {:>8} {:>8} {:>8} {:>9} {:>10}", "config", "median", "mean", "img/s", "peak MB", "vs ref");
+    println!(
+        "device {:?}, {} threads",
+        device,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<50} {:>8} {:>8} {:>8} {:>9} {:>10}",
+        "config", "median", "mean", "img/s", "peak MB", "vs ref"
+    );
     for r in &rows {
         println!(
             "{:<50} {:>6.0}ms {:>6.0}ms {:>8.0} {:>9.0} {:>9.2}x",
@@ -531,7 +600,10 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
             r.ratio_to_reference
         );
     }
-    println!("reference: {} = {:.0} ms/step (ratio = recog / reference; < 1 is faster)", a.reference_name, a.reference_ms);
+    println!(
+        "reference: {} = {:.0} ms/step (ratio = recog / reference; < 1 is faster)",
+        a.reference_name, a.reference_ms
+    );
     Ok(())
 }
 
@@ -569,7 +641,8 @@ struct DemoRun {
 fn demo(a: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut runs = Vec::new();
-    let plan: Vec<(&str, usize, bool)> = vec![("notebook-d2", 2, true), ("retrieval-d64", 64, false)];
+    let plan: Vec<(&str, usize, bool)> =
+        vec![("notebook-d2", 2, true), ("retrieval-d64", 64, false)];
     for (name, dim, notebook) in plan {
         let out = a.out.join(name);
         let Command::Train(mut t) = Cli::parse_from(["recog", "train"]).command else {

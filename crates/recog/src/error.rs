@@ -43,7 +43,9 @@ pub enum Error {
         problem: String,
     },
     /// A data set is missing and could not be downloaded.
-    #[error("{dataset} is missing and could not be downloaded ({problem}); put {files} into {dir}")]
+    #[error(
+        "{dataset} is missing and could not be downloaded ({problem}); put {files} into {dir}"
+    )]
     Download {
         /// The data set name.
         dataset: String,

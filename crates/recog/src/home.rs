@@ -147,9 +147,9 @@ pub fn builtin_spec(set: KnownSet) -> DatasetSpec {
         "t10k-labels-idx1-ubyte.gz",
     ];
     let mut mirrors: Vec<String> = mirrors.into_iter().map(String::from).collect();
-    // A user-provided mirror (an internal cache, say) comes first.
+    // A user-provided mirror (an internal cache, an offline test) replaces the public ones.
     if let Ok(m) = std::env::var("RECOG_DATA_MIRROR") {
-        mirrors.insert(0, format!("{}/{}", m.trim_end_matches('/'), set.dir_name()));
+        mirrors = vec![format!("{}/{}", m.trim_end_matches('/'), set.dir_name())];
     }
     DatasetSpec {
         name: set.dir_name().to_string(),
@@ -172,6 +172,7 @@ fn download_checked(
     progress: &dyn Progress,
 ) -> std::result::Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(20)))
         .timeout_global(Some(std::time::Duration::from_secs(600)))
         .build()
         .into();
@@ -251,8 +252,10 @@ mod tests {
                         r.extend(b);
                         r
                     }
-                    None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_vec(),
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
                 };
                 let _ = s.write_all(&resp);
             }
@@ -293,7 +296,10 @@ mod tests {
                 sha256: "00".repeat(32),
             }],
         };
-        let e = home.ensure_dataset(&spec2, &NoProgress).unwrap_err().to_string();
+        let e = home
+            .ensure_dataset(&spec2, &NoProgress)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a.gz") && e.contains("SHA-256 mismatch"), "{e}");
         assert!(e.contains("toy2"), "{e}");
         assert!(!home.data_dir("toy2").join("a.gz").exists());

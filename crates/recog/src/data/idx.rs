@@ -213,7 +213,10 @@ mod tests {
     fn errors_name_the_problem() {
         let p = Path::new("x.idx");
         let e = parse_idx(p, &[1, 2, 3, 4, 0, 0]).unwrap_err().to_string();
-        assert!(e.contains("wrong magic number") && e.contains("x.idx"), "{e}");
+        assert!(
+            e.contains("wrong magic number") && e.contains("x.idx"),
+            "{e}"
+        );
         let raw = encode_idx(&[2, 3, 4], &[0; 20]);
         let e = parse_idx(p, &raw).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");

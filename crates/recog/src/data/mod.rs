@@ -192,7 +192,12 @@ pub fn read_idx_dir(dir: &Path, split: Split, order: idx::PixelOrder) -> Result<
 }
 
 /// Loads a split of a source, downloading a known set into `home` when it is missing.
-pub fn load(source: &Source, split: Split, home: &Home, progress: &dyn Progress) -> Result<Dataset> {
+pub fn load(
+    source: &Source,
+    split: Split,
+    home: &Home,
+    progress: &dyn Progress,
+) -> Result<Dataset> {
     match source {
         Source::Known(set) => {
             let dir = home.ensure_dataset(&set.spec(), progress)?;

@@ -11,7 +11,13 @@ use crate::progress::Progress;
 
 /// Embeds every image of `data` in batches of `batch`, without dropout or gradients.
 /// Returns `[n, D]` row-major.
-pub fn embed(net: &EmbeddingNet, data: &Dataset, batch: usize, device: &Device, progress: &dyn Progress) -> Vec<f32> {
+pub fn embed(
+    net: &EmbeddingNet,
+    data: &Dataset,
+    batch: usize,
+    device: &Device,
+    progress: &dyn Progress,
+) -> Vec<f32> {
     let net = net.valid();
     let mut out = Vec::new();
     let n = data.len();
@@ -20,7 +26,11 @@ pub fn embed(net: &EmbeddingNet, data: &Dataset, batch: usize, device: &Device, 
     for start in (0..n).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
         let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);
-        let e: Vec<f32> = net.forward(x).into_data().try_to_vec::<f32>().unwrap_or_default();
+        let e: Vec<f32> = net
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         out.extend(e);
         progress.inc(idx.len() as u64);
     }
@@ -59,12 +69,19 @@ pub fn retrieval_metrics(
 ) -> RetrievalMetrics {
     let nr = ref_labels.len();
     let nq = query_labels.len();
-    let n_classes = ref_labels.iter().chain(query_labels).max().map_or(0, |m| *m as usize + 1);
+    let n_classes = ref_labels
+        .iter()
+        .chain(query_labels)
+        .max()
+        .map_or(0, |m| *m as usize + 1);
     let mut class_count = vec![0usize; n_classes];
     for &l in ref_labels {
         class_count[l as usize] += 1;
     }
-    let ref_norm: Vec<f32> = reference.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+    let ref_norm: Vec<f32> = reference
+        .chunks(d)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     progress.start("search", nq as u64);
     // per query: (hit1, hit5, ap)

@@ -98,10 +98,16 @@ mod tests {
     #[test]
     fn tensor_matches_naive_loop() {
         let device = Device::flex();
-        let x = vec![0.5f32, -1.0, 2.0, 0.0, 0.0, 0.0, 1.5, 2.5, -0.5, 3.0, 1.0, 1.0];
+        let x = vec![
+            0.5f32, -1.0, 2.0, 0.0, 0.0, 0.0, 1.5, 2.5, -0.5, 3.0, 1.0, 1.0,
+        ];
         let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [4, 3]), &device);
         for dist in [Distance::Euclidean, Distance::SquaredEuclidean] {
-            let got: Vec<f32> = dist.pairwise(t.clone()).into_data().try_to_vec::<f32>().unwrap();
+            let got: Vec<f32> = dist
+                .pairwise(t.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let want = dist.pairwise_host(&x, 4, 3);
             for (g, w) in got.iter().zip(&want) {
                 // the diagonal of the Euclidean tensor version is sqrt(1e-12)

@@ -74,7 +74,12 @@ impl TripletMarginLoss {
             };
         }
         let l = self.per_triplet(embeddings, triplets);
-        let values: Vec<f32> = l.clone().detach().into_data().try_to_vec::<f32>().unwrap_or_default();
+        let values: Vec<f32> = l
+            .clone()
+            .detach()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         let active = values.iter().filter(|&&v| v > 0.0).count();
         let denom = match self.reduction {
             Reduction::Mean => triplets.len(),
@@ -100,8 +105,12 @@ mod tests {
         let row = |i: usize| &x[i * d..(i + 1) * d];
         let per: Vec<f32> = (0..t.len())
             .map(|i| {
-                let dap = loss.distance.between(row(t.anchors[i]), row(t.positives[i]));
-                let dan = loss.distance.between(row(t.anchors[i]), row(t.negatives[i]));
+                let dap = loss
+                    .distance
+                    .between(row(t.anchors[i]), row(t.positives[i]));
+                let dan = loss
+                    .distance
+                    .between(row(t.anchors[i]), row(t.negatives[i]));
                 (dap - dan + loss.margin).max(0.0)
             })
             .collect();
@@ -110,7 +119,10 @@ mod tests {
             Reduction::Mean => per.len(),
             Reduction::MeanActive => active.max(1),
         };
-        (per.iter().sum::<f32>() / denom as f32, active as f32 / per.len() as f32)
+        (
+            per.iter().sum::<f32>() / denom as f32,
+            active as f32 / per.len() as f32,
+        )
     }
 
     fn run(x: &[f32], n: usize, d: usize, t: &Triplets, loss: &TripletMarginLoss) -> (f32, f32) {
@@ -149,11 +161,19 @@ mod tests {
                     reduction,
                 };
                 let dist = distance.pairwise_host(&X, 6, 2);
-                for miner in [Miner::Random, Miner::BatchAll, Miner::BatchHard, Miner::SemiHard] {
+                for miner in [
+                    Miner::Random,
+                    Miner::BatchAll,
+                    Miner::BatchHard,
+                    Miner::SemiHard,
+                ] {
                     let t = miner.mine(&dist, &L, loss.margin, &mut rng);
                     let (got, gf) = run(&X, 6, 2, &t, &loss);
                     let (want, wf) = naive(&X, 2, &t, &loss);
-                    assert!((got - want).abs() < 1e-4, "{miner:?} {distance:?}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "{miner:?} {distance:?}: {got} vs {want}"
+                    );
                     assert!((gf - wf).abs() < 1e-6);
                 }
             }

@@ -69,7 +69,9 @@ impl Miner {
         match self {
             Miner::Random => {
                 for a in 0..n {
-                    let pos: Vec<usize> = (0..n).filter(|&j| j != a && labels[j] == labels[a]).collect();
+                    let pos: Vec<usize> = (0..n)
+                        .filter(|&j| j != a && labels[j] == labels[a])
+                        .collect();
                     let neg: Vec<usize> = (0..n).filter(|&j| labels[j] != labels[a]).collect();
                     if pos.is_empty() || neg.is_empty() {
                         continue;
@@ -119,7 +121,8 @@ impl Miner {
                             .clone()
                             .filter(|&j| d(a, j) > dap)
                             .min_by(|&i, &j| d(a, i).total_cmp(&d(a, j)));
-                        let q = outside.or_else(|| negs.max_by(|&i, &j| d(a, i).total_cmp(&d(a, j))));
+                        let q =
+                            outside.or_else(|| negs.max_by(|&i, &j| d(a, i).total_cmp(&d(a, j))));
                         if let Some(q) = q {
                             t.push(a, p, q);
                         }

@@ -14,7 +14,11 @@ static FONT: Once = Once::new();
 fn register_font() {
     FONT.call_once(|| {
         // The bytes are static and valid; a failure would only lose text, not the plot.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
 }
 
@@ -50,7 +54,10 @@ fn prepare(path: &Path) -> Result<Option<String>> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    Ok(path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()))
+    Ok(path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase()))
 }
 
 /// Calls a generic drawing function on the backend the file extension asks for.
@@ -91,11 +98,27 @@ fn bounds(pts: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64, f64) {
 }
 
 /// Line chart of several series (the loss curve: train and validation loss per epoch).
-pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
-    render!(path, (900, 600), draw_lines(title, x_label, y_label, series))
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
+    render!(
+        path,
+        (900, 600),
+        draw_lines(title, x_label, y_label, series)
+    )
 }
 
-fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> DrawResult
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -119,12 +142,19 @@ where
             .map_err(|e| e.to_string())?;
         for (i, s) in series.iter().enumerate() {
             let c = class_color(i);
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(|e| e.to_string())?;
@@ -141,11 +171,23 @@ where
 }
 
 /// Scatter of 2-D points coloured by class, with a legend.
-pub fn scatter(path: &Path, title: &str, xy: &[f32], labels: &[u32], classes: &[String]) -> Result<()> {
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    xy: &[f32],
+    labels: &[u32],
+    classes: &[String],
+) -> Result<()> {
     render!(path, (900, 900), draw_scatter(title, xy, labels, classes))
 }
 
-fn draw_scatter<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, xy: &[f32], labels: &[u32], classes: &[String]) -> DrawResult
+fn draw_scatter<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    xy: &[f32],
+    labels: &[u32],
+    classes: &[String],
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -160,7 +202,11 @@ where
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| e.to_string())?;
-        chart.configure_mesh().label_style(("sans-serif", 14)).draw().map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
         for (c, name) in classes.iter().enumerate() {
             let color = class_color(c);
             let cls: Vec<(f64, f64)> = pts
@@ -173,7 +219,10 @@ where
                 continue;
             }
             chart
-                .draw_series(cls.into_iter().map(|p| Circle::new(p, 2, color.mix(0.6).filled())))
+                .draw_series(
+                    cls.into_iter()
+                        .map(|p| Circle::new(p, 2, color.mix(0.6).filled())),
+                )
                 .map_err(|e| e.to_string())?
                 .label(name.clone())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
@@ -193,7 +242,15 @@ where
 /// The notebook's picture of the embedding: each image drawn at its 2-D position, tinted by
 /// class, on a black canvas of `size` pixels. PNG is rasterised directly; SVG embeds one small
 /// PNG per image.
-pub fn sprite(path: &Path, xy: &[f32], images: &[&[u8]], labels: &[u32], h: usize, w: usize, size: u32) -> Result<()> {
+pub fn sprite(
+    path: &Path,
+    xy: &[f32],
+    images: &[&[u8]],
+    labels: &[u32],
+    h: usize,
+    w: usize,
+    size: u32,
+) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -218,7 +275,10 @@ pub fn sprite(path: &Path, xy: &[f32], images: &[&[u8]], labels: &[u32], h: usiz
             ])
         })
     };
-    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
     match ext.as_deref() {
         Some("png") => {
             let mut canvas = image::RgbaImage::from_pixel(size, size, image::Rgba([0, 0, 0, 255]));
@@ -265,11 +325,21 @@ fn base64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         s.push(T[(n >> 18) as usize & 63] as char);
         s.push(T[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        s.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        s.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        s.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     s
 }
@@ -288,13 +358,23 @@ mod tests {
     #[test]
     fn plots_write_png_and_svg() {
         let dir = tempfile::tempdir().unwrap();
-        let s = vec![Series { label: "train".into(), points: vec![(1.0, 0.5), (2.0, 0.3)] }];
+        let s = vec![Series {
+            label: "train".into(),
+            points: vec![(1.0, 0.5), (2.0, 0.3)],
+        }];
         for ext in ["png", "svg"] {
             let p = dir.path().join(format!("loss.{ext}"));
             line_chart(&p, "loss", "epoch", "loss", &s).unwrap();
             assert!(std::fs::metadata(&p).unwrap().len() > 1000);
             let p = dir.path().join(format!("scatter.{ext}"));
-            scatter(&p, "emb", &[0.0, 0.0, 1.0, 1.0], &[0, 1], &["a".into(), "b".into()]).unwrap();
+            scatter(
+                &p,
+                "emb",
+                &[0.0, 0.0, 1.0, 1.0],
+                &[0, 1],
+                &["a".into(), "b".into()],
+            )
+            .unwrap();
             assert!(std::fs::metadata(&p).unwrap().len() > 1000);
             let img = vec![255u8; 4];
             let p = dir.path().join(format!("sprite.{ext}"));

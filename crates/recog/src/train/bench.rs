@@ -45,7 +45,12 @@ pub fn synthetic_digits(n: usize, seed: u64) -> Dataset {
 
 /// Runs `warmup + steps` full training steps (forward, mining, loss, backward, Adam) and
 /// times the last `steps`.
-pub fn time_train_steps(cfg: &TrainConfig, steps: usize, warmup: usize, device: &Device) -> StepTimes {
+pub fn time_train_steps(
+    cfg: &TrainConfig,
+    steps: usize,
+    warmup: usize,
+    device: &Device,
+) -> StepTimes {
     let data = synthetic_digits(3000, cfg.seed);
     let by_class = data.by_class();
     let ad = device.clone().autodiff();

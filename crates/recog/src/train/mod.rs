@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{sampler, Dataset};
 use crate::error::{Error, Result};
-use crate::metric::{Distance, Miner, Reduction, Triplets, TripletMarginLoss};
+use crate::metric::{Distance, Miner, Reduction, TripletMarginLoss, Triplets};
 use crate::nn::{EmbeddingNet, EmbeddingNetConfig};
 use crate::progress::Progress;
 
@@ -91,7 +91,7 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Defaults for an embedding dimension: online batch-hard mining on 10 x 30 batches
+    /// Defaults for an embedding dimension: online semi-hard mining on 10 x 30 batches
     /// (300 images, the notebook's batch size), with an L2-normalised output and margin 0.2 for
     /// D > 3, unnormalised with margin 1 otherwise.
     pub fn for_dim(dim: usize) -> Self {
@@ -111,7 +111,7 @@ impl TrainConfig {
             sampling: Sampling::Pk {
                 p: 10,
                 k: 30,
-                miner: Miner::BatchHard,
+                miner: Miner::SemiHard,
             },
             epochs: 8,
             steps_per_epoch: 0,
@@ -145,7 +145,9 @@ impl TrainConfig {
         if self.net.dim == 0 {
             return bad("embedding dimension must be at least 1".into());
         }
-        if !(0.0..1.0).contains(&self.net.dropout_conv) || !(0.0..1.0).contains(&self.net.dropout_dense) {
+        if !(0.0..1.0).contains(&self.net.dropout_conv)
+            || !(0.0..1.0).contains(&self.net.dropout_dense)
+        {
             return bad("dropout must be in [0, 1)".into());
         }
         if self.epochs == 0 {
@@ -158,10 +160,12 @@ impl TrainConfig {
             return bad(format!("margin must be >= 0, got {}", self.loss.margin));
         }
         match self.sampling {
-            Sampling::Triplets { triplets } if triplets == 0 => bad("triplets per batch must be >= 1".into()),
-            Sampling::Pk { p, k, .. } if p < 2 || k < 2 => {
-                bad(format!("P x K batches need P >= 2 classes and K >= 2 images, got {p} x {k}"))
+            Sampling::Triplets { triplets } if triplets == 0 => {
+                bad("triplets per batch must be >= 1".into())
             }
+            Sampling::Pk { p, k, .. } if p < 2 || k < 2 => bad(format!(
+                "P x K batches need P >= 2 classes and K >= 2 images, got {p} x {k}"
+            )),
             _ => Ok(()),
         }
     }
@@ -239,7 +243,12 @@ impl CheckpointDir {
         let s = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
         s.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| Error::Json { path: p.clone(), source: e }))
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| Error::Json {
+                    path: p.clone(),
+                    source: e,
+                })
+            })
             .collect()
     }
 
@@ -291,12 +300,21 @@ pub struct TrainSummary {
 }
 
 /// Builds the `[n, 1, h, w]` input tensor of dataset images `idx`.
-pub fn images_tensor(data: &Dataset, idx: &[usize], shift: usize, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<4> {
+pub fn images_tensor(
+    data: &Dataset,
+    idx: &[usize],
+    shift: usize,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Tensor<4> {
     let mut px = data.batch_f32(idx);
     if shift > 0 {
         augment::random_shift(&mut px, data.height, data.width, shift, rng);
     }
-    Tensor::from_data(TensorData::new(px, [idx.len(), 1, data.height, data.width]), device)
+    Tensor::from_data(
+        TensorData::new(px, [idx.len(), 1, data.height, data.width]),
+        device,
+    )
 }
 
 /// One optimisation step's host-side figures.
@@ -320,7 +338,12 @@ pub(crate) fn batch_loss(
     let emb = net.forward(x);
     let n = idx.len();
     let d = cfg.net.dim;
-    let host: Vec<f32> = emb.clone().detach().into_data().try_to_vec::<f32>().unwrap_or_default();
+    let host: Vec<f32> = emb
+        .clone()
+        .detach()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
     let dist = cfg.loss.distance.pairwise_host(&host, n, d);
     let mean_dist = if n > 1 {
         dist.iter().sum::<f32>() / (n * (n - 1)) as f32
@@ -337,7 +360,11 @@ pub(crate) fn batch_loss(
     (cfg.loss.forward(emb, &triplets), mean_dist)
 }
 
-pub(crate) fn sample_batch(cfg: &TrainConfig, by_class: &[Vec<usize>], rng: &mut ChaCha8Rng) -> Vec<usize> {
+pub(crate) fn sample_batch(
+    cfg: &TrainConfig,
+    by_class: &[Vec<usize>],
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
     match cfg.sampling {
         Sampling::Triplets { triplets } => sampler::random_triplets(by_class, triplets, rng),
         Sampling::Pk { p, k, .. } => sampler::pk_batch(by_class, p, k, rng),
@@ -368,19 +395,30 @@ pub fn adam() -> ModuleOptimizer {
     AdamConfig::new().with_epsilon(1e-8).init()
 }
 
+/// How a call to [`train`] runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Continue from the last completed epoch saved in the output folder.
+    pub resume: bool,
+    /// Stop after this epoch (a time slice); a later `resume` continues the same run.
+    pub stop_after: Option<usize>,
+}
+
 /// Trains a network and writes config, weights, optimizer state and metrics into `out`.
 ///
 /// With `resume`, continues from the last completed epoch saved in `out` (its `config.json`
-/// must match `cfg` except for the number of epochs).
+/// must match `cfg` except for the number of epochs; with a cosine schedule, changing the
+/// number of epochs changes the learning rates of the remaining steps).
 pub fn train(
     cfg: &TrainConfig,
     train_set: &Dataset,
     val_set: &Dataset,
     out: &Path,
-    resume: bool,
+    opts: RunOptions,
     device: &Device,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
+    let resume = opts.resume;
     cfg.validate()?;
     if train_set.height != cfg.net.input_size || train_set.width != cfg.net.input_size {
         return Err(Error::Shape {
@@ -398,21 +436,31 @@ pub fn train(
     let mut history = Vec::new();
     if resume && ckpt.state().exists() {
         let saved = ckpt.read_config()?;
-        if (TrainConfig { epochs: cfg.epochs, ..saved.clone() }) != *cfg {
+        if (TrainConfig {
+            epochs: cfg.epochs,
+            ..saved.clone()
+        }) != *cfg
+        {
             return Err(Error::Checkpoint {
                 path: ckpt.config(),
-                problem: "--resume with settings other than the checkpoint's (only --epochs may change)".into(),
+                problem:
+                    "--resume with settings other than the checkpoint's (only --epochs may change)"
+                        .into(),
             });
         }
         let state: RunState = read_json(&ckpt.state())?;
-        net = net.try_load_file(ckpt.model()).map_err(|e| Error::Checkpoint {
-            path: ckpt.model(),
-            problem: e.to_string(),
-        })?;
-        optim = optim.load(ckpt.optimizer()).map_err(|e| Error::Checkpoint {
-            path: ckpt.optimizer(),
-            problem: e.to_string(),
-        })?;
+        net = net
+            .try_load_file(ckpt.model())
+            .map_err(|e| Error::Checkpoint {
+                path: ckpt.model(),
+                problem: e.to_string(),
+            })?;
+        optim = optim
+            .load(ckpt.optimizer())
+            .map_err(|e| Error::Checkpoint {
+                path: ckpt.optimizer(),
+                problem: e.to_string(),
+            })?;
         start_epoch = state.epochs_done;
         history = ckpt.read_metrics().unwrap_or_default();
         history.truncate(start_epoch);
@@ -432,7 +480,10 @@ pub fn train(
     let mut warnings = Vec::new();
     let mut first_mean_dist: Option<f64> = None;
 
-    for epoch in start_epoch..cfg.epochs {
+    let end_epoch = opts
+        .stop_after
+        .map_or(cfg.epochs, |s| s.clamp(start_epoch, cfg.epochs));
+    for epoch in start_epoch..end_epoch {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1 + epoch as u64));
         ad.seed(cfg.seed.wrapping_add(1000 + epoch as u64));
         progress.start(&format!("epoch {}/{}", epoch + 1, cfg.epochs), spe as u64);
@@ -443,11 +494,16 @@ pub fn train(
             let step = epoch * spe + s;
             lr = lr_at(cfg, step, total_steps);
             let idx = sample_batch(cfg, &by_class, &mut rng);
-            let (out, mean_dist) = batch_loss(&net, cfg, train_set, &idx, &mut rng, cfg.augment_shift, &ad);
+            let (out, mean_dist) =
+                batch_loss(&net, cfg, train_set, &idx, &mut rng, cfg.augment_shift, &ad);
             let loss_v: f32 = out.loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(out.loss.backward(), &net);
             net = optim.step(lr, net, grads);
-            let st = StepStats { loss: loss_v, active: out.active_fraction, mean_dist };
+            let st = StepStats {
+                loss: loss_v,
+                active: out.active_fraction,
+                mean_dist,
+            };
             sl += st.loss as f64;
             sa += st.active as f64;
             sd += st.mean_dist as f64;
@@ -491,7 +547,9 @@ pub fn train(
             progress.warn(&w);
             warnings.push(w);
         }
-        if cfg.loss.margin > 0.0 && ((m.train_loss - cfg.loss.margin as f64).abs() < 0.01 * cfg.loss.margin as f64) {
+        if cfg.loss.margin > 0.0
+            && ((m.train_loss - cfg.loss.margin as f64).abs() < 0.01 * cfg.loss.margin as f64)
+        {
             let w = format!(
                 "epoch {}: loss {:.4} is stuck at the margin {}: embeddings may have collapsed",
                 m.epoch, m.train_loss, cfg.loss.margin
@@ -499,22 +557,35 @@ pub fn train(
             progress.warn(&w);
             warnings.push(w);
         }
-        net.clone().save_file(ckpt.model()).map_err(|e| Error::Checkpoint {
-            path: ckpt.model(),
-            problem: e.to_string(),
-        })?;
-        optim.save(ckpt.optimizer()).map_err(|e| Error::Checkpoint {
-            path: ckpt.optimizer(),
-            problem: e.to_string(),
-        })?;
-        write_json(&ckpt.state(), &RunState { epochs_done: epoch + 1, steps_done: (epoch + 1) * spe })?;
+        net.clone()
+            .save_file(ckpt.model())
+            .map_err(|e| Error::Checkpoint {
+                path: ckpt.model(),
+                problem: e.to_string(),
+            })?;
+        optim
+            .save(ckpt.optimizer())
+            .map_err(|e| Error::Checkpoint {
+                path: ckpt.optimizer(),
+                problem: e.to_string(),
+            })?;
+        write_json(
+            &ckpt.state(),
+            &RunState {
+                epochs_done: epoch + 1,
+                steps_done: (epoch + 1) * spe,
+            },
+        )?;
         let mp = ckpt.metrics();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&mp)
             .map_err(|e| Error::io(&mp, e))?;
-        let line = serde_json::to_string(&m).map_err(|e| Error::Json { path: mp.clone(), source: e })?;
+        let line = serde_json::to_string(&m).map_err(|e| Error::Json {
+            path: mp.clone(),
+            source: e,
+        })?;
         writeln!(f, "{line}").map_err(|e| Error::io(&mp, e))?;
         tracing::info!(
             "epoch {}: train loss {:.4}, val loss {:.4}, active {:.1}%, {:.0} img/s",
@@ -526,11 +597,20 @@ pub fn train(
         );
         history.push(m);
     }
-    Ok(TrainSummary { epochs: history, warnings })
+    Ok(TrainSummary {
+        epochs: history,
+        warnings,
+    })
 }
 
 /// Loss on `val_batches` fixed batches of the validation set (seeded apart from training).
-pub fn validation_loss(net: &EmbeddingNet, cfg: &TrainConfig, val: &Dataset, by_class: &[Vec<usize>], device: &Device) -> f64 {
+pub fn validation_loss(
+    net: &EmbeddingNet,
+    cfg: &TrainConfig,
+    val: &Dataset,
+    by_class: &[Vec<usize>],
+    device: &Device,
+) -> f64 {
     if val.is_empty() || cfg.val_batches == 0 {
         return f64::NAN;
     }

@@ -1,0 +1,339 @@
+//! End-to-end tests of the `recog` binary on tiny data generated here.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn recog(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recog"))
+        .args(args)
+        .env("RECOG_HOME", home)
+        .env("RECOG_DATA_MIRROR", "http://127.0.0.1:1/nothing-here")
+        .output()
+        .expect("the recog binary runs")
+}
+
+fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        out.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Three easy classes of 28x28 images: a horizontal bar, a vertical bar, a box, each at a
+/// jittered position.
+fn write_toy_set(dir: &Path, n_train: usize, n_test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (prefix, n, seed) in [("train", n_train, 1u64), ("t10k", n_test, 2u64)] {
+        let mut px = vec![0u8; n * 784];
+        let mut labels = vec![0u8; n];
+        let mut s = seed;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        for i in 0..n {
+            let c = i % 3;
+            labels[i] = c as u8;
+            let (oy, ox) = (8 + rnd() % 6, 8 + rnd() % 6);
+            let img = &mut px[i * 784..(i + 1) * 784];
+            for t in 0..10 {
+                match c {
+                    0 => img[(oy + 4) * 28 + ox + t] = 255,
+                    1 => img[(oy + t) * 28 + ox + 4] = 255,
+                    _ => {
+                        img[oy * 28 + ox + t] = 255;
+                        img[(oy + 9) * 28 + ox + t] = 255;
+                        img[(oy + t) * 28 + ox] = 255;
+                        img[(oy + t) * 28 + ox + 9] = 255;
+                    }
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            gz(&idx(&[n, 28, 28], &px)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+fn stdout_json(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+const TRAIN: &[&str] = &[
+    "train",
+    "--dim",
+    "8",
+    "--p",
+    "3",
+    "--k",
+    "4",
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "4",
+    "--json",
+];
+
+#[test]
+fn train_eval_plot_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 90, 30);
+    let run = tmp.path().join("run");
+    let mut args = TRAIN.to_vec();
+    args.extend([
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let v = stdout_json(&recog(&args, tmp.path()));
+    let epochs = v["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs[1]["train_loss"].as_f64().unwrap() >= 0.0);
+    for f in ["config.json", "model.bpk", "optimizer.bpk", "metrics.jsonl"] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+
+    let o = recog(
+        &[
+            "eval",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let m = stdout_json(&o);
+    assert_eq!(m["queries"], 30);
+    assert_eq!(m["references"], 90);
+    for k in [
+        "knn1_accuracy",
+        "knn5_accuracy",
+        "precision_at_1",
+        "map_at_r",
+    ] {
+        let x = m[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{k} = {x}");
+    }
+
+    let o = recog(
+        &[
+            "plot",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let p = stdout_json(&o);
+    assert_eq!(p["files"].as_array().unwrap().len(), 6);
+    for f in [
+        "loss.png",
+        "loss.svg",
+        "embedding.png",
+        "embedding.svg",
+        "sprite.png",
+        "sprite.svg",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn same_seed_same_loss_and_resume_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 60, 15);
+    let d = data.to_str().unwrap();
+    let mut losses = Vec::new();
+    let mut first_epoch = Vec::new();
+    for name in ["a", "b"] {
+        let out = tmp.path().join(name);
+        let mut args = TRAIN.to_vec();
+        args.extend(["--data", d, "--out", out.to_str().unwrap()]);
+        let v = stdout_json(&recog(&args, tmp.path()));
+        losses.push(v["epochs"][1]["train_loss"].as_f64().unwrap());
+        first_epoch.push(v["epochs"][0]["train_loss"].as_f64().unwrap());
+    }
+    assert_eq!(losses[0], losses[1], "same seed, different loss");
+
+    // One epoch, then --resume to two, equals two straight epochs.
+    let out = tmp.path().join("c");
+    let o = out.to_str().unwrap();
+    let mut args: Vec<&str> = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", o, "--stop-after", "1"]);
+    stdout_json(&recog(&args, tmp.path()));
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", o, "--resume"]);
+    let v = stdout_json(&recog(&args, tmp.path()));
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        v["epochs"][0]["train_loss"].as_f64().unwrap(),
+        first_epoch[0]
+    );
+    assert_eq!(
+        v["epochs"][1]["train_loss"].as_f64().unwrap(),
+        losses[0],
+        "resume diverged"
+    );
+
+    // A different seed gives a different run.
+    let out = tmp.path().join("e");
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", out.to_str().unwrap(), "--seed", "7"]);
+    let v = stdout_json(&recog(&args, tmp.path()));
+    assert_ne!(v["epochs"][1]["train_loss"].as_f64().unwrap(), losses[0]);
+}
+
+#[test]
+fn broken_idx_files_give_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 30, 9);
+    let img = data.join("train-images-idx3-ubyte.gz");
+    let good = std::fs::read(&img).unwrap();
+    let plain = idx(&[30, 28, 28], &vec![0u8; 30 * 784]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            plain[..plain.len() - 100].to_vec(),
+            "truncated",
+        ),
+        (
+            "magic",
+            {
+                let mut b = plain.clone();
+                b[0] = 0x12;
+                b
+            },
+            "magic",
+        ),
+        ("gzip", good[..good.len() / 2].to_vec(), "gzip"),
+        (
+            "count",
+            idx(&[31, 28, 28], &vec![0u8; 31 * 784]),
+            "31 images",
+        ),
+        (
+            "dims",
+            idx(&[30, 784], &vec![0u8; 30 * 784]),
+            "wrong dimensions",
+        ),
+    ];
+    for (name, bytes, needle) in cases {
+        std::fs::write(&img, bytes).unwrap();
+        let out = tmp.path().join("run");
+        let o = recog(
+            &[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--epochs",
+                "1",
+            ],
+            tmp.path(),
+        );
+        assert!(!o.status.success(), "{name}: should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "{name}: not one line: {err}");
+        assert!(line.starts_with("error: "), "{name}: {err}");
+        assert!(
+            line.contains("train-images-idx3-ubyte.gz"),
+            "{name}: file not named: {err}"
+        );
+        assert!(
+            line.contains(needle),
+            "{name}: problem not named ({needle}): {err}"
+        );
+    }
+}
+
+#[test]
+fn missing_dataset_names_files_and_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = recog(&["data", "fetch", "fashion-mnist"], tmp.path());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz") && err.contains("fashion-mnist"),
+        "{err}"
+    );
+    assert!(err.contains("put "), "{err}");
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 30, 9);
+    let o = recog(
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--p",
+            "1",
+            "--out",
+            tmp.path().join("r").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("P >= 2"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = recog(
+        &[
+            "eval",
+            "--model",
+            tmp.path().join("nothing").to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
+}
