@@ -132,6 +132,9 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Switch P x K mining to batch-hard from this epoch on (1-based).
+    #[arg(long)]
+    pub hard_from_epoch: Option<usize>,
     /// Steps per epoch (default: one pass over the training set).
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
@@ -212,6 +215,9 @@ impl TrainArgs {
         }
         if let Some(e) = self.epochs {
             cfg.epochs = e;
+        }
+        if let Some(h) = self.hard_from_epoch {
+            cfg.hard_from_epoch = Some(h);
         }
         if let Some(s) = self.steps_per_epoch {
             cfg.steps_per_epoch = s;

@@ -6,13 +6,15 @@
 //!
 //! The crate does all the work; the `recog` binary is a thin front end over it.
 //!
-//! - [`data`]: IDX files (MNIST, Fashion-MNIST, EMNIST), image folders, batch samplers.
-//! - [`nn`]: models, one per file.
-//! - [`metric`]: distances, triplet losses and miners.
-//! - [`train`]: the training loop with checkpoints and metrics.
-//! - [`eval`]: retrieval metrics (k-NN accuracy, Precision@1, MAP@R).
-//! - [`cluster`]: PCA.
-//! - [`plot`]: loss curves and embedding plots (PNG and SVG).
+//! - [`data`] - IDX files (MNIST, Fashion-MNIST, EMNIST), image folders, batch samplers.
+//! - [`nn`] - models, one per file.
+//! - [`metric`] - distances, triplet losses and miners.
+//! - [`train`] - the training loop with checkpoints and metrics.
+//! - [`eval`] - retrieval metrics (k-NN accuracy, Precision@1, MAP@R).
+//! - [`cluster`] - PCA.
+//! - [`plot`] - loss curves and embedding plots (PNG and SVG).
+
+#![warn(missing_docs)]
 
 pub mod cluster;
 pub mod data;

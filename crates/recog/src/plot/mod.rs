@@ -268,7 +268,7 @@ pub fn sprite(
             let v = images[i][y as usize * w + x as usize];
             let a = v as u32;
             image::Rgba([
-                (c.0 as u32 * a / 255 + (255 - a) * 0 / 255) as u8,
+                (c.0 as u32 * a / 255) as u8,
                 (c.1 as u32 * a / 255) as u8,
                 (c.2 as u32 * a / 255) as u8,
                 v,

@@ -88,6 +88,11 @@ pub struct TrainConfig {
     pub val_batches: usize,
     /// The seed.
     pub seed: u64,
+    /// From this epoch on (1-based), P x K batches switch to batch-hard mining: a curriculum
+    /// that starts with the gentler semi-hard triplets (batch-hard from scratch can collapse
+    /// normalised embeddings) and ends on the hardest ones.
+    #[serde(default)]
+    pub hard_from_epoch: Option<usize>,
 }
 
 impl TrainConfig {
@@ -120,6 +125,7 @@ impl TrainConfig {
             augment_shift: 2,
             val_batches: 10,
             seed: 42,
+            hard_from_epoch: None,
         }
     }
 
@@ -160,7 +166,7 @@ impl TrainConfig {
             return bad(format!("margin must be >= 0, got {}", self.loss.margin));
         }
         match self.sampling {
-            Sampling::Triplets { triplets } if triplets == 0 => {
+            Sampling::Triplets { triplets: 0 } => {
                 bad("triplets per batch must be >= 1".into())
             }
             Sampling::Pk { p, k, .. } if p < 2 || k < 2 => bad(format!(
@@ -332,6 +338,7 @@ pub(crate) fn batch_loss(
     idx: &[usize],
     rng: &mut ChaCha8Rng,
     shift: usize,
+    epoch: Option<usize>,
     device: &Device,
 ) -> (crate::metric::loss::LossOutput, f32) {
     let x = images_tensor(data, idx, shift, rng, device);
@@ -354,6 +361,10 @@ pub(crate) fn batch_loss(
         Sampling::Triplets { triplets } => Triplets::stacked(triplets.min(n / 3)),
         Sampling::Pk { miner, .. } => {
             let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
+            let miner = match (cfg.hard_from_epoch, epoch) {
+                (Some(h), Some(e)) if e + 1 >= h => Miner::BatchHard,
+                _ => miner,
+            };
             miner.mine(&dist, &labels, cfg.loss.margin, rng)
         }
     };
@@ -495,7 +506,7 @@ pub fn train(
             lr = lr_at(cfg, step, total_steps);
             let idx = sample_batch(cfg, &by_class, &mut rng);
             let (out, mean_dist) =
-                batch_loss(&net, cfg, train_set, &idx, &mut rng, cfg.augment_shift, &ad);
+                batch_loss(&net, cfg, train_set, &idx, &mut rng, cfg.augment_shift, Some(epoch), &ad);
             let loss_v: f32 = out.loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(out.loss.backward(), &net);
             net = optim.step(lr, net, grads);
@@ -614,11 +625,11 @@ pub fn validation_loss(
     if val.is_empty() || cfg.val_batches == 0 {
         return f64::NAN;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_0f_7e57);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_0f7e57);
     let mut total = 0.0;
     for _ in 0..cfg.val_batches {
         let idx = sample_batch(cfg, by_class, &mut rng);
-        let (out, _) = batch_loss(net, cfg, val, &idx, &mut rng, 0, device);
+        let (out, _) = batch_loss(net, cfg, val, &idx, &mut rng, 0, None, device);
         total += out.loss.into_scalar::<f32>() as f64;
     }
     total / cfg.val_batches as f64
