@@ -39,6 +39,9 @@ pub enum Command {
     /// Data sets in recog's home folder.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Open-set digit recognition: name the digit or say "unknown".
+    #[command(subcommand)]
+    Digits(crate::digits::DigitsCommand),
     /// Reproduce the notebook into a report folder.
     Demo(DemoArgs),
 }
@@ -54,7 +57,7 @@ pub struct DataArg {
 }
 
 impl DataArg {
-    fn source(&self) -> Result<Source> {
+    pub fn source(&self) -> Result<Source> {
         Ok(match self.data.as_str() {
             "mnist" => Source::Known(KnownSet::Mnist),
             "fashion-mnist" => Source::Known(KnownSet::FashionMnist),
@@ -119,9 +122,9 @@ pub enum DistanceArg {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArg,
-    /// Embedding dimension D.
-    #[arg(long, default_value_t = 64)]
-    pub dim: usize,
+    /// Embedding dimension D [default: 64, or 2 with --notebook].
+    #[arg(long)]
+    pub dim: Option<usize>,
     /// Triplet source.
     #[arg(long, value_enum, default_value_t = MinerArg::SemiHard)]
     pub miner: MinerArg,
@@ -162,6 +165,13 @@ pub struct TrainArgs {
     /// Random shift augmentation, in pixels (0 turns it off).
     #[arg(long)]
     pub augment: Option<usize>,
+    /// Outlier exposure: add non-digit images as an extra "unknown" class, comma separated:
+    /// `glyphs` (letters rendered from fitting fonts), `fashion-mnist`, or a folder.
+    #[arg(long)]
+    pub unknown: Option<String>,
+    /// Images per --unknown source.
+    #[arg(long, default_value_t = 10000)]
+    pub unknown_per_source: usize,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -186,12 +196,10 @@ impl TrainArgs {
     pub fn config(&self) -> TrainConfig {
         let mut cfg = if self.notebook {
             let mut c = TrainConfig::notebook();
-            if self.dim != 64 {
-                c.net.dim = self.dim;
-            }
+            c.net.dim = self.dim.unwrap_or(2);
             c
         } else {
-            TrainConfig::for_dim(self.dim)
+            TrainConfig::for_dim(self.dim.unwrap_or(64))
         };
         if !self.notebook {
             cfg.sampling = match self.miner {
@@ -215,6 +223,12 @@ impl TrainArgs {
         }
         if let Some(e) = self.epochs {
             cfg.epochs = e;
+        }
+        if let Some(u) = &self.unknown {
+            cfg.unknown = Some(recog::train::UnknownSpec {
+                sources: u.clone(),
+                per_source: self.unknown_per_source,
+            });
         }
         if let Some(h) = self.hard_from_epoch {
             cfg.hard_from_epoch = Some(h);
@@ -343,6 +357,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => plot(&a).map(|_| ()),
         Command::Bench(BenchCommand::Train(a)) => bench_train(&a),
         Command::Data(d) => data_cmd(d),
+        Command::Digits(c) => crate::digits::run(c),
         Command::Demo(a) => demo(&a),
     }
 }
@@ -361,6 +376,21 @@ pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
     }
     let cfg = a.config();
     cfg.validate()?;
+    if let Some(u) = &cfg.unknown {
+        let (extra, described) = data::unknown_images(
+            &u.sources,
+            u.per_source,
+            cfg.seed.wrapping_add(7),
+            &home,
+            &bars,
+        )?;
+        train_set = train_set.with_extra_class(&extra, "unknown")?;
+        if !a.json {
+            for d in described {
+                eprintln!("outlier exposure: {d}");
+            }
+        }
+    }
     let device = recog::default_device();
     if !a.json {
         eprintln!(
@@ -647,20 +677,16 @@ struct DemoRun {
 fn demo(a: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut runs = Vec::new();
-    let plan: Vec<(&str, usize, bool)> =
-        vec![("notebook-d2", 2, true), ("retrieval-d64", 64, false)];
-    for (name, dim, notebook) in plan {
+    // D = 2 is the notebook's setting, D = 64 the retrieval one; both use recog's default
+    // recipe (`recog train --notebook` gives the notebook's own).
+    for (name, dim) in [("notebook-d2", 2), ("retrieval-d64", 64)] {
         let out = a.out.join(name);
         let Command::Train(mut t) = Cli::parse_from(["recog", "train"]).command else {
             bail!("internal: default train arguments");
         };
-        t.dim = dim;
+        t.dim = Some(dim);
         t.out = out.clone();
         t.json = a.json;
-        if notebook {
-            // The notebook's recipe with online batch-hard mining, so D = 2 separates well.
-            t.notebook = false;
-        }
         if a.quick {
             t.epochs = Some(2);
             t.limit = Some(12000);

@@ -1,6 +1,7 @@
 //! `recog`: the command-line front end of the recog library.
 
 mod commands;
+mod digits;
 mod progress;
 
 use clap::Parser;

@@ -337,3 +337,145 @@ fn bad_arguments_are_errors_not_panics() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
 }
+
+fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn digits_fit_predict_eval_and_checkpoint_guard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 90, 30);
+    let d = data.to_str().unwrap();
+    // Unknowns: an image folder of diagonal strokes.
+    let unk = tmp.path().join("unk");
+    std::fs::create_dir_all(unk.join("diag")).unwrap();
+    for i in 0..12u32 {
+        write_png(
+            &unk.join("diag").join(format!("{i}.png")),
+            28,
+            28,
+            |x, y| if x + i % 3 == y { 255 } else { 0 },
+        );
+    }
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", r]);
+    stdout_json(&recog(&args, tmp.path()));
+
+    let o = recog(
+        &[
+            "digits",
+            "fit",
+            "--model",
+            r,
+            "--data",
+            d,
+            "--unknown",
+            unk.to_str().unwrap(),
+            "--calibration",
+            "15",
+            "--head-epochs",
+            "2",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v = stdout_json(&o);
+    assert!(v["threshold"].as_f64().unwrap() > 0.0);
+    assert!(run.join("recognizer.json").exists());
+
+    // predict: a dark-on-light bar of another size, a corrupt file, a blank image.
+    let good = tmp.path().join("bar.png");
+    write_png(&good, 120, 90, |x, y| {
+        if (40..50).contains(&x) && (20..70).contains(&y) {
+            0
+        } else {
+            255
+        }
+    });
+    let bad = tmp.path().join("bad.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    let blank = tmp.path().join("blank.png");
+    write_png(&blank, 30, 30, |_, _| 255);
+    let o = recog(
+        &[
+            "digits",
+            "predict",
+            "--model",
+            r,
+            "--json",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            blank.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        !o.status.success(),
+        "a failed file must make the exit code non-zero"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["answer"].is_string(), "{:?}", lines[0]);
+    assert!(lines[0]["distance"].as_f64().is_some());
+    assert!(lines[1]["error"].as_str().unwrap().contains("bad.png"));
+    assert!(lines[2]["error"].as_str().unwrap().contains("blank"));
+
+    // eval: three methods, confusion plots.
+    let o = recog(
+        &[
+            "digits",
+            "eval",
+            "--model",
+            r,
+            "--data",
+            d,
+            "--letters",
+            "30",
+            "--fashion",
+            "false",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v = stdout_json(&o);
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 3);
+    for rep in reports {
+        let au = rep["auroc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&au));
+        assert_eq!(rep["confusion"].as_array().unwrap().len(), 4);
+    }
+    for m in ["head", "distance", "both"] {
+        assert!(run.join(format!("confusion-{m}.png")).exists());
+    }
+
+    // Another checkpoint is refused.
+    let other = tmp.path().join("other");
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", other.to_str().unwrap(), "--seed", "9"]);
+    stdout_json(&recog(&args, tmp.path()));
+    let o = recog(
+        &[
+            "digits",
+            "predict",
+            "--model",
+            other.to_str().unwrap(),
+            "--recognizer",
+            run.join("recognizer.json").to_str().unwrap(),
+            good.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fit on the checkpoint"), "{err}");
+}

@@ -23,6 +23,7 @@ pub mod eval;
 pub mod home;
 pub mod metric;
 pub mod nn;
+pub mod openset;
 pub mod plot;
 pub mod progress;
 pub mod train;

@@ -1,7 +1,9 @@
 //! Data sets: IDX files, labelled image folders, samplers.
 
 pub mod folder;
+pub mod glyphs;
 pub mod idx;
+pub mod mnistify;
 pub mod sampler;
 
 use std::path::Path;
@@ -208,4 +210,106 @@ pub fn load(
         Source::IdxDir(dir, order) => read_idx_dir(dir, split, *order),
         Source::ImageFolder(dir) => folder::read_image_folder(dir, 28, 28),
     }
+}
+
+impl Dataset {
+    /// This set plus every image of `other` as one extra class named `name` (outlier
+    /// exposure: non-digits as an "unknown" class).
+    pub fn with_extra_class(&self, other: &Dataset, name: &str) -> Result<Dataset> {
+        if (other.height, other.width) != (self.height, self.width) {
+            return Err(Error::Shape {
+                name: format!("{name} images"),
+                expected: vec![self.height, self.width],
+                got: vec![other.height, other.width],
+            });
+        }
+        let k = self.classes.len() as u32;
+        let mut pixels = self.pixels.clone();
+        pixels.extend_from_slice(&other.pixels);
+        let mut labels = self.labels.clone();
+        labels.extend(std::iter::repeat_n(k, other.len()));
+        let mut classes = self.classes.clone();
+        classes.push(name.to_string());
+        Dataset::new(pixels, labels, self.height, self.width, classes)
+    }
+}
+
+/// Loads non-digit images from a comma-separated list of sources, `per_source` from each:
+/// `glyphs` (letters rendered from the DejaVu faces and the fitting handwriting fonts of
+/// [`glyphs::FIT_FONT_FILES`], never the evaluation fonts), `fashion-mnist` (training split),
+/// or a folder (IDX or class sub-folders). Returns the images as one class and a description
+/// of each source.
+pub fn unknown_images(
+    sources: &str,
+    per_source: usize,
+    seed: u64,
+    home: &Home,
+    progress: &dyn Progress,
+) -> Result<(Dataset, Vec<String>)> {
+    let mut pixels = Vec::new();
+    let mut described = Vec::new();
+    for s in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let set = match s {
+            "glyphs" => {
+                let mut fonts = glyphs::builtin_fonts();
+                match glyphs::read_fonts(glyphs::FIT_FONT_FILES) {
+                    Ok(f) => fonts.extend(f),
+                    Err(e) => progress.warn(&format!(
+                        "handwriting fonts for fitting not found ({e}); using DejaVu only"
+                    )),
+                }
+                described.push(format!(
+                    "glyphs: {per_source} letters from {} fonts ({})",
+                    fonts.len(),
+                    fonts
+                        .iter()
+                        .map(|f| f.0.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                glyphs::render_letters(&fonts, per_source, seed)?
+            }
+            "fashion-mnist" | "mnist" => {
+                let set = if s == "mnist" {
+                    KnownSet::Mnist
+                } else {
+                    KnownSet::FashionMnist
+                };
+                let d = load(&Source::Known(set), Split::Train, home, progress)?.take(per_source);
+                described.push(format!("{s}: training split, first {} images", d.len()));
+                d
+            }
+            dir => {
+                let p = std::path::PathBuf::from(dir);
+                let src = if p.join("train-images-idx3-ubyte.gz").exists()
+                    || p.join("train-images-idx3-ubyte").exists()
+                {
+                    Source::IdxDir(p, idx::PixelOrder::RowMajor)
+                } else {
+                    Source::ImageFolder(p)
+                };
+                let d = load(&src, Split::Train, home, progress)?.take(per_source);
+                described.push(format!("{dir}: first {} images", d.len()));
+                d
+            }
+        };
+        if (set.height, set.width) != (28, 28) {
+            return Err(Error::Shape {
+                name: format!("unknown source {s}"),
+                expected: vec![28, 28],
+                got: vec![set.height, set.width],
+            });
+        }
+        pixels.extend_from_slice(&set.pixels);
+    }
+    if described.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no unknown source given (fashion-mnist, glyphs or a folder)".into(),
+        ));
+    }
+    let n = pixels.len() / 784;
+    Ok((
+        Dataset::new(pixels, vec![0; n], 28, 28, vec!["unknown".into()])?,
+        described,
+    ))
 }

@@ -62,7 +62,16 @@ pub fn time_train_steps(
     for s in 0..warmup + steps {
         let t0 = Instant::now();
         let idx = sample_batch(cfg, &by_class, &mut rng);
-        let (out, _) = batch_loss(&net, cfg, &data, &idx, &mut rng, cfg.augment_shift, None, &ad);
+        let (out, _) = batch_loss(
+            &net,
+            cfg,
+            &data,
+            &idx,
+            &mut rng,
+            cfg.augment_shift,
+            None,
+            &ad,
+        );
         let _ = out.loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(out.loss.backward(), &net);
         net = optim.step(cfg.lr, net, grads);

@@ -93,6 +93,20 @@ pub struct TrainConfig {
     /// normalised embeddings) and ends on the hardest ones.
     #[serde(default)]
     pub hard_from_epoch: Option<usize>,
+    /// Outlier exposure: non-digit sources added to training as one extra "unknown" class
+    /// (see [`crate::data::unknown_images`]), so that the embedding learns to place
+    /// non-digits away from the digits.
+    #[serde(default)]
+    pub unknown: Option<UnknownSpec>,
+}
+
+/// Non-digit images added to training.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownSpec {
+    /// Comma-separated sources (`glyphs`, `fashion-mnist`, a folder).
+    pub sources: String,
+    /// Images per source.
+    pub per_source: usize,
 }
 
 impl TrainConfig {
@@ -126,6 +140,7 @@ impl TrainConfig {
             val_batches: 10,
             seed: 42,
             hard_from_epoch: None,
+            unknown: None,
         }
     }
 
@@ -166,9 +181,7 @@ impl TrainConfig {
             return bad(format!("margin must be >= 0, got {}", self.loss.margin));
         }
         match self.sampling {
-            Sampling::Triplets { triplets: 0 } => {
-                bad("triplets per batch must be >= 1".into())
-            }
+            Sampling::Triplets { triplets: 0 } => bad("triplets per batch must be >= 1".into()),
             Sampling::Pk { p, k, .. } if p < 2 || k < 2 => bad(format!(
                 "P x K batches need P >= 2 classes and K >= 2 images, got {p} x {k}"
             )),
@@ -331,6 +344,7 @@ struct StepStats {
 }
 
 /// Computes the loss of one batch; `Triplets` come from the sampler layout or the miner.
+#[allow(clippy::too_many_arguments)] // crate-internal; one call site per use
 pub(crate) fn batch_loss(
     net: &EmbeddingNet,
     cfg: &TrainConfig,
@@ -505,8 +519,16 @@ pub fn train(
             let step = epoch * spe + s;
             lr = lr_at(cfg, step, total_steps);
             let idx = sample_batch(cfg, &by_class, &mut rng);
-            let (out, mean_dist) =
-                batch_loss(&net, cfg, train_set, &idx, &mut rng, cfg.augment_shift, Some(epoch), &ad);
+            let (out, mean_dist) = batch_loss(
+                &net,
+                cfg,
+                train_set,
+                &idx,
+                &mut rng,
+                cfg.augment_shift,
+                Some(epoch),
+                &ad,
+            );
             let loss_v: f32 = out.loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(out.loss.backward(), &net);
             net = optim.step(lr, net, grads);

@@ -1,0 +1,358 @@
+//! Open-set digit recognition: name the digit, or say "unknown".
+//!
+//! Three decision rules on top of a trained embedding network:
+//! - `Head`: the notebook's small classifier (Dense 32 relu -> Dense 11 softmax) trained on
+//!   embeddings of digits plus an "unknown" class drawn from non-digit images;
+//! - `Distance`: no unknown data needed; the nearest class centre in embedding space, rejected
+//!   beyond a threshold calibrated on held-out digits for a target false-reject rate;
+//! - `Both`: the head and the distance test must both accept.
+//!
+//! A fitted [`Recognizer`] is one JSON file that records the SHA-256 of the embedding
+//! checkpoint it belongs to; using it with another checkpoint is refused.
+
+pub mod head;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::metric::distance::euclidean;
+
+/// The decision rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The 11-class head.
+    Head,
+    /// Class centres with a calibrated rejection threshold.
+    Distance,
+    /// Both must accept.
+    Both,
+}
+
+impl Method {
+    /// All methods, for comparisons.
+    pub const ALL: [Method; 3] = [Method::Head, Method::Distance, Method::Both];
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Head => "head",
+            Method::Distance => "distance",
+            Method::Both => "both",
+        }
+    }
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The digit, or `None` for unknown.
+    pub label: Option<u32>,
+    /// The nearest digit whatever the decision (closed-set answer).
+    pub nearest: u32,
+    /// Distance to the nearest class centre.
+    pub distance: f32,
+    /// The head's probability of its answer (digit or unknown).
+    pub score: f32,
+    /// The head's probability of "unknown".
+    pub p_unknown: f32,
+    /// Known-vs-unknown score of the method: higher means more likely unknown; 1 is the
+    /// decision boundary.
+    pub unknown_score: f32,
+}
+
+/// A fitted open-set recogniser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recognizer {
+    /// File format version.
+    pub version: u32,
+    /// The embedding checkpoint folder it was fit on (informative).
+    pub checkpoint: PathBuf,
+    /// SHA-256 of that checkpoint's `model.bpk`.
+    pub checkpoint_sha256: String,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Default decision rule.
+    pub method: Method,
+    /// Digit class names.
+    pub classes: Vec<String>,
+    /// Class centres in embedding space, `[classes][dim]`.
+    pub centres: Vec<Vec<f32>>,
+    /// Rejection threshold on the distance to the nearest centre.
+    pub threshold: f32,
+    /// False-reject rate the threshold was calibrated for.
+    pub target_frr: f64,
+    /// False-reject rate measured on the calibration digits.
+    pub calibration_frr: f64,
+    /// The 11-class head.
+    pub head: head::HeadWeights,
+    /// What the unknown class was fit on.
+    pub unknown_sources: Vec<String>,
+}
+
+/// SHA-256 (hex) of a file.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let b = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(crate::home::hex(&Sha256::digest(&b)))
+}
+
+/// Class centres: the mean embedding of each class, renormalised when the embeddings are
+/// unit-length (so centres live on the same sphere).
+pub fn class_centres(
+    emb: &[f32],
+    labels: &[u32],
+    dim: usize,
+    n_classes: usize,
+    normalized: bool,
+) -> Vec<Vec<f32>> {
+    let mut c = vec![vec![0f64; dim]; n_classes];
+    let mut n = vec![0usize; n_classes];
+    for (row, &l) in emb.chunks(dim).zip(labels) {
+        n[l as usize] += 1;
+        for (a, &v) in c[l as usize].iter_mut().zip(row) {
+            *a += v as f64;
+        }
+    }
+    c.iter()
+        .zip(&n)
+        .map(|(v, &k)| {
+            let mut m: Vec<f32> = v.iter().map(|a| (a / k.max(1) as f64) as f32).collect();
+            if normalized {
+                let norm = m.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                m.iter_mut().for_each(|x| *x /= norm);
+            }
+            m
+        })
+        .collect()
+}
+
+/// Nearest centre and its distance.
+pub fn nearest_centre(x: &[f32], centres: &[Vec<f32>]) -> (u32, f32) {
+    let mut best = (0u32, f32::INFINITY);
+    for (i, c) in centres.iter().enumerate() {
+        let d = euclidean(x, c);
+        if d < best.1 {
+            best = (i as u32, d);
+        }
+    }
+    best
+}
+
+/// The threshold under which a fraction `1 - target_frr` of `distances` falls.
+pub fn calibrate_threshold(distances: &[f32], target_frr: f64) -> f32 {
+    if distances.is_empty() {
+        return f32::INFINITY;
+    }
+    let mut d = distances.to_vec();
+    d.sort_by(f32::total_cmp);
+    let k = (((1.0 - target_frr) * d.len() as f64).ceil() as usize).clamp(1, d.len());
+    d[k - 1]
+}
+
+impl Recognizer {
+    /// Saves as JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let s = serde_json::to_string(self).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        std::fs::write(path, s).map_err(|e| Error::io(path, e))
+    }
+
+    /// Loads a recogniser and checks that it belongs to the checkpoint whose `model.bpk` is
+    /// `model_file`.
+    pub fn load_for(path: &Path, model_file: &Path) -> Result<Self> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let r: Recognizer = serde_json::from_str(&s).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let sha = file_sha256(model_file)?;
+        if sha != r.checkpoint_sha256 {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "this recognizer was fit on the checkpoint {} (model sha256 {}…), not on {} (sha256 {}…); fit it again with `recog digits fit`",
+                    r.checkpoint.display(),
+                    &r.checkpoint_sha256[..12.min(r.checkpoint_sha256.len())],
+                    model_file.display(),
+                    &sha[..12]
+                ),
+            });
+        }
+        Ok(r)
+    }
+
+    /// Decides for one embedding with `method`.
+    pub fn predict(&self, x: &[f32], method: Method) -> Prediction {
+        let (nearest, distance) = nearest_centre(x, &self.centres);
+        let probs = self.head.probabilities(x);
+        let unknown = probs.len() - 1;
+        let (arg, pmax) =
+            probs
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+        let p_unknown = probs[unknown];
+        let dist_score = distance / self.threshold.max(1e-12);
+        // The head rejects when "unknown" wins; 2 * p_unknown crosses 1 near that boundary.
+        let head_score = if arg == unknown {
+            1.0 + p_unknown
+        } else {
+            p_unknown / pmax.max(1e-12)
+        };
+        let (label, unknown_score) = match method {
+            Method::Distance => ((distance <= self.threshold).then_some(nearest), dist_score),
+            Method::Head => ((arg != unknown).then_some(arg as u32), head_score),
+            Method::Both => (
+                (arg != unknown && distance <= self.threshold).then_some(arg as u32),
+                dist_score.max(head_score),
+            ),
+        };
+        Prediction {
+            label,
+            nearest,
+            distance,
+            score: pmax,
+            p_unknown,
+            unknown_score,
+        }
+    }
+}
+
+/// Area under the ROC curve of `scores` separating positives (`true`) from negatives, with
+/// ties counted half (the Mann-Whitney statistic).
+pub fn auroc(scores: &[f32], positive: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
+    let n_neg = positive.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return f64::NAN;
+    }
+    // Sum of positive ranks, average rank for ties.
+    let mut rank_sum = 0f64;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if positive[k] {
+                rank_sum += avg;
+            }
+        }
+        i = j + 1;
+    }
+    (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
+/// Open-set figures of one method on digits plus one unknown set.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenSetReport {
+    /// The method.
+    pub method: Method,
+    /// The unknown set's name.
+    pub unknown_set: String,
+    /// Digits named correctly (a rejected digit counts as wrong).
+    pub digit_accuracy: f64,
+    /// Digits rejected as unknown.
+    pub digit_rejection: f64,
+    /// Unknown images rejected.
+    pub unknown_rejection: f64,
+    /// Correct answers over digits and unknowns together.
+    pub overall_accuracy: f64,
+    /// AUROC of the method's unknown score, unknown vs digit.
+    pub auroc: f64,
+    /// Closed-set accuracy of the nearest centre (the notebook's protocol without "unknown").
+    pub closed_set_accuracy: f64,
+    /// Confusion counts `[true][predicted]`, 11 x 11, index 10 = unknown.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Scores digits (with labels) and unknowns with one method.
+pub fn evaluate(
+    rec: &Recognizer,
+    method: Method,
+    digits: &[f32],
+    digit_labels: &[u32],
+    unknown: &[f32],
+    unknown_name: &str,
+) -> OpenSetReport {
+    let d = rec.dim;
+    let k = rec.classes.len();
+    let mut conf = vec![vec![0usize; k + 1]; k + 1];
+    let mut scores = Vec::new();
+    let mut positive = Vec::new();
+    let (mut correct, mut rejected, mut closed) = (0usize, 0usize, 0usize);
+    for (x, &l) in digits.chunks(d).zip(digit_labels) {
+        let p = rec.predict(x, method);
+        let col = p.label.map_or(k, |v| v as usize);
+        conf[l as usize][col] += 1;
+        correct += (p.label == Some(l)) as usize;
+        rejected += p.label.is_none() as usize;
+        closed += (p.nearest == l) as usize;
+        scores.push(p.unknown_score);
+        positive.push(false);
+    }
+    let mut rej_u = 0usize;
+    for x in unknown.chunks(d) {
+        let p = rec.predict(x, method);
+        let col = p.label.map_or(k, |v| v as usize);
+        conf[k][col] += 1;
+        rej_u += p.label.is_none() as usize;
+        scores.push(p.unknown_score);
+        positive.push(true);
+    }
+    let nd = digit_labels.len().max(1) as f64;
+    let nu = (unknown.len() / d.max(1)).max(1) as f64;
+    OpenSetReport {
+        method,
+        unknown_set: unknown_name.to_string(),
+        digit_accuracy: correct as f64 / nd,
+        digit_rejection: rejected as f64 / nd,
+        unknown_rejection: rej_u as f64 / nu,
+        overall_accuracy: (correct + rej_u) as f64 / (nd + nu),
+        auroc: auroc(&scores, &positive),
+        closed_set_accuracy: closed as f64 / nd,
+        confusion: conf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_golden() {
+        // positives 0.9, 0.8; negatives 0.1, 0.85 -> pairs (p > n): (0.9>0.1, 0.9>0.85, 0.8>0.1) = 3 of 4
+        let s = [0.9, 0.8, 0.1, 0.85];
+        let p = [true, true, false, false];
+        assert!((auroc(&s, &p) - 0.75).abs() < 1e-12);
+        // ties count half
+        assert!((auroc(&[0.5, 0.5], &[true, false]) - 0.5).abs() < 1e-12);
+        assert_eq!(auroc(&[1.0, 0.0], &[true, false]), 1.0);
+    }
+
+    #[test]
+    fn threshold_meets_target_frr() {
+        let d: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+        let t = calibrate_threshold(&d, 0.05);
+        assert_eq!(t, 95.0);
+        let frr = d.iter().filter(|&&x| x > t).count() as f64 / 100.0;
+        assert!(frr <= 0.05);
+    }
+
+    #[test]
+    fn centres_and_nearest() {
+        let e = [0.0, 1.0, 0.0, 3.0, 4.0, 0.0];
+        let c = class_centres(&e, &[0, 0, 1], 2, 2, false);
+        assert_eq!(c, vec![vec![0.0, 2.0], vec![4.0, 0.0]]);
+        assert_eq!(nearest_centre(&[3.0, 0.5], &c), (1, (1.0f32 + 0.25).sqrt()));
+    }
+}
