@@ -44,7 +44,7 @@ impl From<MethodArg> for Method {
     }
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct FitArgs {
     /// Embedding checkpoint folder (`recog train --out`).
     #[arg(long, default_value = "runs/mnist")]
@@ -97,7 +97,7 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
     /// Recognizer file (default: <model>/recognizer.json).
     #[arg(long)]

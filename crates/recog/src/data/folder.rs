@@ -36,19 +36,8 @@ pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
         image::imageops::FilterType::Triangle,
     );
     let mut px = g.into_raw();
-    // The border mean tells the background: MNIST digits are white on black.
-    let (w, h) = (width, height);
-    let mut border = 0u64;
-    let mut count = 0u64;
-    for y in 0..h {
-        for x in 0..w {
-            if y == 0 || x == 0 || y + 1 == h || x + 1 == w {
-                border += px[y * w + x] as u64;
-                count += 1;
-            }
-        }
-    }
-    if count > 0 && border / count > 127 {
+    // MNIST digits are light on dark; the border tells the background.
+    if crate::data::mnistify::border_is_light(&px, width, height) {
         px.iter_mut().for_each(|p| *p = 255 - *p);
     }
     Ok(px)

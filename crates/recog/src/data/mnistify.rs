@@ -9,6 +9,21 @@ use crate::error::{Error, Result};
 /// Pixels above this value count as ink when finding the bounding box.
 const INK: u8 = 40;
 
+/// True when the mean of the image's border is lighter than mid-grey: dark ink on light paper.
+pub fn border_is_light(gray: &[u8], width: usize, height: usize) -> bool {
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for y in 0..height {
+        for x in 0..width {
+            if y == 0 || x == 0 || y + 1 == height || x + 1 == width {
+                sum += gray[y * width + x] as u64;
+                n += 1;
+            }
+        }
+    }
+    n > 0 && sum / n > 127
+}
+
 /// Normalises a `width x height` grayscale image. `invert` = `None` decides from the border
 /// (a border lighter than mid-grey means dark ink on light paper). Returns 784 pixels, or
 /// `None` when there is no ink at all.
@@ -16,19 +31,7 @@ pub fn mnistify(gray: &[u8], width: usize, height: usize, invert: Option<bool>) 
     if width == 0 || height == 0 || gray.len() != width * height {
         return None;
     }
-    let invert = invert.unwrap_or_else(|| {
-        let mut sum = 0u64;
-        let mut n = 0u64;
-        for y in 0..height {
-            for x in 0..width {
-                if y == 0 || x == 0 || y + 1 == height || x + 1 == width {
-                    sum += gray[y * width + x] as u64;
-                    n += 1;
-                }
-            }
-        }
-        sum / n.max(1) > 127
-    });
+    let invert = invert.unwrap_or_else(|| border_is_light(gray, width, height));
     let px: Vec<u8> = if invert {
         gray.iter().map(|&p| 255 - p).collect()
     } else {

@@ -313,3 +313,39 @@ pub fn unknown_images(
         described,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(n: usize, classes: usize) -> Dataset {
+        let labels: Vec<u32> = (0..n).map(|i| (i % classes) as u32).collect();
+        Dataset::new(
+            vec![1; n * 4],
+            labels,
+            2,
+            2,
+            (0..classes).map(|c| c.to_string()).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn extra_class_is_appended() {
+        let a = tiny(6, 3);
+        let b = tiny(2, 1);
+        let c = a.with_extra_class(&b, "unknown").unwrap();
+        assert_eq!(c.len(), 8);
+        assert_eq!(c.classes.last().map(String::as_str), Some("unknown"));
+        assert_eq!(&c.labels[6..], &[3, 3]);
+        assert_eq!(c.by_class()[3], vec![6, 7]);
+        let odd = Dataset::new(vec![0; 9], vec![0], 3, 3, vec!["x".into()]).unwrap();
+        assert!(a.with_extra_class(&odd, "u").is_err());
+    }
+
+    #[test]
+    fn inconsistent_sizes_are_errors() {
+        assert!(Dataset::new(vec![0; 5], vec![0], 2, 2, vec!["a".into()]).is_err());
+        assert!(Dataset::new(vec![0; 4], vec![1], 2, 2, vec!["a".into()]).is_err());
+    }
+}

@@ -84,6 +84,10 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Random shifts of up to this many pixels (0 = none).
     pub augment_shift: usize,
+    /// Random rotation of up to this many degrees, with a random scale of up to the same
+    /// number of percent (0 = none; then shifts are whole pixels).
+    #[serde(default)]
+    pub augment_rotate: f32,
     /// Validation batches per epoch (on the test split, fixed seed).
     pub val_batches: usize,
     /// The seed.
@@ -137,6 +141,7 @@ impl TrainConfig {
             lr: 1e-3,
             schedule: Schedule::Cosine,
             augment_shift: 2,
+            augment_rotate: 0.0,
             val_batches: 10,
             seed: 42,
             hard_from_epoch: None,
@@ -318,7 +323,8 @@ pub struct TrainSummary {
     pub warnings: Vec<String>,
 }
 
-/// Builds the `[n, 1, h, w]` input tensor of dataset images `idx`.
+/// Builds the `[n, 1, h, w]` input tensor of dataset images `idx`, shifted at random by up
+/// to `shift` pixels.
 pub fn images_tensor(
     data: &Dataset,
     idx: &[usize],
@@ -326,8 +332,28 @@ pub fn images_tensor(
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Tensor<4> {
+    images_tensor_aug(data, idx, shift, 0.0, rng, device)
+}
+
+/// [`images_tensor`] with a random rotation of up to `rotate` degrees and a random scale of
+/// up to `rotate` percent (bilinear); `rotate = 0` keeps whole-pixel shifts.
+pub fn images_tensor_aug(
+    data: &Dataset,
+    idx: &[usize],
+    shift: usize,
+    rotate: f32,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Tensor<4> {
     let mut px = data.batch_f32(idx);
-    if shift > 0 {
+    if rotate > 0.0 {
+        let a = augment::Affine {
+            shift: shift as f32,
+            rotate_deg: rotate,
+            scale: rotate / 100.0,
+        };
+        augment::random_affine(&mut px, data.height, data.width, a, rng);
+    } else if shift > 0 {
         augment::random_shift(&mut px, data.height, data.width, shift, rng);
     }
     Tensor::from_data(
@@ -355,7 +381,8 @@ pub(crate) fn batch_loss(
     epoch: Option<usize>,
     device: &Device,
 ) -> (crate::metric::loss::LossOutput, f32) {
-    let x = images_tensor(data, idx, shift, rng, device);
+    let rotate = if shift > 0 { cfg.augment_rotate } else { 0.0 };
+    let x = images_tensor_aug(data, idx, shift, rotate, rng, device);
     let emb = net.forward(x);
     let n = idx.len();
     let d = cfg.net.dim;
