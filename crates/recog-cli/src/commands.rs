@@ -172,7 +172,7 @@ pub struct TrainArgs {
     /// Images per --unknown source.
     #[arg(long, default_value_t = 10000)]
     pub unknown_per_source: usize,
-    /// Dropout before the embedding layer (the notebook's 0.5).
+    /// Dropout before the embedding layer [default: 0.1; the notebook's 0.5 with --notebook].
     #[arg(long)]
     pub dropout: Option<f64>,
     /// Random rotation of up to this many degrees (and scale of as many percent).
@@ -606,7 +606,10 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
                 ..TrainConfig::notebook()
             },
         ),
-        ("batch-hard: 10 x 30 images, D=64", TrainConfig::for_dim(64)),
+        (
+            "default D=64: 10 x 30 images, semi-hard mining",
+            TrainConfig::for_dim(64),
+        ),
     ];
     for (name, cfg) in configs {
         if !a.json {

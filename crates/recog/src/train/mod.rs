@@ -119,9 +119,13 @@ impl TrainConfig {
     /// D > 3, unnormalised with margin 1 otherwise.
     pub fn for_dim(dim: usize) -> Self {
         let normalized = dim > 3;
+        // Dropout 0.1 before the embedding layer instead of the notebook's 0.5: with 0.5 the
+        // noise on a 2-d output crowds classes at the origin (D = 2, 8 epochs: 1-NN 96.29%
+        // with 0.5, 97.32% with 0.1).
         let net = EmbeddingNetConfig {
             dim,
             normalize: normalized,
+            dropout_dense: 0.1,
             ..EmbeddingNetConfig::notebook()
         };
         Self {
@@ -150,9 +154,10 @@ impl TrainConfig {
     }
 
     /// The notebook's setting: D = 2, random triplets, 100 per batch, squared Euclidean,
-    /// margin 1 (its `alpha`), no augmentation, constant learning rate.
+    /// margin 1 (its `alpha`), dropout 0.5, no augmentation, constant learning rate.
     pub fn notebook() -> Self {
         Self {
+            net: EmbeddingNetConfig::notebook(),
             loss: TripletMarginLoss {
                 margin: 1.0,
                 distance: Distance::SquaredEuclidean,
