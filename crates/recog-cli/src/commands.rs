@@ -783,7 +783,7 @@ fn demo_digits(
 }
 
 fn write_report(out: &Path, runs: &[DemoRun]) -> Result<()> {
-    let mut s = String::from("# recog demo report\n\nThe notebook's Parts I-III: triplet-loss training on MNIST, the loss curve, the embedding.\n\n");
+    let mut s = String::from("# recog demo report\n\nThe notebook's Parts I-IV: triplet-loss training on MNIST, the loss curve, the embedding, and recognition that can say \"unknown\".\n\n");
     s.push_str("| run | 1-NN | 5-NN | P@1 | MAP@R | train loss | val loss | train s |\n|---|---|---|---|---|---|---|---|\n");
     for r in runs {
         s.push_str(&format!(
