@@ -172,7 +172,8 @@ pub struct TrainArgs {
     /// Images per --unknown source.
     #[arg(long, default_value_t = 10000)]
     pub unknown_per_source: usize,
-    /// Dropout before the embedding layer [default: 0.1; the notebook's 0.5 with --notebook].
+    /// Dropout before the embedding layer [default: 0 for D > 3, 0.1 for D <= 3; the notebook's
+    /// 0.5 with --notebook].
     #[arg(long)]
     pub dropout: Option<f64>,
     /// Random rotation of up to this many degrees (and scale of as many percent).
