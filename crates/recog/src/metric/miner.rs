@@ -60,8 +60,9 @@ pub enum Miner {
 
 impl Miner {
     /// Mines triplets from the `n x n` distance matrix `dist` (row-major) of a batch with
-    /// `labels`. `margin` is used by the semi-hard rule only.
-    pub fn mine(self, dist: &[f32], labels: &[u32], margin: f32, rng: &mut impl Rng) -> Triplets {
+    /// `labels`. `_margin` is accepted for miners that bound negatives by it; none of these
+    /// four needs it (semi-hard takes any farther negative, as TF-Addons does).
+    pub fn mine(self, dist: &[f32], labels: &[u32], _margin: f32, rng: &mut impl Rng) -> Triplets {
         let n = labels.len();
         debug_assert_eq!(dist.len(), n * n);
         let d = |i: usize, j: usize| dist[i * n + j];
@@ -109,7 +110,6 @@ impl Miner {
                 }
             }
             Miner::SemiHard => {
-                let _ = margin; // the rule needs no margin: any farther negative is eligible
                 for a in 0..n {
                     for p in 0..n {
                         if p == a || labels[p] != labels[a] {
@@ -187,7 +187,7 @@ mod tests {
         let (d, l) = setup();
         let t = Miner::SemiHard.mine(&d, &l, 0.1, &mut rng());
         // (0,1): d_ap = 3; negatives 2 (1), 3 (5): the only farther one is 3.
-        // (1,0): d_ap = 3; negatives 2 (2), 3 (2): none farther -> farthest, 2 (first max is 3?)
+        // (1,0): d_ap = 3; negatives 2 (2), 3 (2): none farther -> the farthest; tied, and
         // max_by returns the last maximum, so 3.
         // (2,3): d_ap = 4; negatives 0 (1), 1 (2): none farther -> farthest, 1.
         // (3,2): d_ap = 4; negatives 0 (5), 1 (2): farther: 0.

@@ -225,7 +225,6 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunState {
     epochs_done: usize,
-    steps_done: usize,
 }
 
 /// The files of a checkpoint folder.
@@ -365,13 +364,6 @@ pub fn images_tensor_aug(
         TensorData::new(px, [idx.len(), 1, data.height, data.width]),
         device,
     )
-}
-
-/// One optimisation step's host-side figures.
-struct StepStats {
-    loss: f32,
-    active: f32,
-    mean_dist: f32,
 }
 
 /// Computes the loss of one batch; `Triplets` come from the sampler layout or the miner.
@@ -562,16 +554,18 @@ pub fn train(
                 &ad,
             );
             let loss_v: f32 = out.loss.clone().into_scalar::<f32>();
+            // Checked before the update so that a diverged step never reaches the weights.
+            if !loss_v.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "loss became {loss_v} at epoch {}, step {s}: lower the learning rate",
+                    epoch + 1
+                )));
+            }
             let grads = GradientsParams::from_grads(out.loss.backward(), &net);
             net = optim.step(lr, net, grads);
-            let st = StepStats {
-                loss: loss_v,
-                active: out.active_fraction,
-                mean_dist,
-            };
-            sl += st.loss as f64;
-            sa += st.active as f64;
-            sd += st.mean_dist as f64;
+            sl += loss_v as f64;
+            sa += out.active_fraction as f64;
+            sd += mean_dist as f64;
             progress.inc(1);
             let el = t0.elapsed().as_secs_f64();
             progress.message(&format!(
@@ -580,13 +574,6 @@ pub fn train(
                 100.0 * sa / (s + 1) as f64,
                 ((s + 1) * idx.len()) as f64 / el.max(1e-9)
             ));
-            if !st.loss.is_finite() {
-                return Err(Error::InvalidArgument(format!(
-                    "loss became {} at epoch {}, step {s}: lower the learning rate",
-                    st.loss,
-                    epoch + 1
-                )));
-            }
         }
         progress.finish();
         let seconds = t0.elapsed().as_secs_f64();
@@ -638,7 +625,6 @@ pub fn train(
             &ckpt.state(),
             &RunState {
                 epochs_done: epoch + 1,
-                steps_done: (epoch + 1) * spe,
             },
         )?;
         let mp = ckpt.metrics();
