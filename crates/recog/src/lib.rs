@@ -19,6 +19,7 @@
 pub mod cluster;
 pub mod data;
 pub mod error;
+pub mod face;
 pub mod eval;
 pub mod home;
 pub mod metric;
@@ -27,6 +28,7 @@ pub mod openset;
 pub mod plot;
 pub mod progress;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use home::Home;

@@ -1,5 +1,9 @@
 //! Neural networks, one model per file.
 
+pub mod blazeface;
 pub mod embedding_net;
+pub mod face_resnet;
 
+pub use blazeface::{BlazeFace, BlazeFaceConfig};
 pub use embedding_net::{EmbeddingNet, EmbeddingNetConfig};
+pub use face_resnet::{FaceResNet, FaceResNetConfig};

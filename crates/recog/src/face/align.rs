@@ -1,0 +1,178 @@
+//! Face alignment: a similarity transform from detected keypoints to the template of the
+//! embedding network, and the warp that cuts the aligned chip out of the image.
+//!
+//! The template is dlib's: `get_face_chip_details(shape, 150, 0.25)` maps the mean positions
+//! of the 68-point landmarks (below, points 17..67 in a unit square) onto a 150x150 chip with
+//! 25% padding. BlazeFace gives eye centres, nose tip and mouth centre, so the template
+//! points are the means of dlib's eye and mouth landmarks and its nose-tip landmark.
+
+use image::RgbImage;
+
+/// dlib's mean face shape, points 17..67 (`dlib/image_transforms/interpolation.h`).
+const MEAN_X: [f32; 51] = [
+    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991,
+    0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217,
+    0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918, 0.182743, 0.645647, 0.714428,
+    0.793132, 0.858516, 0.79751, 0.719335, 0.254149, 0.340985, 0.428858, 0.490127, 0.551395,
+    0.639268, 0.726104, 0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379, 0.428096,
+    0.490127, 0.552157, 0.689874, 0.553364, 0.490127, 0.42689,
+];
+const MEAN_Y: [f32; 51] = [
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482,
+    0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106,
+    0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077, 0.231733,
+    0.179852, 0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578,
+    0.727388, 0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792,
+    0.778746, 0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
+];
+
+fn mean_of(range: std::ops::RangeInclusive<usize>) -> [f32; 2] {
+    let n = range.clone().count() as f32;
+    let (mut x, mut y) = (0.0, 0.0);
+    for i in range {
+        x += MEAN_X[i - 17];
+        y += MEAN_Y[i - 17];
+    }
+    [x / n, y / n]
+}
+
+/// Where the eyes, nose tip and mouth centre go in a `size` x `size` chip with `padding`
+/// (fraction of the face width added on every side), in BlazeFace's keypoint order:
+/// the subject's right eye (left in the image), left eye, nose tip, mouth centre.
+pub fn dlib_template(size: usize, padding: f32) -> [[f32; 2]; 4] {
+    let pts = [mean_of(36..=41), mean_of(42..=47), mean_of(30..=30), mean_of(48..=67)];
+    pts.map(|[x, y]| {
+        [
+            (padding + x) / (1.0 + 2.0 * padding) * size as f32,
+            (padding + y) / (1.0 + 2.0 * padding) * size as f32,
+        ]
+    })
+}
+
+/// A similarity transform `q = [a -b; b a] p + t` (rotation, uniform scale, shift).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Similarity {
+    /// `scale * cos(angle)`.
+    pub a: f32,
+    /// `scale * sin(angle)`.
+    pub b: f32,
+    /// Translation.
+    pub t: [f32; 2],
+}
+
+impl Similarity {
+    /// The least-squares similarity that maps `from[i]` onto `to[i]`.
+    pub fn fit(from: &[[f32; 2]], to: &[[f32; 2]]) -> Similarity {
+        let n = from.len().min(to.len()).max(1) as f32;
+        let mean = |p: &[[f32; 2]]| {
+            let s = p.iter().fold([0.0, 0.0], |s, q| [s[0] + q[0], s[1] + q[1]]);
+            [s[0] / n, s[1] / n]
+        };
+        let (mf, mt) = (mean(from), mean(to));
+        let (mut num_a, mut num_b, mut den) = (0.0f32, 0.0f32, 0.0f32);
+        for (p, q) in from.iter().zip(to) {
+            let (px, py) = (p[0] - mf[0], p[1] - mf[1]);
+            let (qx, qy) = (q[0] - mt[0], q[1] - mt[1]);
+            num_a += px * qx + py * qy;
+            num_b += px * qy - py * qx;
+            den += px * px + py * py;
+        }
+        let den = den.max(1e-12);
+        let (a, b) = (num_a / den, num_b / den);
+        let t = [mt[0] - (a * mf[0] - b * mf[1]), mt[1] - (b * mf[0] + a * mf[1])];
+        Similarity { a, b, t }
+    }
+
+    /// Applies the transform to a point.
+    pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
+        [
+            self.a * p[0] - self.b * p[1] + self.t[0],
+            self.b * p[0] + self.a * p[1] + self.t[1],
+        ]
+    }
+
+    /// Scale factor.
+    pub fn scale(&self) -> f32 {
+        (self.a * self.a + self.b * self.b).sqrt()
+    }
+}
+
+/// Cuts a `size` x `size` chip: chip pixel `p` samples the image at `chip_to_image(p)`
+/// (bilinear; outside the image is black).
+pub fn warp(img: &RgbImage, chip_to_image: &Similarity, size: usize) -> RgbImage {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let mut out = RgbImage::new(size as u32, size as u32);
+    let px = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            [0.0; 3]
+        } else {
+            let p = img.get_pixel(x as u32, y as u32).0;
+            [p[0] as f32, p[1] as f32, p[2] as f32]
+        }
+    };
+    for v in 0..size {
+        for u in 0..size {
+            let [x, y] = chip_to_image.apply([u as f32, v as f32]);
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (xi, yi) = (x0 as i64, y0 as i64);
+            let (p00, p10, p01, p11) = (px(xi, yi), px(xi + 1, yi), px(xi, yi + 1), px(xi + 1, yi + 1));
+            let mut c = [0u8; 3];
+            for k in 0..3 {
+                let top = p00[k] * (1.0 - fx) + p10[k] * fx;
+                let bot = p01[k] * (1.0 - fx) + p11[k] * fx;
+                c[k] = (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8;
+            }
+            out.put_pixel(u as u32, v as u32, image::Rgb(c));
+        }
+    }
+    out
+}
+
+/// Aligns a face: fits the similarity from the chip template to the detected keypoints
+/// (eyes, nose, mouth) and warps the chip.
+pub fn align(img: &RgbImage, keypoints: &[[f32; 2]], size: usize, padding: f32) -> RgbImage {
+    let template = dlib_template(size, padding);
+    let n = keypoints.len().min(4);
+    let tf = Similarity::fit(&template[..n], &keypoints[..n]);
+    warp(img, &tf, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_a_known_similarity() {
+        let truth = Similarity {
+            a: 1.5 * 0.3f32.cos(),
+            b: 1.5 * 0.3f32.sin(),
+            t: [10.0, -4.0],
+        };
+        let from = [[0.0, 0.0], [10.0, 0.0], [3.0, 7.0], [5.0, 12.0]];
+        let to: Vec<[f32; 2]> = from.iter().map(|&p| truth.apply(p)).collect();
+        let fit = Similarity::fit(&from, &to);
+        assert!((fit.a - truth.a).abs() < 1e-5 && (fit.b - truth.b).abs() < 1e-5);
+        assert!((fit.t[0] - truth.t[0]).abs() < 1e-4 && (fit.t[1] - truth.t[1]).abs() < 1e-4);
+    }
+
+    #[test]
+    fn template_is_symmetric_and_inside_the_chip() {
+        let t = dlib_template(150, 0.25);
+        // Eyes level and mirror images about the vertical centre line of the mean face.
+        assert!((t[0][1] - t[1][1]).abs() < 1e-4);
+        let centre = (0.25 + 0.490127) / 1.5 * 150.0;
+        assert!(((t[0][0] + t[1][0]) / 2.0 - centre).abs() < 0.05);
+        assert!(t.iter().all(|p| p[0] > 0.0 && p[0] < 150.0 && p[1] > 0.0 && p[1] < 150.0));
+        assert!(t[3][1] > t[2][1] && t[2][1] > t[0][1]);
+    }
+
+    #[test]
+    fn identity_warp_copies_pixels() {
+        let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 7]));
+        let id = Similarity { a: 1.0, b: 0.0, t: [2.0, 1.0] };
+        let chip = warp(&img, &id, 4);
+        assert_eq!(chip.get_pixel(0, 0).0, [20, 10, 7]);
+        assert_eq!(chip.get_pixel(3, 2).0, [50, 30, 7]);
+    }
+}

@@ -1,0 +1,228 @@
+//! Faces: detection, alignment and embedding, as one reusable [`FacePipeline`].
+//!
+//! - [`detect`]: the [`Detector`] trait; BlazeFace (default) and the notebook's Haar cascade.
+//! - [`align`]: similarity transform from keypoints to the embedding network's template.
+//! - [`embed`]: the [`Embedder`] trait; the face ResNet (128-d).
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+pub use detect::{BlazeFaceDetector, Detector};
+pub use embed::{Embedder, FaceResNetEmbedder};
+
+use crate::progress::Progress;
+use crate::{Error, Home, Result};
+
+/// A detected face: box corners, score and keypoints, in image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceBox {
+    /// Left.
+    pub x0: f32,
+    /// Top.
+    pub y0: f32,
+    /// Right.
+    pub x1: f32,
+    /// Bottom.
+    pub y1: f32,
+    /// Detector confidence in [0, 1].
+    pub score: f32,
+    /// BlazeFace order: right eye, left eye (of the subject), nose tip, mouth centre, right
+    /// ear, left ear. Empty for detectors without keypoints.
+    pub keypoints: Vec<[f32; 2]>,
+}
+
+impl FaceBox {
+    /// Intersection over union with another box.
+    pub fn iou(&self, o: &FaceBox) -> f32 {
+        let iw = (self.x1.min(o.x1) - self.x0.max(o.x0)).max(0.0);
+        let ih = (self.y1.min(o.y1) - self.y0.max(o.y0)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+
+    /// Box area.
+    pub fn area(&self) -> f32 {
+        (self.x1 - self.x0).max(0.0) * (self.y1 - self.y0).max(0.0)
+    }
+
+    /// Box centre.
+    pub fn centre(&self) -> [f32; 2] {
+        [(self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0]
+    }
+}
+
+/// Reads an image file as RGB, naming the file on failure.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let img = image::open(path).map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "empty image".into(),
+        });
+    }
+    Ok(img.to_rgb8())
+}
+
+/// Where the pretrained models live under a recog home.
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    /// BlazeFace front model (ONNX).
+    pub blazeface: PathBuf,
+    /// face-api.js face recognition manifest (TFJS).
+    pub face_resnet: PathBuf,
+    /// OpenCV Haar cascade XML.
+    pub haar: PathBuf,
+}
+
+impl ModelPaths {
+    /// The standard layout: `models/blazeface`, `models/face-api`, `models/opencv`.
+    pub fn in_home(home: &Home) -> Self {
+        Self {
+            blazeface: home
+                .model_dir("blazeface")
+                .join("face_detection_front_128x128_barracuda.onnx"),
+            face_resnet: home
+                .model_dir("face-api")
+                .join("face_recognition_model-weights_manifest.json"),
+            haar: home
+                .model_dir("opencv")
+                .join("haarcascade_frontalface_default.xml"),
+        }
+    }
+}
+
+/// What the pipeline found for one image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaceResult {
+    /// The chosen face (`None` if none was found and no fallback applied).
+    pub face: Option<FaceBox>,
+    /// Whether the embedding came from the centre-crop fallback, not a detection.
+    pub fallback: bool,
+    /// The descriptor.
+    pub embedding: Vec<f32>,
+}
+
+/// Which face to keep when an image holds several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Every face.
+    All,
+    /// The face that covers the image centre (LFW's convention), else the best score.
+    Central,
+}
+
+/// Detector + aligner + embedder, reused across images; works in batches.
+pub struct FacePipeline {
+    /// The detector.
+    pub detector: Box<dyn Detector>,
+    /// The embedder.
+    pub embedder: Box<dyn Embedder>,
+    /// Chip padding around the template (dlib: 0.25).
+    pub padding: f32,
+}
+
+impl FacePipeline {
+    /// BlazeFace + face ResNet from a recog home.
+    pub fn standard(home: &Home, device: &burn::tensor::Device) -> Result<Self> {
+        let p = ModelPaths::in_home(home);
+        Ok(Self {
+            detector: Box::new(BlazeFaceDetector::load(&p.blazeface, device)?),
+            embedder: Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
+            padding: 0.25,
+        })
+    }
+
+    /// The aligned chip of a face; without keypoints, the box is squared and scaled so the
+    /// face fills the chip as the template would.
+    pub fn chip(&self, img: &RgbImage, face: &FaceBox) -> RgbImage {
+        let size = self.embedder.input_size();
+        if face.keypoints.len() >= 4 {
+            align::align(img, &face.keypoints[..4], size, self.padding)
+        } else {
+            let [cx, cy] = face.centre();
+            let side = (face.x1 - face.x0).max(face.y1 - face.y0) * (1.0 + 2.0 * self.padding) / 1.2;
+            let s = side / size as f32;
+            let tf = align::Similarity { a: s, b: 0.0, t: [cx - side / 2.0, cy - side / 2.0] };
+            align::warp(img, &tf, size)
+        }
+    }
+
+    /// A centre crop for images where no face was found (LFW images are centred on the
+    /// face): the middle 50% of the shorter side.
+    pub fn centre_chip(&self, img: &RgbImage) -> RgbImage {
+        let size = self.embedder.input_size();
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let side = w.min(h) * 0.5;
+        let s = side / size as f32;
+        let tf = align::Similarity { a: s, b: 0.0, t: [(w - side) / 2.0, (h - side) / 2.0] };
+        align::warp(img, &tf, size)
+    }
+
+    /// Detects, aligns and embeds one face per image (the `pick` rule), in batches of
+    /// `batch`. Images without a face get the centre crop when `fallback` is set, else an
+    /// empty embedding.
+    pub fn embed_files(
+        &self,
+        paths: &[PathBuf],
+        batch: usize,
+        fallback: bool,
+        progress: &dyn Progress,
+    ) -> Result<Vec<FaceResult>> {
+        progress.start("embedding faces", paths.len() as u64);
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(batch.max(1)) {
+            let imgs = chunk.iter().map(|p| load_rgb(p)).collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&RgbImage> = imgs.iter().collect();
+            let dets = self.detector.detect_batch(&refs)?;
+            let mut chips = Vec::new();
+            let mut meta = Vec::new();
+            for (img, faces) in imgs.iter().zip(dets) {
+                match pick_central(img, &faces) {
+                    Some(f) => {
+                        chips.push(self.chip(img, &f));
+                        meta.push((Some(f), false));
+                    }
+                    None if fallback => {
+                        chips.push(self.centre_chip(img));
+                        meta.push((None, true));
+                    }
+                    None => meta.push((None, false)),
+                }
+            }
+            let embs = self.embedder.embed(&chips)?;
+            let mut e = embs.into_iter();
+            for (face, fb) in meta {
+                let embedding = if face.is_some() || fb { e.next().unwrap_or_default() } else { Vec::new() };
+                out.push(FaceResult { face, fallback: fb, embedding });
+            }
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish();
+        Ok(out)
+    }
+}
+
+/// The face covering the image centre with the best score, else the best face.
+pub fn pick_central(img: &RgbImage, faces: &[FaceBox]) -> Option<FaceBox> {
+    let (cx, cy) = (img.width() as f32 / 2.0, img.height() as f32 / 2.0);
+    faces
+        .iter()
+        .filter(|f| f.x0 <= cx && cx <= f.x1 && f.y0 <= cy && cy <= f.y1)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .or_else(|| faces.iter().max_by(|a, b| a.score.total_cmp(&b.score)))
+        .cloned()
+}

@@ -1,0 +1,209 @@
+//! TensorFlow.js weights: a `*-weights_manifest.json` and its binary shards.
+//!
+//! The manifest is a list of groups; each group names its shard files (concatenated in
+//! order) and its weights: name, shape, dtype and, for quantised weights, `quantization`
+//! `{dtype: uint8|uint16|float16, scale, min}` where the stored value `q` decodes to
+//! `q * scale + min` (float16 stores IEEE half floats). Weights follow each other in the
+//! concatenated shards in manifest order.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{read_file, HostTensor, WeightMap};
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+struct Group {
+    paths: Vec<String>,
+    weights: Vec<Spec>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Spec {
+    name: String,
+    shape: Vec<usize>,
+    dtype: String,
+    #[serde(default)]
+    quantization: Option<Quant>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Quant {
+    dtype: String,
+    #[serde(default)]
+    scale: f32,
+    #[serde(default)]
+    min: f32,
+}
+
+/// Reads a TFJS manifest and its shards (found next to the manifest).
+pub fn load(manifest: &Path) -> Result<WeightMap> {
+    let text = read_file(manifest)?;
+    let groups: Vec<Group> = serde_json::from_slice(&text).map_err(|source| Error::Json {
+        path: manifest.to_path_buf(),
+        source,
+    })?;
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let mut map = WeightMap::new(manifest);
+    for g in groups {
+        let mut bytes = Vec::new();
+        for p in &g.paths {
+            bytes.extend(read_file(&dir.join(p))?);
+        }
+        let mut off = 0usize;
+        for w in g.weights {
+            let n: usize = w.shape.iter().product();
+            let (elem, kind) = match (&w.quantization, w.dtype.as_str()) {
+                (Some(q), _) => match q.dtype.as_str() {
+                    "uint8" => (1, Kind::U8(q.scale, q.min)),
+                    "uint16" => (2, Kind::U16(q.scale, q.min)),
+                    "float16" => (2, Kind::F16),
+                    other => return Err(bad(manifest, &w.name, format!("quantization {other}"))),
+                },
+                (None, "float32") => (4, Kind::F32),
+                (None, "int32") => (4, Kind::I32),
+                (None, other) => return Err(bad(manifest, &w.name, format!("dtype {other}"))),
+            };
+            let len = n * elem;
+            let chunk = bytes.get(off..off + len).ok_or_else(|| Error::Checkpoint {
+                path: manifest.to_path_buf(),
+                problem: format!(
+                    "shards end at byte {} but {} (shape {:?}) needs bytes {}..{}",
+                    bytes.len(),
+                    w.name,
+                    w.shape,
+                    off,
+                    off + len
+                ),
+            })?;
+            off += len;
+            let data = decode(chunk, kind);
+            map.tensors.insert(
+                w.name,
+                HostTensor {
+                    shape: w.shape,
+                    data,
+                },
+            );
+        }
+        if off != bytes.len() {
+            return Err(Error::Checkpoint {
+                path: manifest.to_path_buf(),
+                problem: format!(
+                    "manifest describes {off} bytes but the shards hold {}",
+                    bytes.len()
+                ),
+            });
+        }
+    }
+    Ok(map)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    F32,
+    I32,
+    F16,
+    U8(f32, f32),
+    U16(f32, f32),
+}
+
+fn decode(b: &[u8], kind: Kind) -> Vec<f32> {
+    match kind {
+        Kind::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Kind::I32 => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        Kind::F16 => b
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        Kind::U8(scale, min) => b.iter().map(|&q| q as f32 * scale + min).collect(),
+        Kind::U16(scale, min) => b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as f32 * scale + min)
+            .collect(),
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) & 1) as u32;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign << 31,
+        (0, f) => {
+            // Subnormal: renormalise.
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            (sign << 31) | ((e as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+        (0x1f, f) => (sign << 31) | (0xff << 23) | (f << 13),
+        (e, f) => (sign << 31) | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn bad(manifest: &Path, name: &str, what: String) -> Error {
+    Error::Checkpoint {
+        path: manifest.to_path_buf(),
+        problem: format!("{name}: unsupported {what}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_float_and_quantised_weights_in_manifest_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"[{"paths":["m.bin"],"weights":[
+            {"name":"a","shape":[2],"dtype":"float32"},
+            {"name":"b","shape":[3],"dtype":"float32","quantization":{"dtype":"uint8","scale":0.5,"min":-1.0}},
+            {"name":"c","shape":[1],"dtype":"float32","quantization":{"dtype":"float16"}}]}]"#;
+        std::fs::write(dir.path().join("m-weights_manifest.json"), manifest).unwrap();
+        let mut bin = Vec::new();
+        bin.extend(1.5f32.to_le_bytes());
+        bin.extend((-2.0f32).to_le_bytes());
+        bin.extend([0u8, 2, 255]);
+        bin.extend(0x3c00u16.to_le_bytes()); // 1.0 in half precision
+        std::fs::write(dir.path().join("m.bin"), &bin).unwrap();
+        let mut map = load(&dir.path().join("m-weights_manifest.json")).unwrap();
+        assert_eq!(map.take("a", &[2]).unwrap().data, vec![1.5, -2.0]);
+        // value = q * scale + min
+        assert_eq!(map.take("b", &[3]).unwrap().data, vec![-1.0, 0.0, 126.5]);
+        assert_eq!(map.take("c", &[1]).unwrap().data, vec![1.0]);
+    }
+
+    #[test]
+    fn short_shard_and_wrong_shape_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"[{"paths":["m.bin"],"weights":[{"name":"conv/filters","shape":[2,2],"dtype":"float32"}]}]"#;
+        let p = dir.path().join("m-weights_manifest.json");
+        std::fs::write(&p, manifest).unwrap();
+        std::fs::write(dir.path().join("m.bin"), [0u8; 8]).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("conv/filters") && err.contains("needs bytes 0..16"), "{err}");
+        std::fs::write(dir.path().join("m.bin"), [0u8; 16]).unwrap();
+        let mut map = load(&p).unwrap();
+        let err = map.take("conv/filters", &[4]).unwrap_err().to_string();
+        assert!(err.contains("conv/filters") && err.contains("[4]") && err.contains("[2, 2]"));
+    }
+
+    #[test]
+    fn half_floats() {
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+    }
+}

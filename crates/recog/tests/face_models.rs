@@ -1,0 +1,107 @@
+//! Pretrained face models checked against their reference implementations, on the weights in
+//! `RECOG_HOME/models` (CI sets `RECOG_HOME=../shared`); the tests say so when they skip.
+//!
+//! - face ResNet vs face-api.js 0.22.2 (`tools/reference/face_resnet_reference.js`);
+//! - BlazeFace vs onnxruntime (`tools/reference/blazeface_reference.py`).
+
+use burn::tensor::{Tensor, TensorData};
+use recog::face::{self, Detector, ModelPaths};
+use recog::Home;
+
+fn paths() -> Option<(Home, ModelPaths)> {
+    let home = Home::from_env();
+    let p = ModelPaths::in_home(&home);
+    if p.face_resnet.exists() && p.blazeface.exists() {
+        Some((home, p))
+    } else {
+        eprintln!("skipping: face models not under RECOG_HOME/models");
+        None
+    }
+}
+
+fn pattern(h: usize, w: usize) -> Vec<f32> {
+    // pixel (y, x, c) = (7y + 13x + 29c) mod 256, laid out [c][y][x]
+    let mut v = vec![0f32; 3 * h * w];
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                v[(c * h + y) * w + x] = ((7 * y + 13 * x + 29 * c) % 256) as f32;
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn face_resnet_matches_face_api_js() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let emb = face::FaceResNetEmbedder::load(&p.face_resnet, &device).unwrap();
+    let x = Tensor::<4>::from_data(TensorData::new(pattern(150, 150), [1, 3, 150, 150]), &device);
+    let got: Vec<f32> = emb.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/face_resnet_reference.json"
+    ))
+    .unwrap();
+    let want: Vec<f32> = serde_json::from_str(&text).unwrap();
+    assert_eq!(got.len(), 128);
+    let max_err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+    assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
+}
+
+#[test]
+fn blazeface_matches_onnxruntime() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let mut map = recog::weights::onnx::load(&p.blazeface).unwrap();
+    let net = recog::nn::BlazeFaceConfig::front().load(&mut map, &device).unwrap();
+    let x: Vec<f32> = pattern(128, 128).iter().map(|v| v / 127.5 - 1.0).collect();
+    let out = net.forward(Tensor::<4>::from_data(TensorData::new(x, [1, 3, 128, 128]), &device));
+    let scores: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
+    let regs: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/blazeface_reference.json"
+    ))
+    .unwrap();
+    let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ws: Vec<f32> = serde_json::from_value(want["scores"].clone()).unwrap();
+    let max_err = scores.iter().zip(&ws).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+    assert_eq!(scores.len(), 896);
+    assert!(max_err < 1e-3, "max score |rust - onnxruntime| = {max_err}");
+    let top: Vec<usize> = serde_json::from_value(want["top"].clone()).unwrap();
+    let tr: Vec<Vec<f32>> = serde_json::from_value(want["top_regressors"].clone()).unwrap();
+    for (i, r) in top.iter().zip(&tr) {
+        for (k, w) in r.iter().enumerate() {
+            let g = regs[i * 16 + k];
+            assert!((g - w).abs() < 1e-2 * (1.0 + w.abs()), "anchor {i} reg {k}: {g} vs {w}");
+        }
+    }
+    let sum: f32 = regs.iter().map(|v| v.abs()).sum();
+    let want_sum = want["regressor_abs_sum"].as_f64().unwrap() as f32;
+    assert!((sum - want_sum).abs() / want_sum < 1e-4, "{sum} vs {want_sum}");
+}
+
+#[test]
+fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
+    let Some((home, p)) = paths() else { return };
+    let img_path = home.data_dir("lfw").join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
+    if !img_path.exists() {
+        eprintln!("skipping: LFW not under RECOG_HOME/data");
+        return;
+    }
+    let device = recog::default_device();
+    let det = face::BlazeFaceDetector::load(&p.blazeface, &device).unwrap();
+    let img = face::load_rgb(&img_path).unwrap();
+    let faces = det.detect(&img).unwrap();
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let f = &faces[0];
+    // onnxruntime + the same decoding put the eyes at (0.432, 0.443) and (0.597, 0.447) of
+    // the 250-px image (Pillow's resize differs slightly from ours: 3 px tolerance).
+    for (k, want) in [[0.432f32, 0.443], [0.597, 0.447]].iter().enumerate() {
+        let got = f.keypoints[k];
+        assert!((got[0] - want[0] * 250.0).abs() < 3.0 && (got[1] - want[1] * 250.0).abs() < 3.0, "{got:?}");
+    }
+    assert!(f.score > 0.8);
+}
