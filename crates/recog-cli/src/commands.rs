@@ -42,6 +42,9 @@ pub enum Command {
     /// Open-set digit recognition: name the digit or say "unknown".
     #[command(subcommand)]
     Digits(crate::digits::DigitsCommand),
+    /// Faces: detection, embedding, verification, the LFW protocol.
+    #[command(subcommand)]
+    Face(crate::face::FaceCommand),
     /// Reproduce the notebook into a report folder.
     Demo(DemoArgs),
 }
@@ -371,6 +374,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train(a)) => bench_train(&a),
         Command::Data(d) => data_cmd(d),
         Command::Digits(c) => crate::digits::run(c),
+        Command::Face(c) => crate::face::run(c),
         Command::Demo(a) => demo(&a),
     }
 }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod digits;
+mod face;
 mod progress;
 
 use clap::Parser;

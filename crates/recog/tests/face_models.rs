@@ -105,3 +105,30 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     }
     assert!(f.score > 0.8);
 }
+
+/// OpenCV 4.14's `detectMultiScale(gray, 1.3, 5)` boxes (`tools/reference/haar_reference.py`)
+/// against ours: same count per image, and each box overlapping its match by IoU >= 0.7
+/// (OpenCV resizes the pyramid with its own bilinear kernel, so windows can shift a step).
+#[test]
+fn haar_matches_opencv() {
+    let Some((home, p)) = paths() else { return };
+    let det = recog::face::haar::HaarDetector::load(&p.haar).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/haar_reference.json")).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for d in want["detections"].as_array().unwrap() {
+        let path = home.data_dir("lfw").join("images").join(d["image"].as_str().unwrap());
+        if !path.exists() {
+            eprintln!("skipping: LFW not under RECOG_HOME/data");
+            return;
+        }
+        let img = face::load_rgb(&path).unwrap();
+        let got = det.detect(&img).unwrap();
+        let boxes: Vec<[f32; 4]> = serde_json::from_value(d["boxes"].clone()).unwrap();
+        assert_eq!(got.len(), boxes.len(), "{}: {got:?} vs {boxes:?}", d["image"]);
+        for b in boxes {
+            let r = face::FaceBox { x0: b[0], y0: b[1], x1: b[0] + b[2], y1: b[1] + b[3], score: 1.0, keypoints: vec![] };
+            let best = got.iter().map(|g| g.iou(&r)).fold(0f32, f32::max);
+            assert!(best >= 0.7, "{}: best IoU {best} with OpenCV box {b:?}; ours {got:?}", d["image"]);
+        }
+    }
+}

@@ -6,7 +6,9 @@
 
 pub mod align;
 pub mod detect;
+pub mod draw;
 pub mod embed;
+pub mod haar;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +135,30 @@ pub struct FacePipeline {
     pub embedder: Box<dyn Embedder>,
     /// Chip padding around the template (dlib: 0.25).
     pub padding: f32,
+    /// Which keypoints the alignment fits.
+    pub points: AlignPoints,
+    /// Detect a second time on a crop around each face, for finer keypoints.
+    pub refine: bool,
+    /// Average the descriptors of the chip and its mirror image.
+    pub flip: bool,
+}
+
+/// Keypoints used to fit the alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlignPoints {
+    /// Both eyes, nose tip, mouth centre.
+    EyesNoseMouth,
+    /// Both eyes and the mouth centre.
+    EyesMouth,
+}
+
+impl AlignPoints {
+    fn indices(self) -> &'static [usize] {
+        match self {
+            AlignPoints::EyesNoseMouth => &[0, 1, 2, 3],
+            AlignPoints::EyesMouth => &[0, 1, 3],
+        }
+    }
 }
 
 impl FacePipeline {
@@ -143,6 +169,9 @@ impl FacePipeline {
             detector: Box::new(BlazeFaceDetector::load(&p.blazeface, device)?),
             embedder: Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
             padding: 0.25,
+            points: AlignPoints::EyesNoseMouth,
+            refine: false,
+            flip: false,
         })
     }
 
@@ -151,7 +180,11 @@ impl FacePipeline {
     pub fn chip(&self, img: &RgbImage, face: &FaceBox) -> RgbImage {
         let size = self.embedder.input_size();
         if face.keypoints.len() >= 4 {
-            align::align(img, &face.keypoints[..4], size, self.padding)
+            let t = align::dlib_template(size, self.padding);
+            let idx = self.points.indices();
+            let from: Vec<[f32; 2]> = idx.iter().map(|&i| t[i]).collect();
+            let to: Vec<[f32; 2]> = idx.iter().map(|&i| face.keypoints[i]).collect();
+            align::warp(img, &align::Similarity::fit(&from, &to), size)
         } else {
             let [cx, cy] = face.centre();
             let side = (face.x1 - face.x0).max(face.y1 - face.y0) * (1.0 + 2.0 * self.padding) / 1.2;
@@ -187,7 +220,10 @@ impl FacePipeline {
         for chunk in paths.chunks(batch.max(1)) {
             let imgs = chunk.iter().map(|p| load_rgb(p)).collect::<Result<Vec<_>>>()?;
             let refs: Vec<&RgbImage> = imgs.iter().collect();
-            let dets = self.detector.detect_batch(&refs)?;
+            let mut dets = self.detector.detect_batch(&refs)?;
+            if self.refine {
+                dets = self.refine_batch(&imgs, dets)?;
+            }
             let mut chips = Vec::new();
             let mut meta = Vec::new();
             for (img, faces) in imgs.iter().zip(dets) {
@@ -203,7 +239,7 @@ impl FacePipeline {
                     None => meta.push((None, false)),
                 }
             }
-            let embs = self.embedder.embed(&chips)?;
+            let embs = self.embed_chips(&chips)?;
             let mut e = embs.into_iter();
             for (face, fb) in meta {
                 let embedding = if face.is_some() || fb { e.next().unwrap_or_default() } else { Vec::new() };
@@ -213,6 +249,65 @@ impl FacePipeline {
         }
         progress.finish();
         Ok(out)
+    }
+}
+
+impl FacePipeline {
+    /// Descriptors of chips; with `flip`, the mean of each chip's and its mirror's.
+    pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if !self.flip {
+            return self.embedder.embed(chips);
+        }
+        let mut all: Vec<RgbImage> = chips.to_vec();
+        all.extend(chips.iter().map(image::imageops::flip_horizontal));
+        let e = self.embedder.embed(&all)?;
+        let n = chips.len();
+        Ok((0..n)
+            .map(|i| e[i].iter().zip(&e[i + n]).map(|(a, b)| (a + b) / 2.0).collect())
+            .collect())
+    }
+
+    /// Re-detects each face on a square crop twice its size around it, where it fills
+    /// the detector's input, and keeps the finer boxes and keypoints.
+    pub fn refine_batch(&self, imgs: &[RgbImage], dets: Vec<Vec<FaceBox>>) -> Result<Vec<Vec<FaceBox>>> {
+        let mut crops = Vec::new();
+        let mut owners = Vec::new();
+        for (i, (img, faces)) in imgs.iter().zip(&dets).enumerate() {
+            for (j, f) in faces.iter().enumerate() {
+                let [cx, cy] = f.centre();
+                let side = (f.x1 - f.x0).max(f.y1 - f.y0) * 2.0;
+                let out = side.round().max(16.0) as usize;
+                let tf = align::Similarity { a: side / out as f32, b: 0.0, t: [cx - side / 2.0, cy - side / 2.0] };
+                crops.push(align::warp(img, &tf, out));
+                owners.push((i, j, tf));
+            }
+        }
+        if crops.is_empty() {
+            return Ok(dets);
+        }
+        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let found = self.detector.detect_batch(&refs)?;
+        let mut dets = dets;
+        for (k, ((i, j, tf), faces)) in owners.into_iter().zip(found).enumerate() {
+            // The crop's central face is the one being refined.
+            if let Some(best) = pick_central(&crops[k], &faces) {
+                let map = |p: [f32; 2]| tf.apply(p);
+                let tl = map([best.x0, best.y0]);
+                let br = map([best.x1, best.y1]);
+                let refined = FaceBox {
+                    x0: tl[0],
+                    y0: tl[1],
+                    x1: br[0],
+                    y1: br[1],
+                    score: best.score,
+                    keypoints: best.keypoints.iter().map(|&k| map(k)).collect(),
+                };
+                if refined.iou(&dets[i][j]) > 0.3 {
+                    dets[i][j] = refined;
+                }
+            }
+        }
+        Ok(dets)
     }
 }
 

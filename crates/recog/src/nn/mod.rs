@@ -3,7 +3,9 @@
 pub mod blazeface;
 pub mod embedding_net;
 pub mod face_resnet;
+pub mod vgg_face;
 
 pub use blazeface::{BlazeFace, BlazeFaceConfig};
 pub use embedding_net::{EmbeddingNet, EmbeddingNetConfig};
 pub use face_resnet::{FaceResNet, FaceResNetConfig};
+pub use vgg_face::{VggFace, VggFaceConfig, VggOutput};

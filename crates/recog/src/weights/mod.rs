@@ -4,6 +4,7 @@
 //! checkpoint. Models take their parameters out of it by their checkpoint names with
 //! [`WeightMap::take`], which checks the shape and names both shapes on a mismatch.
 
+pub mod hdf5;
 pub mod onnx;
 pub mod tfjs;
 

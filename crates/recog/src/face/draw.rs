@@ -1,0 +1,37 @@
+//! Annotated images: boxes, keypoints and labels drawn onto a copy of the input.
+
+use ab_glyph::{FontRef, PxScale};
+use image::{Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::rect::Rect;
+
+use super::FaceBox;
+
+/// Green for accepted faces, red for unknown ones.
+pub const GREEN: Rgb<u8> = Rgb([40, 200, 60]);
+/// Red.
+pub const RED: Rgb<u8> = Rgb([220, 40, 40]);
+
+/// Draws each face's box (2 px), keypoints and, if given, a label above the box.
+pub fn annotate(img: &RgbImage, faces: &[(FaceBox, Option<String>, Rgb<u8>)]) -> RgbImage {
+    let mut out = img.clone();
+    let font = FontRef::try_from_slice(dejavu::sans::regular()).ok();
+    let size = (img.height().max(img.width()) as f32 / 30.0).clamp(11.0, 28.0);
+    for (f, label, color) in faces {
+        let (x, y) = (f.x0.round() as i32, f.y0.round() as i32);
+        let (w, h) = ((f.x1 - f.x0).round().max(1.0) as u32, (f.y1 - f.y0).round().max(1.0) as u32);
+        draw_hollow_rect_mut(&mut out, Rect::at(x, y).of_size(w, h), *color);
+        draw_hollow_rect_mut(&mut out, Rect::at(x + 1, y + 1).of_size(w.saturating_sub(2).max(1), h.saturating_sub(2).max(1)), *color);
+        for k in &f.keypoints {
+            draw_filled_circle_mut(&mut out, (k[0].round() as i32, k[1].round() as i32), 2, Rgb([255, 220, 0]));
+        }
+        if let (Some(text), Some(font)) = (label, &font) {
+            let scale = PxScale::from(size);
+            let (tw, th) = text_size(scale, font, text);
+            let ty = (y - th as i32 - 4).max(0);
+            draw_filled_rect_mut(&mut out, Rect::at(x, ty).of_size(tw + 6, th + 4), *color);
+            draw_text_mut(&mut out, Rgb([255, 255, 255]), x + 3, ty + 1, scale, font, text);
+        }
+    }
+    out
+}

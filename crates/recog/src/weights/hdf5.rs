@@ -1,0 +1,81 @@
+//! Keras HDF5 weights, as written by Keras 2 `model.save_weights`: the root attribute
+//! `layer_names` lists the layers in model order; each layer's group has the attribute
+//! `weight_names` (e.g. `conv2d_1/kernel:0`, `conv2d_1/bias:0`) naming datasets under it.
+//! Read with the pure-Rust `hdf5-reader` (no libhdf5).
+
+use std::path::Path;
+
+use hdf5_reader::Hdf5File;
+
+use super::{HostTensor, WeightMap};
+use crate::{Error, Result};
+
+/// One Keras layer that holds weights, in model order.
+#[derive(Debug, Clone)]
+pub struct KerasLayer {
+    /// The layer name (`conv2d_1`).
+    pub name: String,
+    /// Its weights in `weight_names` order, keyed `<layer>/<weight_name>` in the map.
+    pub weights: Vec<String>,
+}
+
+/// Reads every weight of a Keras 2 weights file. Returns the map (keys
+/// `<layer>/<weight_name>`, e.g. `conv2d_1/conv2d_1/kernel:0`) and the layers that hold
+/// weights, in model order.
+pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
+    let err = |problem: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = Hdf5File::open(path).map_err(|e| err(format!("not a readable HDF5 file: {e}")))?;
+    let root = file.root_group().map_err(|e| err(e.to_string()))?;
+    // Keras also saves whole models with the weights under `model_weights`.
+    let group = match root.group("model_weights") {
+        Ok(g) => g,
+        Err(_) => root,
+    };
+    let names = group
+        .attribute("layer_names")
+        .and_then(|a| a.read_strings())
+        .map_err(|e| err(format!("no `layer_names` attribute (not a Keras weights file?): {e}")))?;
+    let mut map = WeightMap::new(path);
+    let mut layers = Vec::new();
+    for name in names {
+        let g = group
+            .group(&name)
+            .map_err(|e| err(format!("layer {name} listed but missing: {e}")))?;
+        let wnames = match g.attribute("weight_names") {
+            Ok(a) => a.read_strings().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let wnames: Vec<String> = wnames.into_iter().filter(|w| !w.is_empty()).collect();
+        if wnames.is_empty() {
+            continue;
+        }
+        let mut keys = Vec::new();
+        for w in &wnames {
+            let ds = walk(&g, w).map_err(|e| err(format!("{name}/{w}: {e}")))?;
+            let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
+            let data: Vec<f32> = ds
+                .read_array::<f32>()
+                .map_err(|e| err(format!("{name}/{w}: cannot read as float32: {e}")))?
+                .into_iter()
+                .collect();
+            let key = format!("{name}/{w}");
+            map.tensors.insert(key.clone(), HostTensor { shape, data });
+            keys.push(key);
+        }
+        layers.push(KerasLayer { name, weights: keys });
+    }
+    Ok((map, layers))
+}
+
+fn walk(g: &hdf5_reader::group::Group, path: &str) -> std::result::Result<hdf5_reader::Dataset, String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let (last, dirs) = parts.split_last().ok_or("empty weight name")?;
+    let mut cur = g.clone();
+    for d in dirs {
+        cur = cur.group(d).map_err(|e| e.to_string())?;
+    }
+    cur.dataset(last).map_err(|e| e.to_string())
+}
