@@ -318,6 +318,8 @@ pub struct PlotArgs {
 pub enum BenchCommand {
     /// Training step time of the notebook's net, batch 100 triplets (300 images).
     Train(BenchTrainArgs),
+    /// Face pipeline throughput: decode, detect, align, embed (faces/s).
+    Face(crate::face::BenchFaceArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -372,6 +374,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(&a).map(|_| ()),
         Command::Plot(a) => plot(&a).map(|_| ()),
         Command::Bench(BenchCommand::Train(a)) => bench_train(&a),
+        Command::Bench(BenchCommand::Face(a)) => crate::face::bench_face(&a),
         Command::Data(d) => data_cmd(d),
         Command::Digits(c) => crate::digits::run(c),
         Command::Face(c) => crate::face::run(c),

@@ -41,6 +41,12 @@ pub struct PipeArgs {
     /// Chip padding around the alignment template (dlib: 0.25).
     #[arg(long, default_value_t = 0.25)]
     pub padding: f32,
+    /// Align from BlazeFace's 4 keypoints instead of the 68-point landmark model.
+    #[arg(long)]
+    pub no_landmarks: bool,
+    /// Crop side for the landmark model, as a multiple of the detection box side.
+    #[arg(long, default_value_t = 1.0)]
+    pub landmark_crop: f32,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +65,21 @@ pub struct DetectArgs {
     /// Folder for annotated copies (`<stem>.faces.png`); none if omitted.
     #[arg(long)]
     pub annotate: Option<PathBuf>,
-    /// Minimum detector score.
+    /// Minimum detector score (BlazeFace).
     #[arg(long, default_value_t = 0.5)]
     pub min_score: f32,
+    /// Detector: BlazeFace (boxes + 6 keypoints) or the notebook's OpenCV Haar cascade
+    /// (boxes only, `detectMultiScale(gray, 1.3, 5)`).
+    #[arg(long, value_enum, default_value_t = DetectorArg::Blazeface)]
+    pub detector: DetectorArg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectorArg {
+    /// MediaPipe BlazeFace (front model).
+    Blazeface,
+    /// OpenCV `haarcascade_frontalface_default.xml`.
+    Haar,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -117,6 +135,19 @@ pub struct EvalLfwArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also fine-tune a triplet-loss projection on the frozen descriptors, per fold, on LFW
+    /// people who appear in none of that fold's pairs, and report LFW before and after.
+    #[arg(long)]
+    pub finetune: bool,
+    /// Fine-tuning steps per fold.
+    #[arg(long, default_value_t = 1500)]
+    pub finetune_steps: usize,
+    /// Fine-tuning learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub finetune_lr: f64,
+    /// Fine-tuning triplet margin.
+    #[arg(long, default_value_t = 0.2)]
+    pub finetune_margin: f32,
 }
 
 pub fn run(c: FaceCommand) -> Result<()> {
@@ -140,6 +171,11 @@ fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
     p.refine = o.refine;
     p.flip = o.flip;
     p.padding = o.padding;
+    if o.no_landmarks {
+        p.landmarker = None;
+    } else if let Some(l) = p.landmarker.as_mut() {
+        l.crop_scale = o.landmark_crop;
+    }
     Ok(p)
 }
 
@@ -158,8 +194,14 @@ struct DetectRow {
 fn detect(a: &DetectArgs) -> Result<()> {
     let home = Home::from_env();
     let paths = face::ModelPaths::in_home(&home);
-    let mut det = face::BlazeFaceDetector::load(&paths.blazeface, &recog::default_device())?;
-    det.min_score = a.min_score;
+    let det: Box<dyn Detector> = match a.detector {
+        DetectorArg::Blazeface => {
+            let mut d = face::BlazeFaceDetector::load(&paths.blazeface, &recog::default_device())?;
+            d.min_score = a.min_score;
+            Box::new(d)
+        }
+        DetectorArg::Haar => Box::new(face::haar::HaarDetector::load(&paths.haar)?),
+    };
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -184,12 +226,26 @@ fn detect(a: &DetectArgs) -> Result<()> {
                     }
                     None => None,
                 };
-                DetectRow { file: p.clone(), width: img.width(), height: img.height(), faces, annotated, error: None }
+                DetectRow {
+                    file: p.clone(),
+                    width: img.width(),
+                    height: img.height(),
+                    faces,
+                    annotated,
+                    error: None,
+                }
             }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}");
-                DetectRow { file: p.clone(), width: 0, height: 0, faces: vec![], annotated: None, error: Some(e.to_string()) }
+                DetectRow {
+                    file: p.clone(),
+                    width: 0,
+                    height: 0,
+                    faces: vec![],
+                    annotated: None,
+                    error: Some(e.to_string()),
+                }
             }
         };
         rows.push(row);
@@ -216,7 +272,13 @@ fn embed(a: &EmbedArgs) -> Result<()> {
     if let Some(npy) = &a.npy {
         let rows: Vec<Vec<f32>> = res
             .iter()
-            .map(|r| if r.embedding.is_empty() { vec![f32::NAN; dim] } else { r.embedding.clone() })
+            .map(|r| {
+                if r.embedding.is_empty() {
+                    vec![f32::NAN; dim]
+                } else {
+                    r.embedding.clone()
+                }
+            })
             .collect();
         write_npy(npy, &rows, dim)?;
     }
@@ -231,13 +293,27 @@ fn embed(a: &EmbedArgs) -> Result<()> {
             .images
             .iter()
             .zip(&res)
-            .map(|(p, r)| Row { file: p, face: &r.face, embedding: &r.embedding })
+            .map(|(p, r)| Row {
+                file: p,
+                face: &r.face,
+                embedding: &r.embedding,
+            })
             .collect();
         println!("{}", serde_json::to_string(&rows)?);
     } else {
         for (p, r) in a.images.iter().zip(&res) {
-            let head: Vec<String> = r.embedding.iter().take(4).map(|v| format!("{v:.4}")).collect();
-            println!("{}\t{}-d\t[{}, ...]", p.display(), r.embedding.len(), head.join(", "));
+            let head: Vec<String> = r
+                .embedding
+                .iter()
+                .take(4)
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            println!(
+                "{}\t{}-d\t[{}, ...]",
+                p.display(),
+                r.embedding.len(),
+                head.join(", ")
+            );
         }
     }
     if missing > 0 {
@@ -248,7 +324,11 @@ fn embed(a: &EmbedArgs) -> Result<()> {
 
 /// Writes a 2-D float32 array in NumPy's `.npy` format (version 1.0).
 fn write_npy(path: &Path, rows: &[Vec<f32>], dim: usize) -> Result<()> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows.len(), dim);
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        rows.len(),
+        dim
+    );
     // Magic (6) + version (2) + header length (2) + header, padded to a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -285,7 +365,11 @@ fn verify(a: &VerifyArgs) -> Result<()> {
             "distance {d:.4} {} threshold {:.4}: {}",
             if same { "<=" } else { ">" },
             a.threshold,
-            if same { "same person" } else { "different people" }
+            if same {
+                "same person"
+            } else {
+                "different people"
+            }
         );
     }
     Ok(())
@@ -302,6 +386,138 @@ struct LfwSummary {
     images_per_s: f64,
     #[serde(flatten)]
     report: lfw::VerificationReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finetuned: Option<FineTuned>,
+}
+
+#[derive(Serialize)]
+struct FineTuned {
+    /// Training identities and images per fold.
+    train_people: Vec<usize>,
+    train_images: Vec<usize>,
+    config: recog::face::finetune::FineTuneConfig,
+    loss_curve_fold1: Vec<f32>,
+    report: lfw::VerificationReport,
+}
+
+fn finetune_folds(
+    a: &EvalLfwArgs,
+    pairs: &[lfw::Pair],
+    people: &[(String, Vec<PathBuf>)],
+    raw: &[Vec<f32>],
+    index: &std::collections::HashMap<&PathBuf, usize>,
+    bars: &Bars,
+) -> Result<FineTuned> {
+    use recog::face::finetune::{train_projection, FineTuneConfig};
+    let cfg = FineTuneConfig {
+        steps: a.finetune_steps,
+        lr: a.finetune_lr,
+        margin: a.finetune_margin,
+        ..Default::default()
+    };
+    let device = recog::default_device();
+    let folds = pairs.iter().map(|p| p.fold).max().map_or(0, |m| m + 1);
+    let name_of = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.to_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut scored = Vec::new();
+    let (mut tp, mut ti, mut curve1) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fold_acc = Vec::new();
+    let mut fold_thr = Vec::new();
+    for f in 0..folds {
+        let in_fold: std::collections::HashSet<String> = pairs
+            .iter()
+            .filter(|p| p.fold == f)
+            .flat_map(|p| [name_of(&p.a), name_of(&p.b)])
+            .collect();
+        let (mut x, mut labels) = (Vec::new(), Vec::new());
+        let mut n_people = 0;
+        for (person, imgs) in people.iter().filter(|(n, _)| !in_fold.contains(n)) {
+            let _ = person;
+            let rows: Vec<&Vec<f32>> = imgs
+                .iter()
+                .filter_map(|p| index.get(p))
+                .map(|&i| &raw[i])
+                .filter(|e| !e.is_empty())
+                .collect();
+            if rows.len() < 2 {
+                continue;
+            }
+            for r in rows {
+                x.extend_from_slice(r);
+                labels.push(n_people as u32);
+            }
+            n_people += 1;
+        }
+        tp.push(n_people);
+        ti.push(labels.len());
+        let d_in = raw.iter().find(|r| !r.is_empty()).map_or(128, Vec::len);
+        bars.message(&format!(
+            "fold {}/{folds}: fine-tuning on {n_people} people, {} images",
+            f + 1,
+            labels.len()
+        ));
+        let (head, curve) = train_projection(
+            &x,
+            &labels,
+            d_in,
+            &FineTuneConfig {
+                seed: cfg.seed + f as u64,
+                ..cfg.clone()
+            },
+            &device,
+            &recog::NoProgress,
+        )?;
+        if f == 0 {
+            curve1 = curve;
+        }
+        let proj = head.apply(raw, &device);
+        let all: Vec<(f64, bool, usize)> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    recog::metric::distance::euclidean(&proj[index[&p.a]], &proj[index[&p.b]])
+                        as f64,
+                    p.same,
+                    p.fold,
+                )
+            })
+            .collect();
+        let train: Vec<(f64, bool)> = all
+            .iter()
+            .filter(|s| s.2 != f)
+            .map(|s| (s.0, s.1))
+            .collect();
+        let t = lfw::best_threshold(&train);
+        let test: Vec<&(f64, bool, usize)> = all.iter().filter(|s| s.2 == f).collect();
+        let ok = test.iter().filter(|s| (s.0 <= t) == s.1).count();
+        fold_acc.push(ok as f64 / test.len().max(1) as f64);
+        fold_thr.push(t);
+        scored.extend(test.into_iter().copied());
+    }
+    let mut report = lfw::evaluate(&scored);
+    // The per-fold figures come from per-fold models; `evaluate` re-derived thresholds across
+    // folds of different models, so replace them with the ones measured above.
+    let n = fold_acc.len().max(1) as f64;
+    report.mean_accuracy = fold_acc.iter().sum::<f64>() / n;
+    report.std_accuracy = (fold_acc
+        .iter()
+        .map(|x| (x - report.mean_accuracy).powi(2))
+        .sum::<f64>()
+        / (n - 1.0).max(1.0))
+    .sqrt();
+    report.fold_accuracy = fold_acc;
+    report.fold_threshold = fold_thr;
+    Ok(FineTuned {
+        train_people: tp,
+        train_images: ti,
+        config: cfg,
+        loss_curve_fold1: curve1,
+        report,
+    })
 }
 
 fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
@@ -312,7 +528,13 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         let mut kept = Vec::new();
         for fold in 0..10 {
             for same in [true, false] {
-                kept.extend(pairs.iter().filter(|p| p.fold == fold && p.same == same).take(n).cloned());
+                kept.extend(
+                    pairs
+                        .iter()
+                        .filter(|p| p.fold == fold && p.same == same)
+                        .take(n)
+                        .cloned(),
+                );
             }
         }
         pairs = kept;
@@ -328,39 +550,95 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         bars.start("detecting faces in every LFW image", all.len() as u64);
         let mut found = 0usize;
         for chunk in all.chunks(32) {
-            let imgs = chunk.iter().map(|p| face::load_rgb(p)).collect::<recog::Result<Vec<_>>>()?;
+            let imgs = chunk
+                .iter()
+                .map(|p| face::load_rgb(p))
+                .collect::<recog::Result<Vec<_>>>()?;
             let refs: Vec<_> = imgs.iter().collect();
-            found += pipe.detector.detect_batch(&refs)?.iter().filter(|f| !f.is_empty()).count();
+            found += pipe
+                .detector
+                .detect_batch(&refs)?
+                .iter()
+                .filter(|f| !f.is_empty())
+                .count();
             bars.inc(chunk.len() as u64);
         }
         bars.finish();
-        (Some(found as f64 / all.len().max(1) as f64), Some(all.len()))
+        (
+            Some(found as f64 / all.len().max(1) as f64),
+            Some(all.len()),
+        )
     };
 
-    let rel = lfw::unique_images(&pairs);
+    let mut rel = lfw::unique_images(&pairs);
+    // People with 2+ images, for per-fold fine-tuning (at most 20 images each).
+    let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    if a.finetune {
+        let all = list_images(&images_dir)?;
+        let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+        for p in all {
+            let person = p
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            let r = p
+                .strip_prefix(&images_dir)
+                .map(Path::to_path_buf)
+                .unwrap_or(p.clone());
+            by.entry(person).or_default().push(r);
+        }
+        people = by
+            .into_iter()
+            .filter(|(_, v)| v.len() >= 2)
+            .map(|(k, v)| (k, v.into_iter().take(20).collect()))
+            .collect();
+        let mut set: std::collections::BTreeSet<PathBuf> = rel.into_iter().collect();
+        for (_, v) in &people {
+            set.extend(v.iter().cloned());
+        }
+        rel = set.into_iter().collect();
+    }
     let abs: Vec<PathBuf> = rel.iter().map(|p| images_dir.join(p)).collect();
     let t0 = Instant::now();
     let res = pipe.embed_files(&abs, a.batch, true, &bars)?;
     let images_per_s = abs.len() as f64 / t0.elapsed().as_secs_f64();
-    let index: std::collections::HashMap<&PathBuf, usize> = rel.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    let index: std::collections::HashMap<&PathBuf, usize> =
+        rel.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    let score = |embs: &[Vec<f32>], p: &lfw::Pair| {
+        recog::metric::distance::euclidean(&embs[index[&p.a]], &embs[index[&p.b]]) as f64
+    };
+    let raw: Vec<Vec<f32>> = res.iter().map(|r| r.embedding.clone()).collect();
     let scored: Vec<(f64, bool, usize)> = pairs
         .iter()
-        .map(|p| {
-            let (x, y) = (&res[index[&p.a]].embedding, &res[index[&p.b]].embedding);
-            (recog::metric::distance::euclidean(x, y) as f64, p.same, p.fold)
-        })
+        .map(|p| (score(&raw, p), p.same, p.fold))
         .collect();
     let report = lfw::evaluate(&scored);
+    let finetuned = if a.finetune {
+        Some(finetune_folds(a, &pairs, &people, &raw, &index, &bars)?)
+    } else {
+        None
+    };
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let step = (report.roc.len() / 400).max(1);
-    let roc: Vec<(f64, f64)> = report.roc.iter().step_by(step).chain(report.roc.last()).copied().collect();
+    let roc: Vec<(f64, f64)> = report
+        .roc
+        .iter()
+        .step_by(step)
+        .chain(report.roc.last())
+        .copied()
+        .collect();
     plot::line_chart(
         &a.out.join("roc.png"),
         &format!("LFW View 2 ROC (AUC {:.4})", report.auc),
         "false accept rate",
         "true accept rate",
-        &[Series { label: "face ResNet + BlazeFace alignment".into(), points: roc }],
+        &[Series {
+            label: "face ResNet + BlazeFace alignment".into(),
+            points: roc,
+        }],
     )?;
     let same: Vec<(f64, f64)> = scored.iter().filter(|s| s.1).map(|s| (s.0, 0.0)).collect();
     let diff: Vec<(f64, f64)> = scored.iter().filter(|s| !s.1).map(|s| (s.0, 0.0)).collect();
@@ -370,8 +648,14 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         "LFW View 2: distances of same and different pairs",
         "Euclidean distance",
         &[
-            Series { label: format!("same person ({})", same.len()), points: same },
-            Series { label: format!("different people ({})", diff.len()), points: diff },
+            Series {
+                label: format!("same person ({})", same.len()),
+                points: same,
+            },
+            Series {
+                label: format!("different people ({})", diff.len()),
+                points: diff,
+            },
         ],
         60,
         Some((report.best_threshold, &marker)),
@@ -385,14 +669,19 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         all_images,
         images_per_s,
         report,
+        finetuned,
     };
     let json = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(a.out.join("lfw.json"), &json).with_context(|| format!("writing {}/lfw.json", a.out.display()))?;
+    std::fs::write(a.out.join("lfw.json"), &json)
+        .with_context(|| format!("writing {}/lfw.json", a.out.display()))?;
     if a.json {
         println!("{json}");
     } else {
         let r = &summary.report;
-        println!("LFW View 2, {} pairs, {} images ({:.1} images/s)", summary.pairs, summary.images_embedded, images_per_s);
+        println!(
+            "LFW View 2, {} pairs, {} images ({:.1} images/s)",
+            summary.pairs, summary.images_embedded, images_per_s
+        );
         if let (Some(rate), Some(n)) = (detection_rate_all_images, all_images) {
             println!("face found in {:.2}% of all {n} LFW images", 100.0 * rate);
         }
@@ -400,12 +689,33 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
             "pair images: {} detected, {} centre-crop fallbacks",
             summary.detected_in_pair_images, summary.fallback_centre_crops
         );
-        println!("accuracy   {:.2}% +- {:.2}% (10 folds)", 100.0 * r.mean_accuracy, 100.0 * r.std_accuracy);
+        println!(
+            "accuracy   {:.2}% +- {:.2}% (10 folds)",
+            100.0 * r.mean_accuracy,
+            100.0 * r.std_accuracy
+        );
         println!("ROC AUC    {:.4}", r.auc);
         println!("EER        {:.2}%", 100.0 * r.eer);
         println!("TAR@FAR=1e-3 {:.2}%", 100.0 * r.tar_at_far_1e3);
         println!("threshold  {:.4} (best on all pairs)", r.best_threshold);
-        println!("plots: {}/roc.png, {}/distances.png", a.out.display(), a.out.display());
+        if let Some(ft) = &summary.finetuned {
+            let r = &ft.report;
+            println!(
+                "fine-tuned projection (per fold, {}-{} people not in the fold): accuracy {:.2}% +- {:.2}%, AUC {:.4}, EER {:.2}%, TAR@FAR=1e-3 {:.2}%",
+                ft.train_people.iter().min().unwrap_or(&0),
+                ft.train_people.iter().max().unwrap_or(&0),
+                100.0 * r.mean_accuracy,
+                100.0 * r.std_accuracy,
+                r.auc,
+                100.0 * r.eer,
+                100.0 * r.tar_at_far_1e3
+            );
+        }
+        println!(
+            "plots: {}/roc.png, {}/distances.png",
+            a.out.display(),
+            a.out.display()
+        );
     }
     Ok(())
 }
@@ -418,7 +728,10 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
         if person.is_dir() {
             for f in std::fs::read_dir(&person)? {
                 let f = f?.path();
-                if matches!(f.extension().and_then(|e| e.to_str()), Some("jpg" | "jpeg" | "png")) {
+                if matches!(
+                    f.extension().and_then(|e| e.to_str()),
+                    Some("jpg" | "jpeg" | "png")
+                ) {
                     out.push(f);
                 }
             }
@@ -426,4 +739,127 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchFaceArgs {
+    /// Images to time (the first N LFW images in name order, or of --images).
+    #[arg(long, default_value_t = 128)]
+    pub n: usize,
+    /// Folder of images instead of LFW.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub pipe: PipeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct BenchFace {
+    images: usize,
+    faces: usize,
+    batch: usize,
+    threads: usize,
+    decode_ms_per_image: f64,
+    detect_ms_per_image: f64,
+    align_ms_per_face: f64,
+    embed_ms_per_face: f64,
+    faces_per_s: f64,
+}
+
+pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
+    let home = Home::from_env();
+    let dir = a
+        .images
+        .clone()
+        .unwrap_or_else(|| home.data_dir("lfw").join("images"));
+    let mut files = list_images(&dir)?;
+    if files.is_empty() {
+        files = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("jpg" | "jpeg" | "png")
+                )
+            })
+            .collect();
+        files.sort();
+    }
+    files.truncate(a.n);
+    if files.is_empty() {
+        bail!("no images under {}", dir.display());
+    }
+    let pipe = pipeline(&a.pipe)?;
+    // Warm-up: first calls allocate and pick kernels.
+    let warm = face::load_rgb(&files[0])?;
+    let _ = pipe.embed_chips(&[pipe.centre_chip(&warm)])?;
+    let _ = pipe.detector.detect(&warm)?;
+    let (mut t_dec, mut t_det, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64);
+    let mut faces = 0usize;
+    let bars = Bars::new(a.json);
+    bars.start("bench face", files.len() as u64);
+    for chunk in files.chunks(a.batch.max(1)) {
+        let t = Instant::now();
+        let imgs = chunk
+            .iter()
+            .map(|p| face::load_rgb(p))
+            .collect::<recog::Result<Vec<_>>>()?;
+        t_dec += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let refs: Vec<_> = imgs.iter().collect();
+        let mut dets = pipe.detector.detect_batch(&refs)?;
+        if pipe.refine {
+            dets = pipe.refine_batch(&imgs, dets)?;
+        }
+        t_det += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let chips: Vec<_> = imgs
+            .iter()
+            .zip(&dets)
+            .flat_map(|(img, fs)| fs.iter().map(|f| pipe.chip(img, f)).collect::<Vec<_>>())
+            .collect();
+        t_al += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = pipe.embed_chips(&chips)?;
+        t_emb += t.elapsed().as_secs_f64();
+        faces += chips.len();
+        bars.inc(chunk.len() as u64);
+    }
+    bars.finish();
+    let n = files.len() as f64;
+    let nf = faces.max(1) as f64;
+    let r = BenchFace {
+        images: files.len(),
+        faces,
+        batch: a.batch,
+        threads: std::thread::available_parallelism().map_or(1, |p| p.get()),
+        decode_ms_per_image: 1e3 * t_dec / n,
+        detect_ms_per_image: 1e3 * t_det / n,
+        align_ms_per_face: 1e3 * t_al / nf,
+        embed_ms_per_face: 1e3 * t_emb / nf,
+        faces_per_s: nf / (t_dec + t_det + t_al + t_emb),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} images, {} faces, batch {}, {} threads",
+            r.images, r.faces, r.batch, r.threads
+        );
+        println!("decode  {:7.2} ms/image", r.decode_ms_per_image);
+        println!("detect  {:7.2} ms/image", r.detect_ms_per_image);
+        println!("align   {:7.2} ms/face", r.align_ms_per_face);
+        println!("embed   {:7.2} ms/face", r.embed_ms_per_face);
+        println!(
+            "total   {:7.1} faces/s (decode + detect + align + embed)",
+            r.faces_per_s
+        );
+    }
+    Ok(())
 }

@@ -19,8 +19,8 @@
 pub mod cluster;
 pub mod data;
 pub mod error;
-pub mod face;
 pub mod eval;
+pub mod face;
 pub mod home;
 pub mod metric;
 pub mod nn;

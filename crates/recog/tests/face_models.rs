@@ -37,7 +37,10 @@ fn face_resnet_matches_face_api_js() {
     let Some((_, p)) = paths() else { return };
     let device = recog::default_device();
     let emb = face::FaceResNetEmbedder::load(&p.face_resnet, &device).unwrap();
-    let x = Tensor::<4>::from_data(TensorData::new(pattern(150, 150), [1, 3, 150, 150]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(pattern(150, 150), [1, 3, 150, 150]),
+        &device,
+    );
     let got: Vec<f32> = emb.forward(x).into_data().try_to_vec::<f32>().unwrap();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -46,7 +49,11 @@ fn face_resnet_matches_face_api_js() {
     .unwrap();
     let want: Vec<f32> = serde_json::from_str(&text).unwrap();
     assert_eq!(got.len(), 128);
-    let max_err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+    let max_err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max);
     assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }
 
@@ -55,9 +62,14 @@ fn blazeface_matches_onnxruntime() {
     let Some((_, p)) = paths() else { return };
     let device = recog::default_device();
     let mut map = recog::weights::onnx::load(&p.blazeface).unwrap();
-    let net = recog::nn::BlazeFaceConfig::front().load(&mut map, &device).unwrap();
+    let net = recog::nn::BlazeFaceConfig::front()
+        .load(&mut map, &device)
+        .unwrap();
     let x: Vec<f32> = pattern(128, 128).iter().map(|v| v / 127.5 - 1.0).collect();
-    let out = net.forward(Tensor::<4>::from_data(TensorData::new(x, [1, 3, 128, 128]), &device));
+    let out = net.forward(Tensor::<4>::from_data(
+        TensorData::new(x, [1, 3, 128, 128]),
+        &device,
+    ));
     let scores: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
     let regs: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
     let text = std::fs::read_to_string(concat!(
@@ -67,7 +79,11 @@ fn blazeface_matches_onnxruntime() {
     .unwrap();
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     let ws: Vec<f32> = serde_json::from_value(want["scores"].clone()).unwrap();
-    let max_err = scores.iter().zip(&ws).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+    let max_err = scores
+        .iter()
+        .zip(&ws)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max);
     assert_eq!(scores.len(), 896);
     assert!(max_err < 1e-3, "max score |rust - onnxruntime| = {max_err}");
     let top: Vec<usize> = serde_json::from_value(want["top"].clone()).unwrap();
@@ -75,18 +91,26 @@ fn blazeface_matches_onnxruntime() {
     for (i, r) in top.iter().zip(&tr) {
         for (k, w) in r.iter().enumerate() {
             let g = regs[i * 16 + k];
-            assert!((g - w).abs() < 1e-2 * (1.0 + w.abs()), "anchor {i} reg {k}: {g} vs {w}");
+            assert!(
+                (g - w).abs() < 1e-2 * (1.0 + w.abs()),
+                "anchor {i} reg {k}: {g} vs {w}"
+            );
         }
     }
     let sum: f32 = regs.iter().map(|v| v.abs()).sum();
     let want_sum = want["regressor_abs_sum"].as_f64().unwrap() as f32;
-    assert!((sum - want_sum).abs() / want_sum < 1e-4, "{sum} vs {want_sum}");
+    assert!(
+        (sum - want_sum).abs() / want_sum < 1e-4,
+        "{sum} vs {want_sum}"
+    );
 }
 
 #[test]
 fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     let Some((home, p)) = paths() else { return };
-    let img_path = home.data_dir("lfw").join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
+    let img_path = home
+        .data_dir("lfw")
+        .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
     if !img_path.exists() {
         eprintln!("skipping: LFW not under RECOG_HOME/data");
         return;
@@ -101,7 +125,10 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     // the 250-px image (Pillow's resize differs slightly from ours: 3 px tolerance).
     for (k, want) in [[0.432f32, 0.443], [0.597, 0.447]].iter().enumerate() {
         let got = f.keypoints[k];
-        assert!((got[0] - want[0] * 250.0).abs() < 3.0 && (got[1] - want[1] * 250.0).abs() < 3.0, "{got:?}");
+        assert!(
+            (got[0] - want[0] * 250.0).abs() < 3.0 && (got[1] - want[1] * 250.0).abs() < 3.0,
+            "{got:?}"
+        );
     }
     assert!(f.score > 0.8);
 }
@@ -113,10 +140,17 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
 fn haar_matches_opencv() {
     let Some((home, p)) = paths() else { return };
     let det = recog::face::haar::HaarDetector::load(&p.haar).unwrap();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/haar_reference.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/haar_reference.json"
+    ))
+    .unwrap();
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     for d in want["detections"].as_array().unwrap() {
-        let path = home.data_dir("lfw").join("images").join(d["image"].as_str().unwrap());
+        let path = home
+            .data_dir("lfw")
+            .join("images")
+            .join(d["image"].as_str().unwrap());
         if !path.exists() {
             eprintln!("skipping: LFW not under RECOG_HOME/data");
             return;
@@ -124,11 +158,84 @@ fn haar_matches_opencv() {
         let img = face::load_rgb(&path).unwrap();
         let got = det.detect(&img).unwrap();
         let boxes: Vec<[f32; 4]> = serde_json::from_value(d["boxes"].clone()).unwrap();
-        assert_eq!(got.len(), boxes.len(), "{}: {got:?} vs {boxes:?}", d["image"]);
+        assert_eq!(
+            got.len(),
+            boxes.len(),
+            "{}: {got:?} vs {boxes:?}",
+            d["image"]
+        );
         for b in boxes {
-            let r = face::FaceBox { x0: b[0], y0: b[1], x1: b[0] + b[2], y1: b[1] + b[3], score: 1.0, keypoints: vec![] };
+            let r = face::FaceBox {
+                x0: b[0],
+                y0: b[1],
+                x1: b[0] + b[2],
+                y1: b[1] + b[3],
+                score: 1.0,
+                keypoints: vec![],
+                landmarks: vec![],
+            };
             let best = got.iter().map(|g| g.iou(&r)).fold(0f32, f32::max);
-            assert!(best >= 0.7, "{}: best IoU {best} with OpenCV box {b:?}; ours {got:?}", d["image"]);
+            assert!(
+                best >= 0.7,
+                "{}: best IoU {best} with OpenCV box {b:?}; ours {got:?}",
+                d["image"]
+            );
         }
     }
+}
+
+#[test]
+#[ignore = "writes chips to /tmp/chips for inspection"]
+fn dump_chips() {
+    let Some((home, _)) = paths() else { return };
+    let pipe = face::FacePipeline::standard(&home, &recog::default_device()).unwrap();
+    for rel in [
+        "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+        "Tony_Blair/Tony_Blair_0001.jpg",
+        "Serena_Williams/Serena_Williams_0001.jpg",
+    ] {
+        let img = face::load_rgb(&home.data_dir("lfw").join("images").join(rel)).unwrap();
+        let f = pipe.detector.detect(&img).unwrap();
+        let mut dets = vec![vec![face::pick_central(&img, &f).unwrap()]];
+        pipe.landmarker
+            .as_ref()
+            .unwrap()
+            .annotate(std::slice::from_ref(&img), &mut dets)
+            .unwrap();
+        let f = dets[0][0].clone();
+        let chip = pipe.chip(&img, &f);
+        face::draw::annotate(&img, &[(f.clone(), None, face::draw::GREEN)])
+            .save(format!(
+                "/tmp/chips/{}_lm.png",
+                rel.split('/').next().unwrap()
+            ))
+            .unwrap();
+        chip.save(format!("/tmp/chips/{}.png", rel.split('/').next().unwrap()))
+            .unwrap();
+    }
+}
+
+#[test]
+fn landmark68_matches_face_api_js() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let lm = recog::face::landmarks::Landmarker::load(&p.landmark68, &device).unwrap();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(pattern(112, 112), [1, 3, 112, 112]),
+        &device,
+    );
+    let got: Vec<f32> = lm.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/landmark68_reference.json"
+    ))
+    .unwrap();
+    let want: Vec<f32> = serde_json::from_str(&text).unwrap();
+    assert_eq!(got.len(), 136);
+    let max_err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max);
+    assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }

@@ -23,7 +23,10 @@ fn generate(dir: &Path, args: &[&str]) {
         .args(args)
         .status()
         .expect("python3 is needed for this test (with numpy and h5py)");
-    assert!(status.success(), "the reference script failed: pip install numpy h5py");
+    assert!(
+        status.success(),
+        "the reference script failed: pip install numpy h5py"
+    );
 }
 
 fn pattern() -> Vec<f32> {
@@ -40,7 +43,11 @@ fn pattern() -> Vec<f32> {
 
 fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
     let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    got.iter().zip(want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max) / scale
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs())
+        .fold(0.0, f64::max)
+        / scale
 }
 
 #[test]
@@ -48,20 +55,31 @@ fn vgg_face_matches_numpy_on_a_reduced_width_file() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), &["--width-div", "16"]);
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reference.json")).unwrap())
+            .unwrap();
     let device = recog::default_device();
     for (output, key) in [(VggOutput::Fc8, "descriptor"), (VggOutput::Fc7, "fc7")] {
         let (mut map, layers) = load_keras(&dir.path().join("vgg_face_weights.h5")).unwrap();
-        let cfg = VggFaceConfig { output, ..VggFaceConfig::reduced(16) };
+        let cfg = VggFaceConfig {
+            output,
+            ..VggFaceConfig::reduced(16)
+        };
         let net = cfg.load(&mut map, &layers, &device).unwrap();
-        assert!(map.remaining().is_empty(), "unused weights: {:?}", map.remaining());
+        assert!(
+            map.remaining().is_empty(),
+            "unused weights: {:?}",
+            map.remaining()
+        );
         let x = Tensor::<4>::from_data(TensorData::new(pattern(), [1, 3, 224, 224]), &device);
         let got: Vec<f32> = net.forward(x).into_data().try_to_vec::<f32>().unwrap();
         let want: Vec<f64> = serde_json::from_value(reference[key].clone()).unwrap();
         assert_eq!(got.len(), want.len());
         let err = max_rel_err(&got, &want);
         // Within 1e-4 of the output's scale: float32 against NumPy's float64.
-        assert!(err < 1e-4, "{key}: max |rust - numpy| / max |numpy| = {err}");
+        assert!(
+            err < 1e-4,
+            "{key}: max |rust - numpy| / max |numpy| = {err}"
+        );
         eprintln!("{key}: {} values, max relative error {err:.2e}", got.len());
     }
 }
@@ -75,7 +93,12 @@ fn wrong_width_names_the_tensor_and_both_shapes() {
         .load(&mut map, &layers, &recog::default_device())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conv2d_1/kernel:0") && err.contains("[3, 3, 3, 8]") && err.contains("[3, 3, 3, 4]"), "{err}");
+    assert!(
+        err.contains("conv2d_1/kernel:0")
+            && err.contains("[3, 3, 3, 8]")
+            && err.contains("[3, 3, 3, 4]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,7 +108,9 @@ fn full_size_constant_file_loads_with_published_shapes() {
     let path = dir.path().join("vgg_face_weights.h5");
     let (mut map, layers) = load_keras(&path).unwrap();
     assert_eq!(layers.len(), 16);
-    let net = VggFaceConfig::vgg_face().load(&mut map, &layers, &recog::default_device()).unwrap();
+    let net = VggFaceConfig::vgg_face()
+        .load(&mut map, &layers, &recog::default_device())
+        .unwrap();
     assert_eq!(net.convs.len(), 16);
     assert_eq!(net.convs[13].kernel.dims(), [4096, 512, 7, 7]);
     assert_eq!(net.convs[15].kernel.dims(), [2622, 4096, 1, 1]);

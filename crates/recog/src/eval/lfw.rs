@@ -38,7 +38,10 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
         path: path.to_path_buf(),
         problem: format!("line {line}: {why}"),
     };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, head) = lines.next().ok_or_else(|| bad(1, "empty file"))?;
     let head: Vec<usize> = head
         .split_whitespace()
@@ -54,7 +57,10 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
         for k in 0..2 * per {
             let (i, l) = lines.next().ok_or_else(|| bad(0, "file ends early"))?;
             let t: Vec<&str> = l.split_whitespace().collect();
-            let num = |s: &str| s.parse::<usize>().map_err(|_| bad(i + 1, "bad image number"));
+            let num = |s: &str| {
+                s.parse::<usize>()
+                    .map_err(|_| bad(i + 1, "bad image number"))
+            };
             let p = match (k < per, t.as_slice()) {
                 (true, [name, x, y]) => Pair {
                     a: image_path(name, num(x)?),
@@ -127,7 +133,11 @@ pub fn best_threshold(d: &[(f64, bool)]) -> f64 {
         let last_of_run = i + 1 == v.len() || v[i + 1].0 > v[i].0;
         if last_of_run && correct > best {
             best = correct;
-            best_t = if i + 1 < v.len() { (v[i].0 + v[i + 1].0) / 2.0 } else { v[i].0 + 1e-6 };
+            best_t = if i + 1 < v.len() {
+                (v[i].0 + v[i + 1].0) / 2.0
+            } else {
+                v[i].0 + 1e-6
+            };
         }
     }
     best_t
@@ -139,15 +149,31 @@ pub fn evaluate(scored: &[(f64, bool, usize)]) -> VerificationReport {
     let mut fold_accuracy = Vec::new();
     let mut fold_threshold = Vec::new();
     for f in 0..folds {
-        let train: Vec<(f64, bool)> = scored.iter().filter(|s| s.2 != f).map(|s| (s.0, s.1)).collect();
-        let test: Vec<(f64, bool)> = scored.iter().filter(|s| s.2 == f).map(|s| (s.0, s.1)).collect();
-        let t = if train.is_empty() { best_threshold(&test) } else { best_threshold(&train) };
+        let train: Vec<(f64, bool)> = scored
+            .iter()
+            .filter(|s| s.2 != f)
+            .map(|s| (s.0, s.1))
+            .collect();
+        let test: Vec<(f64, bool)> = scored
+            .iter()
+            .filter(|s| s.2 == f)
+            .map(|s| (s.0, s.1))
+            .collect();
+        let t = if train.is_empty() {
+            best_threshold(&test)
+        } else {
+            best_threshold(&train)
+        };
         fold_threshold.push(t);
         fold_accuracy.push(accuracy_at(&test, t));
     }
     let n = fold_accuracy.len().max(1) as f64;
     let mean = fold_accuracy.iter().sum::<f64>() / n;
-    let var = fold_accuracy.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let var = fold_accuracy
+        .iter()
+        .map(|a| (a - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0).max(1.0);
     let all: Vec<(f64, bool)> = scored.iter().map(|s| (s.0, s.1)).collect();
     let roc = roc_curve(&all);
     VerificationReport {
@@ -158,7 +184,11 @@ pub fn evaluate(scored: &[(f64, bool, usize)]) -> VerificationReport {
         best_threshold: best_threshold(&all),
         auc: auc(&roc),
         eer: eer(&roc),
-        tar_at_far_1e3: roc.iter().filter(|p| p.0 <= 1e-3).map(|p| p.1).fold(0.0, f64::max),
+        tar_at_far_1e3: roc
+            .iter()
+            .filter(|p| p.0 <= 1e-3)
+            .map(|p| p.1)
+            .fold(0.0, f64::max),
         roc,
     }
 }
@@ -187,7 +217,9 @@ pub fn roc_curve(d: &[(f64, bool)]) -> Vec<(f64, f64)> {
 
 /// Trapezoidal area under ROC points.
 pub fn auc(roc: &[(f64, f64)]) -> f64 {
-    roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum()
+    roc.windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+        .sum()
 }
 
 /// Equal error rate: where FAR = 1 - TAR (interpolated between ROC points).
@@ -197,7 +229,11 @@ pub fn eer(roc: &[(f64, f64)]) -> f64 {
         let (f1, t1) = w[1];
         let (g0, g1) = (f0 - (1.0 - t0), f1 - (1.0 - t1));
         if g0 <= 0.0 && g1 >= 0.0 {
-            let a = if (g1 - g0).abs() < 1e-12 { 0.0 } else { -g0 / (g1 - g0) };
+            let a = if (g1 - g0).abs() < 1e-12 {
+                0.0
+            } else {
+                -g0 / (g1 - g0)
+            };
             return f0 + a * (f1 - f0);
         }
     }
@@ -229,11 +265,21 @@ mod tests {
     /// brute force over every candidate midpoint.
     #[test]
     fn best_threshold_matches_brute_force() {
-        let d = vec![(0.1, true), (0.3, true), (0.35, false), (0.4, true), (0.8, false), (0.9, false)];
+        let d = vec![
+            (0.1, true),
+            (0.3, true),
+            (0.35, false),
+            (0.4, true),
+            (0.8, false),
+            (0.9, false),
+        ];
         let t = best_threshold(&d);
         let mut cands: Vec<f64> = d.iter().map(|x| x.0 + 1e-9).collect();
         cands.push(0.0);
-        let brute = cands.iter().map(|&c| accuracy_at(&d, c)).fold(0.0, f64::max);
+        let brute = cands
+            .iter()
+            .map(|&c| accuracy_at(&d, c))
+            .fold(0.0, f64::max);
         assert!((accuracy_at(&d, t) - brute).abs() < 1e-12);
         assert!((accuracy_at(&d, t) - 5.0 / 6.0).abs() < 1e-12);
     }
@@ -247,7 +293,12 @@ mod tests {
         // Interleaved: AUC = P(d_same < d_diff) = 3/4 by counting pairs.
         let mix = vec![(0.1, true), (0.2, false), (0.3, true), (0.4, false)];
         assert!((auc(&roc_curve(&mix)) - 0.75).abs() < 1e-12);
-        let r = evaluate(&[(0.1, true, 0), (0.9, false, 0), (0.2, true, 1), (0.8, false, 1)]);
+        let r = evaluate(&[
+            (0.1, true, 0),
+            (0.9, false, 0),
+            (0.2, true, 1),
+            (0.8, false, 1),
+        ]);
         assert_eq!(r.mean_accuracy, 1.0);
         assert_eq!(r.tar_at_far_1e3, 1.0);
     }

@@ -10,20 +10,65 @@ use image::RgbImage;
 
 /// dlib's mean face shape, points 17..67 (`dlib/image_transforms/interpolation.h`).
 const MEAN_X: [f32; 51] = [
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991,
-    0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217,
-    0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918, 0.182743, 0.645647, 0.714428,
-    0.793132, 0.858516, 0.79751, 0.719335, 0.254149, 0.340985, 0.428858, 0.490127, 0.551395,
-    0.639268, 0.726104, 0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379, 0.428096,
-    0.490127, 0.552157, 0.689874, 0.553364, 0.490127, 0.42689,
+    0.000213256,
+    0.0752622,
+    0.18113,
+    0.29077,
+    0.393397,
+    0.586856,
+    0.689483,
+    0.799124,
+    0.904991,
+    0.98004,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.36688,
+    0.426036,
+    0.490127,
+    0.554217,
+    0.613373,
+    0.121737,
+    0.187122,
+    0.265825,
+    0.334606,
+    0.260918,
+    0.182743,
+    0.645647,
+    0.714428,
+    0.793132,
+    0.858516,
+    0.79751,
+    0.719335,
+    0.254149,
+    0.340985,
+    0.428858,
+    0.490127,
+    0.551395,
+    0.639268,
+    0.726104,
+    0.642159,
+    0.556721,
+    0.490127,
+    0.423532,
+    0.338094,
+    0.290379,
+    0.428096,
+    0.490127,
+    0.552157,
+    0.689874,
+    0.553364,
+    0.490127,
+    0.42689,
 ];
 const MEAN_Y: [f32; 51] = [
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482,
-    0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106,
-    0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077, 0.231733,
-    0.179852, 0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578,
-    0.727388, 0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792,
-    0.778746, 0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915,
+    0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345,
+    0.587326, 0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077, 0.231733, 0.179852,
+    0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578, 0.727388,
+    0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746,
+    0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
 ];
 
 fn mean_of(range: std::ops::RangeInclusive<usize>) -> [f32; 2] {
@@ -40,7 +85,12 @@ fn mean_of(range: std::ops::RangeInclusive<usize>) -> [f32; 2] {
 /// (fraction of the face width added on every side), in BlazeFace's keypoint order:
 /// the subject's right eye (left in the image), left eye, nose tip, mouth centre.
 pub fn dlib_template(size: usize, padding: f32) -> [[f32; 2]; 4] {
-    let pts = [mean_of(36..=41), mean_of(42..=47), mean_of(30..=30), mean_of(48..=67)];
+    let pts = [
+        mean_of(36..=41),
+        mean_of(42..=47),
+        mean_of(30..=30),
+        mean_of(48..=67),
+    ];
     pts.map(|[x, y]| {
         [
             (padding + x) / (1.0 + 2.0 * padding) * size as f32,
@@ -79,7 +129,10 @@ impl Similarity {
         }
         let den = den.max(1e-12);
         let (a, b) = (num_a / den, num_b / den);
-        let t = [mt[0] - (a * mf[0] - b * mf[1]), mt[1] - (b * mf[0] + a * mf[1])];
+        let t = [
+            mt[0] - (a * mf[0] - b * mf[1]),
+            mt[1] - (b * mf[0] + a * mf[1]),
+        ];
         Similarity { a, b, t }
     }
 
@@ -116,7 +169,12 @@ pub fn warp(img: &RgbImage, chip_to_image: &Similarity, size: usize) -> RgbImage
             let (x0, y0) = (x.floor(), y.floor());
             let (fx, fy) = (x - x0, y - y0);
             let (xi, yi) = (x0 as i64, y0 as i64);
-            let (p00, p10, p01, p11) = (px(xi, yi), px(xi + 1, yi), px(xi, yi + 1), px(xi + 1, yi + 1));
+            let (p00, p10, p01, p11) = (
+                px(xi, yi),
+                px(xi + 1, yi),
+                px(xi, yi + 1),
+                px(xi + 1, yi + 1),
+            );
             let mut c = [0u8; 3];
             for k in 0..3 {
                 let top = p00[k] * (1.0 - fx) + p10[k] * fx;
@@ -163,16 +221,41 @@ mod tests {
         assert!((t[0][1] - t[1][1]).abs() < 1e-4);
         let centre = (0.25 + 0.490127) / 1.5 * 150.0;
         assert!(((t[0][0] + t[1][0]) / 2.0 - centre).abs() < 0.05);
-        assert!(t.iter().all(|p| p[0] > 0.0 && p[0] < 150.0 && p[1] > 0.0 && p[1] < 150.0));
+        assert!(t
+            .iter()
+            .all(|p| p[0] > 0.0 && p[0] < 150.0 && p[1] > 0.0 && p[1] < 150.0));
         assert!(t[3][1] > t[2][1] && t[2][1] > t[0][1]);
     }
 
     #[test]
     fn identity_warp_copies_pixels() {
         let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 7]));
-        let id = Similarity { a: 1.0, b: 0.0, t: [2.0, 1.0] };
+        let id = Similarity {
+            a: 1.0,
+            b: 0.0,
+            t: [2.0, 1.0],
+        };
         let chip = warp(&img, &id, 4);
         assert_eq!(chip.get_pixel(0, 0).0, [20, 10, 7]);
         assert_eq!(chip.get_pixel(3, 2).0, [50, 30, 7]);
     }
+}
+
+/// dlib's `get_face_chip_details` for 68 landmarks: the similarity that best maps the mean
+/// face shape (eyebrows and lower lip left out, as dlib does) onto the landmarks, and the
+/// warped `size` x `size` chip.
+pub fn align68(img: &RgbImage, landmarks: &[[f32; 2]], size: usize, padding: f32) -> RgbImage {
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for i in 17..68.min(landmarks.len()) {
+        if (55..=59).contains(&i) || (65..=67).contains(&i) || (17..=26).contains(&i) {
+            continue;
+        }
+        from.push([
+            (padding + MEAN_X[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
+            (padding + MEAN_Y[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
+        ]);
+        to.push(landmarks[i]);
+    }
+    warp(img, &Similarity::fit(&from, &to), size)
 }

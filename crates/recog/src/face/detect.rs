@@ -45,7 +45,10 @@ impl BlazeFaceDetector {
         let mut map = crate::weights::onnx::load(onnx)?;
         let net = cfg.load(&mut map, device)?;
         Ok(Self {
-            anchors: anchors(cfg.input_size, &[(8, cfg.anchors_per_cell[0]), (16, cfg.anchors_per_cell[1])]),
+            anchors: anchors(
+                cfg.input_size,
+                &[(8, cfg.anchors_per_cell[0]), (16, cfg.anchors_per_cell[1])],
+            ),
             net,
             cfg,
             device: device.clone(),
@@ -104,16 +107,29 @@ impl Detector for BlazeFaceDetector {
             data.extend(v);
             scales.push(k);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
+        let x =
+            Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
         let out = self.net.forward(x);
-        let scores: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap_or_default();
-        let regs: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let scores: Vec<f32> = out
+            .scores
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let regs: Vec<f32> = out
+            .boxes
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         let na = self.anchors.len();
         let mut result = Vec::new();
         for (b, k) in scales.into_iter().enumerate() {
             let mut cands = Vec::new();
             for (i, a) in self.anchors.iter().enumerate() {
-                let logit = scores.get(b * na + i).copied().unwrap_or(-100.0).clamp(-100.0, 100.0);
+                let logit = scores
+                    .get(b * na + i)
+                    .copied()
+                    .unwrap_or(-100.0)
+                    .clamp(-100.0, 100.0);
                 let score = 1.0 / (1.0 + (-logit).exp());
                 if score < self.min_score {
                     continue;
@@ -135,6 +151,7 @@ impl Detector for BlazeFaceDetector {
                     y1: br[1],
                     score,
                     keypoints,
+                    landmarks: Vec::new(),
                 });
             }
             result.push(weighted_nms(cands, self.iou_threshold));
@@ -160,7 +177,9 @@ pub fn weighted_nms(mut cands: Vec<FaceBox>, iou: f32) -> Vec<FaceBox> {
         let total: f32 = group.iter().map(|g| g.score).sum();
         let mut m = best.clone();
         if total > 0.0 && group.len() > 1 {
-            let avg = |f: &dyn Fn(&FaceBox) -> f32| group.iter().map(|g| f(g) * g.score).sum::<f32>() / total;
+            let avg = |f: &dyn Fn(&FaceBox) -> f32| {
+                group.iter().map(|g| f(g) * g.score).sum::<f32>() / total
+            };
             m.x0 = avg(&|g| g.x0);
             m.y0 = avg(&|g| g.y0);
             m.x1 = avg(&|g| g.x1);
@@ -179,7 +198,15 @@ mod tests {
     use super::*;
 
     fn fb(x0: f32, score: f32) -> FaceBox {
-        FaceBox { x0, y0: 0.0, x1: x0 + 10.0, y1: 10.0, score, keypoints: vec![[x0, 0.0]] }
+        FaceBox {
+            x0,
+            y0: 0.0,
+            x1: x0 + 10.0,
+            y1: 10.0,
+            score,
+            keypoints: vec![[x0, 0.0]],
+            landmarks: vec![],
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
+};
 use imageproc::rect::Rect;
 
 use super::FaceBox;
@@ -19,18 +21,46 @@ pub fn annotate(img: &RgbImage, faces: &[(FaceBox, Option<String>, Rgb<u8>)]) ->
     let size = (img.height().max(img.width()) as f32 / 30.0).clamp(11.0, 28.0);
     for (f, label, color) in faces {
         let (x, y) = (f.x0.round() as i32, f.y0.round() as i32);
-        let (w, h) = ((f.x1 - f.x0).round().max(1.0) as u32, (f.y1 - f.y0).round().max(1.0) as u32);
+        let (w, h) = (
+            (f.x1 - f.x0).round().max(1.0) as u32,
+            (f.y1 - f.y0).round().max(1.0) as u32,
+        );
         draw_hollow_rect_mut(&mut out, Rect::at(x, y).of_size(w, h), *color);
-        draw_hollow_rect_mut(&mut out, Rect::at(x + 1, y + 1).of_size(w.saturating_sub(2).max(1), h.saturating_sub(2).max(1)), *color);
+        draw_hollow_rect_mut(
+            &mut out,
+            Rect::at(x + 1, y + 1).of_size(w.saturating_sub(2).max(1), h.saturating_sub(2).max(1)),
+            *color,
+        );
+        for k in &f.landmarks {
+            draw_filled_circle_mut(
+                &mut out,
+                (k[0].round() as i32, k[1].round() as i32),
+                1,
+                Rgb([0, 200, 255]),
+            );
+        }
         for k in &f.keypoints {
-            draw_filled_circle_mut(&mut out, (k[0].round() as i32, k[1].round() as i32), 2, Rgb([255, 220, 0]));
+            draw_filled_circle_mut(
+                &mut out,
+                (k[0].round() as i32, k[1].round() as i32),
+                2,
+                Rgb([255, 220, 0]),
+            );
         }
         if let (Some(text), Some(font)) = (label, &font) {
             let scale = PxScale::from(size);
             let (tw, th) = text_size(scale, font, text);
             let ty = (y - th as i32 - 4).max(0);
             draw_filled_rect_mut(&mut out, Rect::at(x, ty).of_size(tw + 6, th + 4), *color);
-            draw_text_mut(&mut out, Rgb([255, 255, 255]), x + 3, ty + 1, scale, font, text);
+            draw_text_mut(
+                &mut out,
+                Rgb([255, 255, 255]),
+                x + 3,
+                ty + 1,
+                scale,
+                font,
+                text,
+            );
         }
     }
     out

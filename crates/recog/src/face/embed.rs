@@ -34,7 +34,11 @@ impl FaceResNetEmbedder {
         let cfg = FaceResNetConfig::dlib();
         let mut map = crate::weights::tfjs::load(manifest)?;
         let net = cfg.load(&mut map, device)?;
-        Ok(Self { net, cfg, device: device.clone() })
+        Ok(Self {
+            net,
+            cfg,
+            device: device.clone(),
+        })
     }
 
     /// Runs the network on a `[n, 3, 150, 150]` RGB (0..255) batch.
@@ -61,7 +65,10 @@ pub fn chips_to_tensor(chips: &[RgbImage], size: usize, device: &Device) -> Resu
             }
         }
     }
-    Ok(Tensor::from_data(TensorData::new(data, [chips.len(), 3, size, size]), device))
+    Ok(Tensor::from_data(
+        TensorData::new(data, [chips.len(), 3, size, size]),
+        device,
+    ))
 }
 
 impl Embedder for FaceResNetEmbedder {
@@ -82,10 +89,15 @@ impl Embedder for FaceResNetEmbedder {
             return Ok(Vec::new());
         }
         let x = chips_to_tensor(chips, self.cfg.input_size, &self.device)?;
-        let y: Vec<f32> = self.net.forward(x).into_data().try_to_vec::<f32>().map_err(|e| Error::Checkpoint {
-            path: "face_recognition_model".into(),
-            problem: format!("{e:?}"),
-        })?;
+        let y: Vec<f32> = self
+            .net
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Checkpoint {
+                path: "face_recognition_model".into(),
+                problem: format!("{e:?}"),
+            })?;
         Ok(y.chunks(self.cfg.dim).map(<[f32]>::to_vec).collect())
     }
 }

@@ -34,7 +34,11 @@ impl Node {
 /// A minimal XML reader for OpenCV storage files: elements and text; attributes,
 /// comments and declarations are skipped.
 fn parse_xml(s: &str) -> std::result::Result<Node, String> {
-    let mut stack = vec![Node { name: String::new(), text: String::new(), children: vec![] }];
+    let mut stack = vec![Node {
+        name: String::new(),
+        text: String::new(),
+        children: vec![],
+    }];
     let mut i = 0;
     let b = s.as_bytes();
     while i < b.len() {
@@ -54,13 +58,30 @@ fn parse_xml(s: &str) -> std::result::Result<Node, String> {
                 if node.name != name.trim() {
                     return Err(format!("</{}> closes <{}>", name.trim(), node.name));
                 }
-                stack.last_mut().ok_or("unbalanced tags")?.children.push(node);
+                stack
+                    .last_mut()
+                    .ok_or("unbalanced tags")?
+                    .children
+                    .push(node);
             } else {
                 let self_closing = tag.ends_with('/');
-                let name = tag.trim_end_matches('/').split_whitespace().next().unwrap_or("").to_string();
-                let node = Node { name, text: String::new(), children: vec![] };
+                let name = tag
+                    .trim_end_matches('/')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let node = Node {
+                    name,
+                    text: String::new(),
+                    children: vec![],
+                };
                 if self_closing {
-                    stack.last_mut().ok_or("unbalanced tags")?.children.push(node);
+                    stack
+                        .last_mut()
+                        .ok_or("unbalanced tags")?
+                        .children
+                        .push(node);
                 } else {
                     stack.push(node);
                 }
@@ -122,13 +143,19 @@ pub struct HaarCascade {
 fn nums<T: std::str::FromStr>(n: &Node) -> std::result::Result<Vec<T>, String> {
     n.text
         .split_whitespace()
-        .map(|t| t.parse::<T>().map_err(|_| format!("<{}>: bad number {t}", n.name)))
+        .map(|t| {
+            t.parse::<T>()
+                .map_err(|_| format!("<{}>: bad number {t}", n.name))
+        })
         .collect()
 }
 
 fn num<T: std::str::FromStr>(parent: &Node, name: &str) -> std::result::Result<T, String> {
     let n = parent.child(name).ok_or(format!("missing <{name}>"))?;
-    nums::<T>(n)?.into_iter().next().ok_or(format!("empty <{name}>"))
+    nums::<T>(n)?
+        .into_iter()
+        .next()
+        .ok_or(format!("empty <{name}>"))
 }
 
 impl HaarCascade {
@@ -144,11 +171,12 @@ impl HaarCascade {
     fn parse(text: &str) -> std::result::Result<Self, String> {
         let root = parse_xml(text)?;
         let storage = root.child("opencv_storage").ok_or("no <opencv_storage>")?;
-        let c = storage
-            .children
-            .first()
-            .ok_or("empty <opencv_storage>")?;
-        let kind = |n: &str| c.child(n).map(|x| x.text.trim().to_string()).unwrap_or_default();
+        let c = storage.children.first().ok_or("empty <opencv_storage>")?;
+        let kind = |n: &str| {
+            c.child(n)
+                .map(|x| x.text.trim().to_string())
+                .unwrap_or_default()
+        };
         if kind("stageType") != "BOOST" || kind("featureType") != "HAAR" {
             return Err(format!(
                 "stageType {} / featureType {}: only BOOST + HAAR (new-style XML) is supported",
@@ -171,10 +199,19 @@ impl HaarCascade {
                 if v.len() != 5 {
                     return Err("a rect needs x y w h weight".into());
                 }
-                if v[..4].iter().any(|&x| x < 0.0) || v[0] + v[2] > width as f32 || v[1] + v[3] > height as f32 {
+                if v[..4].iter().any(|&x| x < 0.0)
+                    || v[0] + v[2] > width as f32
+                    || v[1] + v[3] > height as f32
+                {
                     return Err(format!("rect {v:?} outside the {width}x{height} window"));
                 }
-                rects.push(Rect { x: v[0] as usize, y: v[1] as usize, w: v[2] as usize, h: v[3] as usize, weight: v[4] });
+                rects.push(Rect {
+                    x: v[0] as usize,
+                    y: v[1] as usize,
+                    w: v[2] as usize,
+                    h: v[3] as usize,
+                    weight: v[4],
+                });
             }
             features.push(rects);
         }
@@ -182,7 +219,11 @@ impl HaarCascade {
         for s in &c.child("stages").ok_or("no <stages>")?.children {
             let threshold: f32 = num(s, "stageThreshold")?;
             let mut trees = Vec::new();
-            for w in &s.child("weakClassifiers").ok_or("stage without <weakClassifiers>")?.children {
+            for w in &s
+                .child("weakClassifiers")
+                .ok_or("stage without <weakClassifiers>")?
+                .children
+            {
                 let raw: Vec<f32> = nums(w.child("internalNodes").ok_or("no <internalNodes>")?)?;
                 let leaves: Vec<f32> = nums(w.child("leafValues").ok_or("no <leafValues>")?)?;
                 if raw.len() % 4 != 0 || raw.is_empty() {
@@ -190,14 +231,23 @@ impl HaarCascade {
                 }
                 let nodes: Vec<TreeNode> = raw
                     .chunks(4)
-                    .map(|q| TreeNode { left: q[0] as i32, right: q[1] as i32, feature: q[2] as usize, threshold: q[3] })
+                    .map(|q| TreeNode {
+                        left: q[0] as i32,
+                        right: q[1] as i32,
+                        feature: q[2] as usize,
+                        threshold: q[3],
+                    })
                     .collect();
                 for n in &nodes {
                     if n.feature >= features.len() {
                         return Err(format!("feature index {} out of range", n.feature));
                     }
                     for child in [n.left, n.right] {
-                        let ok = if child <= 0 { ((-child) as usize) < leaves.len() } else { (child as usize) < nodes.len() };
+                        let ok = if child <= 0 {
+                            ((-child) as usize) < leaves.len()
+                        } else {
+                            (child as usize) < nodes.len()
+                        };
                         if !ok {
                             return Err("tree node points outside its tree".into());
                         }
@@ -210,7 +260,12 @@ impl HaarCascade {
         if stages.is_empty() {
             return Err("no stages".into());
         }
-        Ok(Self { width, height, stages, features })
+        Ok(Self {
+            width,
+            height,
+            stages,
+            features,
+        })
     }
 
     /// Detection window size (width, height).
@@ -278,7 +333,11 @@ impl HaarCascade {
                     for r in &self.features[node.feature] {
                         v += r.weight as f64 * ii.rect(&ii.sum, x + r.x, y + r.y, r.w, r.h);
                     }
-                    let next = if v < node.threshold as f64 * nf { node.left } else { node.right };
+                    let next = if v < node.threshold as f64 * nf {
+                        node.left
+                    } else {
+                        node.right
+                    };
                     if next <= 0 {
                         total += tree.leaves[(-next) as usize];
                         break;
@@ -294,7 +353,12 @@ impl HaarCascade {
     }
 
     /// Raw candidate windows over the pyramid, in image pixels `(x, y, w, h)`.
-    pub fn candidates(&self, gray: &GrayImage, scale_factor: f32, min_size: usize) -> Vec<[f32; 4]> {
+    pub fn candidates(
+        &self,
+        gray: &GrayImage,
+        scale_factor: f32,
+        min_size: usize,
+    ) -> Vec<[f32; 4]> {
         let (w0, h0) = (gray.width() as f32, gray.height() as f32);
         let mut out = Vec::new();
         let mut factor = 1f32;
@@ -315,7 +379,12 @@ impl HaarCascade {
                 for y in (0..=(sh as usize - self.height)).step_by(step) {
                     for x in (0..=(sw as usize - self.width)).step_by(step) {
                         if self.passes(&ii, x, y) {
-                            out.push([x as f32 * factor, y as f32 * factor, win, self.height as f32 * factor]);
+                            out.push([
+                                x as f32 * factor,
+                                y as f32 * factor,
+                                win,
+                                self.height as f32 * factor,
+                            ]);
                         }
                     }
                 }
@@ -328,7 +397,11 @@ impl HaarCascade {
 
 /// OpenCV's `groupRectangles`: clusters of similar rectangles (eps) with more than
 /// `min_neighbors` members are averaged; rectangles inside a stronger one are dropped.
-pub fn group_rectangles(rects: &[[f32; 4]], min_neighbors: usize, eps: f32) -> Vec<([f32; 4], usize)> {
+pub fn group_rectangles(
+    rects: &[[f32; 4]],
+    min_neighbors: usize,
+    eps: f32,
+) -> Vec<([f32; 4], usize)> {
     let n = rects.len();
     let mut label: Vec<usize> = (0..n).collect();
     fn find(l: &mut Vec<usize>, i: usize) -> usize {
@@ -386,7 +459,10 @@ pub fn group_rectangles(rects: &[[f32; 4]], min_neighbors: usize, eps: f32) -> V
                 }
                 let dx = r2[2] * 0.2;
                 let dy = r2[3] * 0.2;
-                r1[0] >= r2[0] - dx && r1[1] >= r2[1] - dy && r1[0] + r1[2] <= r2[0] + r2[2] + dx && r1[1] + r1[3] <= r2[1] + r2[3] + dy
+                r1[0] >= r2[0] - dx
+                    && r1[1] >= r2[1] - dy
+                    && r1[0] + r1[2] <= r2[0] + r2[2] + dx
+                    && r1[1] + r1[3] <= r2[1] + r2[3] + dy
             })
         })
         .map(|(_, c)| *c)
@@ -407,7 +483,12 @@ pub struct HaarDetector {
 impl HaarDetector {
     /// Loads the cascade with the notebook's settings.
     pub fn load(path: &Path) -> Result<Self> {
-        Ok(Self { cascade: HaarCascade::load(path)?, scale_factor: 1.3, min_neighbors: 5, min_size: 30 })
+        Ok(Self {
+            cascade: HaarCascade::load(path)?,
+            scale_factor: 1.3,
+            min_neighbors: 5,
+            min_size: 30,
+        })
     }
 }
 
@@ -417,7 +498,9 @@ impl Detector for HaarDetector {
             .iter()
             .map(|img| {
                 let gray = to_gray(img);
-                let cands = self.cascade.candidates(&gray, self.scale_factor, self.min_size);
+                let cands = self
+                    .cascade
+                    .candidates(&gray, self.scale_factor, self.min_size);
                 let mut faces: Vec<FaceBox> = group_rectangles(&cands, self.min_neighbors, 0.2)
                     .into_iter()
                     .map(|(r, n)| FaceBox {
@@ -429,6 +512,7 @@ impl Detector for HaarDetector {
                         // level weights do.
                         score: n as f32 / (n as f32 + self.min_neighbors as f32),
                         keypoints: Vec::new(),
+                        landmarks: Vec::new(),
                     })
                     .collect();
                 faces.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -488,6 +572,8 @@ mod tests {
     fn malformed_cascades_are_errors() {
         assert!(HaarCascade::parse("<opencv_storage><cascade>").is_err());
         let bad = TINY.replace("0 -1 0 0.1", "0 -1 7 0.1");
-        assert!(HaarCascade::parse(&bad).unwrap_err().contains("feature index"));
+        assert!(HaarCascade::parse(&bad)
+            .unwrap_err()
+            .contains("feature index"));
     }
 }

@@ -8,7 +8,9 @@ pub mod align;
 pub mod detect;
 pub mod draw;
 pub mod embed;
+pub mod finetune;
 pub mod haar;
+pub mod landmarks;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,9 @@ pub struct FaceBox {
     /// BlazeFace order: right eye, left eye (of the subject), nose tip, mouth centre, right
     /// ear, left ear. Empty for detectors without keypoints.
     pub keypoints: Vec<[f32; 2]>,
+    /// The 68 iBUG 300-W landmarks (dlib's layout) when a landmark model ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub landmarks: Vec<[f32; 2]>,
 }
 
 impl FaceBox {
@@ -88,6 +93,8 @@ pub struct ModelPaths {
     pub face_resnet: PathBuf,
     /// OpenCV Haar cascade XML.
     pub haar: PathBuf,
+    /// face-api.js 68-point landmark manifest (TFJS).
+    pub landmark68: PathBuf,
 }
 
 impl ModelPaths {
@@ -103,6 +110,9 @@ impl ModelPaths {
             haar: home
                 .model_dir("opencv")
                 .join("haarcascade_frontalface_default.xml"),
+            landmark68: home
+                .model_dir("face-api")
+                .join("face_landmark_68_model-weights_manifest.json"),
         }
     }
 }
@@ -141,6 +151,8 @@ pub struct FacePipeline {
     pub refine: bool,
     /// Average the descriptors of the chip and its mirror image.
     pub flip: bool,
+    /// 68-point landmark model; with it, chips follow dlib's 68-point alignment.
+    pub landmarker: Option<landmarks::Landmarker>,
 }
 
 /// Keypoints used to fit the alignment.
@@ -172,6 +184,7 @@ impl FacePipeline {
             points: AlignPoints::EyesNoseMouth,
             refine: false,
             flip: false,
+            landmarker: Some(landmarks::Landmarker::load(&p.landmark68, device)?),
         })
     }
 
@@ -179,7 +192,9 @@ impl FacePipeline {
     /// face fills the chip as the template would.
     pub fn chip(&self, img: &RgbImage, face: &FaceBox) -> RgbImage {
         let size = self.embedder.input_size();
-        if face.keypoints.len() >= 4 {
+        if face.landmarks.len() == 68 {
+            align::align68(img, &face.landmarks, size, self.padding)
+        } else if face.keypoints.len() >= 4 {
             let t = align::dlib_template(size, self.padding);
             let idx = self.points.indices();
             let from: Vec<[f32; 2]> = idx.iter().map(|&i| t[i]).collect();
@@ -187,9 +202,14 @@ impl FacePipeline {
             align::warp(img, &align::Similarity::fit(&from, &to), size)
         } else {
             let [cx, cy] = face.centre();
-            let side = (face.x1 - face.x0).max(face.y1 - face.y0) * (1.0 + 2.0 * self.padding) / 1.2;
+            let side =
+                (face.x1 - face.x0).max(face.y1 - face.y0) * (1.0 + 2.0 * self.padding) / 1.2;
             let s = side / size as f32;
-            let tf = align::Similarity { a: s, b: 0.0, t: [cx - side / 2.0, cy - side / 2.0] };
+            let tf = align::Similarity {
+                a: s,
+                b: 0.0,
+                t: [cx - side / 2.0, cy - side / 2.0],
+            };
             align::warp(img, &tf, size)
         }
     }
@@ -201,7 +221,11 @@ impl FacePipeline {
         let (w, h) = (img.width() as f32, img.height() as f32);
         let side = w.min(h) * 0.5;
         let s = side / size as f32;
-        let tf = align::Similarity { a: s, b: 0.0, t: [(w - side) / 2.0, (h - side) / 2.0] };
+        let tf = align::Similarity {
+            a: s,
+            b: 0.0,
+            t: [(w - side) / 2.0, (h - side) / 2.0],
+        };
         align::warp(img, &tf, size)
     }
 
@@ -218,11 +242,17 @@ impl FacePipeline {
         progress.start("embedding faces", paths.len() as u64);
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch.max(1)) {
-            let imgs = chunk.iter().map(|p| load_rgb(p)).collect::<Result<Vec<_>>>()?;
+            let imgs = chunk
+                .iter()
+                .map(|p| load_rgb(p))
+                .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&RgbImage> = imgs.iter().collect();
             let mut dets = self.detector.detect_batch(&refs)?;
             if self.refine {
                 dets = self.refine_batch(&imgs, dets)?;
+            }
+            if let Some(lm) = &self.landmarker {
+                lm.annotate(&imgs, &mut dets)?;
             }
             let mut chips = Vec::new();
             let mut meta = Vec::new();
@@ -242,8 +272,16 @@ impl FacePipeline {
             let embs = self.embed_chips(&chips)?;
             let mut e = embs.into_iter();
             for (face, fb) in meta {
-                let embedding = if face.is_some() || fb { e.next().unwrap_or_default() } else { Vec::new() };
-                out.push(FaceResult { face, fallback: fb, embedding });
+                let embedding = if face.is_some() || fb {
+                    e.next().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                out.push(FaceResult {
+                    face,
+                    fallback: fb,
+                    embedding,
+                });
             }
             progress.inc(chunk.len() as u64);
         }
@@ -263,13 +301,22 @@ impl FacePipeline {
         let e = self.embedder.embed(&all)?;
         let n = chips.len();
         Ok((0..n)
-            .map(|i| e[i].iter().zip(&e[i + n]).map(|(a, b)| (a + b) / 2.0).collect())
+            .map(|i| {
+                e[i].iter()
+                    .zip(&e[i + n])
+                    .map(|(a, b)| (a + b) / 2.0)
+                    .collect()
+            })
             .collect())
     }
 
     /// Re-detects each face on a square crop twice its size around it, where it fills
     /// the detector's input, and keeps the finer boxes and keypoints.
-    pub fn refine_batch(&self, imgs: &[RgbImage], dets: Vec<Vec<FaceBox>>) -> Result<Vec<Vec<FaceBox>>> {
+    pub fn refine_batch(
+        &self,
+        imgs: &[RgbImage],
+        dets: Vec<Vec<FaceBox>>,
+    ) -> Result<Vec<Vec<FaceBox>>> {
         let mut crops = Vec::new();
         let mut owners = Vec::new();
         for (i, (img, faces)) in imgs.iter().zip(&dets).enumerate() {
@@ -277,7 +324,11 @@ impl FacePipeline {
                 let [cx, cy] = f.centre();
                 let side = (f.x1 - f.x0).max(f.y1 - f.y0) * 2.0;
                 let out = side.round().max(16.0) as usize;
-                let tf = align::Similarity { a: side / out as f32, b: 0.0, t: [cx - side / 2.0, cy - side / 2.0] };
+                let tf = align::Similarity {
+                    a: side / out as f32,
+                    b: 0.0,
+                    t: [cx - side / 2.0, cy - side / 2.0],
+                };
                 crops.push(align::warp(img, &tf, out));
                 owners.push((i, j, tf));
             }
@@ -301,6 +352,7 @@ impl FacePipeline {
                     y1: br[1],
                     score: best.score,
                     keypoints: best.keypoints.iter().map(|&k| map(k)).collect(),
+                    landmarks: Vec::new(),
                 };
                 if refined.iou(&dets[i][j]) > 0.3 {
                     dets[i][j] = refined;

@@ -81,7 +81,12 @@ impl BlazeFaceConfig {
                     &[cout, cin, k, k],
                     device,
                 )?,
-                bias: param(map, &format!("{PREFIX}{name}/BiasAdd/ReadVariableOp:0"), &[cout], device)?,
+                bias: param(
+                    map,
+                    &format!("{PREFIX}{name}/BiasAdd/ReadVariableOp:0"),
+                    &[cout],
+                    device,
+                )?,
             })
         };
         let stem = conv(map, "conv2d", 24, 3, 5)?;
@@ -153,7 +158,11 @@ impl BlazeBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let c = self.depthwise.dims()[0];
         // TF "same" padding: symmetric for stride 1, bottom/right only for stride 2.
-        let pad = if self.stride == 1 { [(1, 1), (1, 1)] } else { [(0, 1), (0, 1)] };
+        let pad = if self.stride == 1 {
+            [(1, 1), (1, 1)]
+        } else {
+            [(0, 1), (0, 1)]
+        };
         let h = conv2d(
             x.clone(),
             self.depthwise.val(),
@@ -168,7 +177,10 @@ impl BlazeBlock {
         };
         let cout = h.dims()[1];
         if cout > c {
-            skip = skip.pad([(0, 0), (0, cout - c), (0, 0), (0, 0)], PadMode::Constant(0.0));
+            skip = skip.pad(
+                [(0, 0), (0, cout - c), (0, 0), (0, 0)],
+                PadMode::Constant(0.0),
+            );
         }
         burn::tensor::activation::relu(h + skip)
     }

@@ -63,9 +63,9 @@ impl FaceResNetConfig {
             ("conv256_1", 256, 256, false),
             ("conv256_2", 256, 256, false),
         ];
-        for (name, cin, cout, down) in plan
-            .into_iter()
-            .chain([("conv256_down_out", 256, 256, true)])
+        for (name, cin, cout, down) in
+            plan.into_iter()
+                .chain([("conv256_down_out", 256, 256, true)])
         {
             blocks.push(ResBlock {
                 conv1: ScaledConv::load(map, &format!("{name}/conv1"), cin, cout, 3, device)?,
@@ -150,7 +150,9 @@ pub struct ResBlock {
 impl ResBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if !self.down {
-            let y = self.conv2.forward(self.conv1.forward(x.clone(), 1, true, true), 1, true, false);
+            let y =
+                self.conv2
+                    .forward(self.conv1.forward(x.clone(), 1, true, true), 1, true, false);
             return burn::tensor::activation::relu(y + x);
         }
         let y = self.conv1.forward(x.clone(), 2, false, true);
@@ -159,10 +161,16 @@ impl ResBlock {
         let [_, cp, hp, wp] = pooled.dims();
         let [_, cy, hy, wy] = y.dims();
         if hy < hp || wy < wp {
-            y = y.pad([(0, 0), (0, 0), (0, hp - hy), (0, wp - wy)], PadMode::Constant(0.0));
+            y = y.pad(
+                [(0, 0), (0, 0), (0, hp - hy), (0, wp - wy)],
+                PadMode::Constant(0.0),
+            );
         }
         let pooled = if cp < cy {
-            pooled.pad([(0, 0), (0, cy - cp), (0, 0), (0, 0)], PadMode::Constant(0.0))
+            pooled.pad(
+                [(0, 0), (0, cy - cp), (0, 0), (0, 0)],
+                PadMode::Constant(0.0),
+            )
         } else {
             pooled
         };

@@ -2,10 +2,12 @@
 
 pub mod blazeface;
 pub mod embedding_net;
+pub mod face_landmark68;
 pub mod face_resnet;
 pub mod vgg_face;
 
 pub use blazeface::{BlazeFace, BlazeFaceConfig};
 pub use embedding_net::{EmbeddingNet, EmbeddingNetConfig};
+pub use face_landmark68::{FaceLandmark68, FaceLandmark68Config};
 pub use face_resnet::{FaceResNet, FaceResNetConfig};
 pub use vgg_face::{VggFace, VggFaceConfig, VggOutput};

@@ -68,7 +68,12 @@ impl VggFaceConfig {
 
     /// Builds the network from a Keras weights file's layers (see
     /// [`crate::weights::hdf5::load_keras`]); shapes are checked layer by layer.
-    pub fn load(&self, map: &mut WeightMap, layers: &[KerasLayer], device: &Device) -> Result<VggFace> {
+    pub fn load(
+        &self,
+        map: &mut WeightMap,
+        layers: &[KerasLayer],
+        device: &Device,
+    ) -> Result<VggFace> {
         let mut shapes: Vec<(usize, usize, usize)> = Vec::new(); // (k, in, out)
         let mut cin = 3;
         for &w in &self.conv_widths {
@@ -85,7 +90,11 @@ impl VggFaceConfig {
                     "VGG-Face has {} layers with weights, the file has {} ({})",
                     shapes.len(),
                     layers.len(),
-                    layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                    layers
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
@@ -177,7 +186,11 @@ impl VggFace {
         }
         x = relu(self.convs[i].forward(x, 0));
         x = relu(self.convs[i + 1].forward(x, 0));
-        let out = if self.output_fc7 { x } else { self.convs[i + 2].forward(x, 0) };
+        let out = if self.output_fc7 {
+            x
+        } else {
+            self.convs[i + 2].forward(x, 0)
+        };
         let [b, c, h, w] = out.dims();
         out.reshape([b, c * h * w])
     }

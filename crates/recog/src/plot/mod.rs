@@ -504,7 +504,10 @@ where
     DB::ErrorType: 'static,
 {
     // Series.points hold (value, _); only x is used.
-    let vals = groups.iter().flat_map(|g| g.points.iter().map(|p| p.0)).filter(|v| v.is_finite());
+    let vals = groups
+        .iter()
+        .flat_map(|g| g.points.iter().map(|p| p.0))
+        .filter(|v| v.is_finite());
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
     for v in vals {
         lo = lo.min(v);
@@ -555,12 +558,17 @@ where
             }))
             .map_err(|e| e.to_string())?
             .label(g.label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled())
+            });
     }
     if let Some((t, label)) = marker {
         let label = label.to_string();
         chart
-            .draw_series(LineSeries::new(vec![(t, 0.0), (t, ymax)], BLACK.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                vec![(t, 0.0), (t, ymax)],
+                BLACK.stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));

@@ -37,7 +37,11 @@ pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
     let names = group
         .attribute("layer_names")
         .and_then(|a| a.read_strings())
-        .map_err(|e| err(format!("no `layer_names` attribute (not a Keras weights file?): {e}")))?;
+        .map_err(|e| {
+            err(format!(
+                "no `layer_names` attribute (not a Keras weights file?): {e}"
+            ))
+        })?;
     let mut map = WeightMap::new(path);
     let mut layers = Vec::new();
     for name in names {
@@ -65,12 +69,18 @@ pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
             map.tensors.insert(key.clone(), HostTensor { shape, data });
             keys.push(key);
         }
-        layers.push(KerasLayer { name, weights: keys });
+        layers.push(KerasLayer {
+            name,
+            weights: keys,
+        });
     }
     Ok((map, layers))
 }
 
-fn walk(g: &hdf5_reader::group::Group, path: &str) -> std::result::Result<hdf5_reader::Dataset, String> {
+fn walk(
+    g: &hdf5_reader::group::Group,
+    path: &str,
+) -> std::result::Result<hdf5_reader::Dataset, String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let (last, dirs) = parts.split_last().ok_or("empty weight name")?;
     let mut cur = g.clone();

@@ -22,17 +22,18 @@ const DOUBLE: i64 = 11;
 /// Reads every initializer of an ONNX model as `f32` (integer tensors are converted).
 pub fn load(path: &Path) -> Result<WeightMap> {
     let bytes = read_file(path)?;
-    parse(&bytes).map_err(|problem| Error::Checkpoint {
-        path: path.to_path_buf(),
-        problem: format!("not a readable ONNX model: {problem}"),
-    })
-    .map(|tensors| {
-        let mut map = WeightMap::new(path);
-        for (name, t) in tensors {
-            map.tensors.insert(name, t);
-        }
-        map
-    })
+    parse(&bytes)
+        .map_err(|problem| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem: format!("not a readable ONNX model: {problem}"),
+        })
+        .map(|tensors| {
+            let mut map = WeightMap::new(path);
+            for (name, t) in tensors {
+                map.tensors.insert(name, t);
+            }
+            map
+        })
 }
 
 type Parsed = std::result::Result<Vec<(String, HostTensor)>, String>;
@@ -76,7 +77,9 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             ),
             (4, Value::Fixed32(v)) => values.push(f32::from_bits(v)),
-            (5 | 7, Value::Bytes(p)) => values.extend(varints(p)?.into_iter().map(|v| v as i64 as f32)),
+            (5 | 7, Value::Bytes(p)) => {
+                values.extend(varints(p)?.into_iter().map(|v| v as i64 as f32))
+            }
             (5 | 7, Value::Varint(v)) => values.push(v as i64 as f32),
             (10, Value::Bytes(p)) => values.extend(p.chunks_exact(8).map(|c| {
                 f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
@@ -94,11 +97,15 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
                 .collect(),
             DOUBLE => r
                 .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect(),
             INT64 => r
                 .chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect(),
             INT32 => r
                 .chunks_exact(4)
@@ -194,7 +201,10 @@ impl<'a> Iterator for Fields<'a> {
                     Value::Bytes(s)
                 }
                 5 => {
-                    let s = self.b.get(self.pos..self.pos + 4).ok_or("truncated fixed32")?;
+                    let s = self
+                        .b
+                        .get(self.pos..self.pos + 4)
+                        .ok_or("truncated fixed32")?;
                     self.pos += 4;
                     Value::Fixed32(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
                 }
@@ -249,14 +259,19 @@ pub(crate) mod tests {
         t1.extend(key(2, 0));
         t1.extend(enc_varint(1));
         t1.extend(bytes_field(8, b"w"));
-        let raw: Vec<u8> = (0..6).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
+        let raw: Vec<u8> = (0..6)
+            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
+            .collect();
         t1.extend(bytes_field(9, &raw));
         let mut t2 = Vec::new();
         t2.extend(bytes_field(1, &enc_varint(2)));
         t2.extend(key(2, 0));
         t2.extend(enc_varint(1));
         t2.extend(bytes_field(8, b"b"));
-        let fl: Vec<u8> = [1.0f32, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let fl: Vec<u8> = [1.0f32, -1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         t2.extend(bytes_field(4, &fl));
         let mut graph = bytes_field(2, b"g");
         graph.extend(bytes_field(5, &t1));
@@ -273,7 +288,10 @@ pub(crate) mod tests {
         let p = dir.path().join("m.onnx");
         std::fs::write(&p, tiny_model()).unwrap();
         let mut map = load(&p).unwrap();
-        assert_eq!(map.take("w", &[2, 3]).unwrap().data, vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
+        assert_eq!(
+            map.take("w", &[2, 3]).unwrap().data,
+            vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+        );
         assert_eq!(map.take("b", &[2]).unwrap().data, vec![1.0, -1.0]);
     }
 

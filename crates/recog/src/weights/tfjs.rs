@@ -193,7 +193,10 @@ mod tests {
         std::fs::write(&p, manifest).unwrap();
         std::fs::write(dir.path().join("m.bin"), [0u8; 8]).unwrap();
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.contains("conv/filters") && err.contains("needs bytes 0..16"), "{err}");
+        assert!(
+            err.contains("conv/filters") && err.contains("needs bytes 0..16"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("m.bin"), [0u8; 16]).unwrap();
         let mut map = load(&p).unwrap();
         let err = map.take("conv/filters", &[4]).unwrap_err().to_string();

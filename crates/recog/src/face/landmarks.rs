@@ -1,0 +1,77 @@
+//! 68-point landmarks for detected faces, with face-api.js's landmark network.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use image::RgbImage;
+
+use super::{align, FaceBox};
+use crate::face::embed::chips_to_tensor;
+use crate::nn::{FaceLandmark68, FaceLandmark68Config};
+use crate::{Error, Result};
+
+/// Runs the landmark network on a square crop around each detected face.
+pub struct Landmarker {
+    net: FaceLandmark68,
+    size: usize,
+    device: Device,
+    /// Crop side as a multiple of the detection box side.
+    pub crop_scale: f32,
+}
+
+impl Landmarker {
+    /// Loads `face_landmark_68_model` (TFJS).
+    pub fn load(manifest: &Path, device: &Device) -> Result<Self> {
+        let cfg = FaceLandmark68Config::face_api();
+        let mut map = crate::weights::tfjs::load(manifest)?;
+        let net = cfg.load(&mut map, device)?;
+        Ok(Self {
+            net,
+            size: cfg.input_size,
+            device: device.clone(),
+            crop_scale: 1.0,
+        })
+    }
+
+    /// Raw network output for crops (`[n, 136]` fractions of the crop side).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.net.forward(x)
+    }
+
+    /// Fills `landmarks` of every face, in image pixels.
+    pub fn annotate(&self, imgs: &[RgbImage], dets: &mut [Vec<FaceBox>]) -> Result<()> {
+        let mut crops = Vec::new();
+        let mut owners = Vec::new();
+        for (i, (img, faces)) in imgs.iter().zip(dets.iter()).enumerate() {
+            for (j, f) in faces.iter().enumerate() {
+                let [cx, cy] = f.centre();
+                let side = (f.x1 - f.x0).max(f.y1 - f.y0) * self.crop_scale;
+                let tf = align::Similarity {
+                    a: side / self.size as f32,
+                    b: 0.0,
+                    t: [cx - side / 2.0, cy - side / 2.0],
+                };
+                crops.push(align::warp(img, &tf, self.size));
+                owners.push((i, j, tf));
+            }
+        }
+        if crops.is_empty() {
+            return Ok(());
+        }
+        let x = chips_to_tensor(&crops, self.size, &self.device)?;
+        let out: Vec<f32> = self
+            .net
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::InvalidArgument(format!("landmark output: {e:?}")))?;
+        let s = self.size as f32;
+        for (k, (i, j, tf)) in owners.into_iter().enumerate() {
+            let row = &out[k * 136..(k + 1) * 136];
+            dets[i][j].landmarks = (0..68)
+                .map(|p| tf.apply([row[2 * p] * s, row[2 * p + 1] * s]))
+                .collect();
+        }
+        Ok(())
+    }
+}
