@@ -42,6 +42,8 @@ pub enum Command {
     /// Open-set digit recognition: name the digit or say "unknown".
     #[command(subcommand)]
     Digits(crate::digits::DigitsCommand),
+    /// Cluster images or embeddings: PCA, k-means with the elbow, agglomerative; plots.
+    Cluster(crate::cluster::ClusterArgs),
     /// Faces: detection, embedding, verification, the LFW protocol.
     #[command(subcommand)]
     Face(crate::face::FaceCommand),
@@ -320,6 +322,8 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
     /// Face pipeline throughput: decode, detect, align, embed (faces/s).
     Face(crate::face::BenchFaceArgs),
+    /// K-means sweep speed: 10,000 x 128-d, k = 1..30.
+    Cluster(crate::cluster::BenchClusterArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -375,9 +379,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => plot(&a).map(|_| ()),
         Command::Bench(BenchCommand::Train(a)) => bench_train(&a),
         Command::Bench(BenchCommand::Face(a)) => crate::face::bench_face(&a),
+        Command::Bench(BenchCommand::Cluster(a)) => crate::cluster::bench(&a),
         Command::Data(d) => data_cmd(d),
         Command::Digits(c) => crate::digits::run(c),
         Command::Face(c) => crate::face::run(c),
+        Command::Cluster(a) => crate::cluster::run(&a),
         Command::Demo(a) => demo(&a),
     }
 }

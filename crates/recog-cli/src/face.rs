@@ -24,6 +24,38 @@ pub enum FaceCommand {
     Verify(VerifyArgs),
     /// The LFW View 2 protocol: 10-fold accuracy, ROC AUC, EER, TAR at FAR 1e-3.
     EvalLfw(EvalLfwArgs),
+    /// Train a triplet-loss projection on top of the frozen face ResNet, on a folder with one
+    /// sub-folder of photos per person.
+    Finetune(FinetuneArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FinetuneArgs {
+    /// Folder of identities: `<person>/<photo>.jpg`.
+    pub data: PathBuf,
+    /// Output folder (`projection.bpk` + `projection.json`).
+    #[arg(long, default_value = "runs/face-finetune")]
+    pub out: PathBuf,
+    /// Photos used per person (at most).
+    #[arg(long, default_value_t = 20)]
+    pub max_per_person: usize,
+    /// Training steps.
+    #[arg(long, default_value_t = 1500)]
+    pub steps: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Triplet margin.
+    #[arg(long, default_value_t = 0.2)]
+    pub margin: f32,
+    /// Output dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    #[command(flatten)]
+    pub pipe: PipeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Alignment and embedding options shared by the face commands.
@@ -32,12 +64,12 @@ pub struct PipeArgs {
     /// Keypoints the alignment fits.
     #[arg(long, value_enum, default_value_t = PointsArg::EyesNoseMouth)]
     pub align_points: PointsArg,
-    /// Detect again on a crop around each face for finer keypoints.
+    /// Skip the second detection on a crop around each face (faster, coarser keypoints).
     #[arg(long)]
-    pub refine: bool,
-    /// Average each face's descriptor with its mirror image's.
+    pub no_refine: bool,
+    /// Skip averaging each face's descriptor with its mirror image's (twice as fast to embed).
     #[arg(long)]
-    pub flip: bool,
+    pub no_flip: bool,
     /// Chip padding around the alignment template (dlib: 0.25).
     #[arg(long, default_value_t = 0.25)]
     pub padding: f32,
@@ -45,7 +77,7 @@ pub struct PipeArgs {
     #[arg(long)]
     pub no_landmarks: bool,
     /// Crop side for the landmark model, as a multiple of the detection box side.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.3)]
     pub landmark_crop: f32,
 }
 
@@ -156,10 +188,11 @@ pub fn run(c: FaceCommand) -> Result<()> {
         FaceCommand::Embed(a) => embed(&a),
         FaceCommand::Verify(a) => verify(&a),
         FaceCommand::EvalLfw(a) => eval_lfw(&a),
+        FaceCommand::Finetune(a) => finetune(&a),
     }
 }
 
-fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
+pub fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
     let home = Home::from_env();
     let mut p = FacePipeline::standard(&home, &recog::default_device()).context(
         "loading the face models (set RECOG_HOME to a folder with models/blazeface and models/face-api)",
@@ -168,8 +201,8 @@ fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
         PointsArg::EyesNoseMouth => face::AlignPoints::EyesNoseMouth,
         PointsArg::EyesMouth => face::AlignPoints::EyesMouth,
     };
-    p.refine = o.refine;
-    p.flip = o.flip;
+    p.refine = !o.no_refine;
+    p.flip = !o.no_flip;
     p.padding = o.padding;
     if o.no_landmarks {
         p.landmarker = None;
@@ -860,6 +893,81 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
             "total   {:7.1} faces/s (decode + detect + align + embed)",
             r.faces_per_s
         );
+    }
+    Ok(())
+}
+
+fn finetune(a: &FinetuneArgs) -> Result<()> {
+    use recog::face::finetune::{train_projection, FineTuneConfig};
+    let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for p in list_images(&a.data)? {
+        let person = p
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        by.entry(person).or_default().push(p);
+    }
+    let people: Vec<(String, Vec<PathBuf>)> = by
+        .into_iter()
+        .filter(|(_, v)| v.len() >= 2)
+        .map(|(k, v)| (k, v.into_iter().take(a.max_per_person).collect()))
+        .collect();
+    if people.len() < 2 {
+        bail!(
+            "{}: need sub-folders of at least 2 people with 2+ photos each, found {}",
+            a.data.display(),
+            people.len()
+        );
+    }
+    let files: Vec<PathBuf> = people.iter().flat_map(|(_, v)| v.iter().cloned()).collect();
+    let labels_all: Vec<u32> = people
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, v))| std::iter::repeat_n(i as u32, v.len()))
+        .collect();
+    let pipe = pipeline(&a.pipe)?;
+    let bars = Bars::new(a.json);
+    let res = pipe.embed_files(&files, 16, false, &bars)?;
+    let (mut x, mut labels) = (Vec::new(), Vec::new());
+    for (r, l) in res.iter().zip(&labels_all) {
+        if !r.embedding.is_empty() {
+            x.extend_from_slice(&r.embedding);
+            labels.push(*l);
+        }
+    }
+    let d_in = pipe.embedder.dim();
+    let cfg = FineTuneConfig {
+        dim: a.dim,
+        margin: a.margin,
+        lr: a.lr,
+        steps: a.steps,
+        p: 32.min(people.len()),
+        ..Default::default()
+    };
+    let device = recog::default_device();
+    let (head, curve) = train_projection(&x, &labels, d_in, &cfg, &device, &bars)?;
+    head.save(&a.out, &cfg, d_in)?;
+    let summary = serde_json::json!({
+        "people": people.len(),
+        "faces": labels.len(),
+        "no_face": files.len() - labels.len(),
+        "loss_by_tenth": curve,
+        "out": a.out,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{} people, {} faces ({} photos without a face skipped)",
+            people.len(),
+            labels.len(),
+            files.len() - labels.len()
+        );
+        let c: Vec<String> = curve.iter().map(|v| format!("{v:.4}")).collect();
+        println!("triplet loss by tenth of training: {}", c.join(" "));
+        println!("projection saved to {}", a.out.display());
     }
     Ok(())
 }

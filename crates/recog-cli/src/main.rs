@@ -1,5 +1,6 @@
 //! `recog`: the command-line front end of the recog library.
 
+mod cluster;
 mod commands;
 mod digits;
 mod face;

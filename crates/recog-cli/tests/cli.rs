@@ -479,3 +479,113 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("fit on the checkpoint"), "{err}");
 }
+
+fn write_npy(path: &Path, rows: &[Vec<f32>]) {
+    let d = rows[0].len();
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        rows.len(),
+        d
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((header.len() as u16).to_le_bytes());
+    b.extend(header.as_bytes());
+    for r in rows {
+        for v in r {
+            b.extend(v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn cluster_npy_finds_the_knee_and_writes_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three well separated blobs of 10 points in 8-d.
+    let mut rows = Vec::new();
+    for c in 0..3 {
+        for i in 0..10 {
+            let mut r = vec![0f32; 8];
+            r[c] = 10.0;
+            r[3 + i % 5] += 0.1 * (i as f32 - 5.0) / 5.0;
+            rows.push(r);
+        }
+    }
+    let npy = dir.path().join("e.npy");
+    write_npy(&npy, &rows);
+    let out = dir.path().join("out");
+    let o = recog(
+        &[
+            "cluster",
+            npy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = stdout_json(&o);
+    assert_eq!(v["k_auto"], 3, "{v}");
+    assert_eq!(v["k"], 3);
+    for f in [
+        "assignments.csv",
+        "clusters.json",
+        "scatter.png",
+        "scatter.svg",
+        "elbow.png",
+        "elbow.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    // Same seed, same assignment.
+    let o2 = recog(
+        &[
+            "cluster",
+            npy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("assignments.csv")).unwrap(),
+        csv
+    );
+    assert!(o2.status.success());
+    let agg = recog(
+        &[
+            "cluster",
+            npy.to_str().unwrap(),
+            "--method",
+            "agglomerative",
+            "--threshold",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(stdout_json(&agg)["k"], 3);
+    let bad = recog(
+        &[
+            "cluster",
+            npy.to_str().unwrap(),
+            "--k",
+            "99",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--k 99"));
+}

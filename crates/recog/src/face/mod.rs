@@ -174,7 +174,8 @@ impl AlignPoints {
 }
 
 impl FacePipeline {
-    /// BlazeFace + face ResNet from a recog home.
+    /// BlazeFace (with a refining second pass) + 68-point landmarks + face ResNet with
+    /// mirror averaging, from a recog home: the configuration measured on LFW.
     pub fn standard(home: &Home, device: &burn::tensor::Device) -> Result<Self> {
         let p = ModelPaths::in_home(home);
         Ok(Self {
@@ -182,8 +183,8 @@ impl FacePipeline {
             embedder: Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
             padding: 0.25,
             points: AlignPoints::EyesNoseMouth,
-            refine: false,
-            flip: false,
+            refine: true,
+            flip: true,
             landmarker: Some(landmarks::Landmarker::load(&p.landmark68, device)?),
         })
     }

@@ -582,3 +582,152 @@ where
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
 }
+
+/// 2-D scatter coloured by cluster, with the marker shape given by the true label when
+/// labels are known (circle, triangle, square, cross, cycling).
+pub fn cluster_scatter(
+    path: &Path,
+    title: &str,
+    xy: &[f32],
+    clusters: &[usize],
+    truth: Option<(&[usize], &[String])>,
+) -> Result<()> {
+    render!(
+        path,
+        (900, 900),
+        draw_cluster_scatter(title, xy, clusters, truth)
+    )
+}
+
+fn draw_cluster_scatter<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    xy: &[f32],
+    clusters: &[usize],
+    truth: Option<(&[usize], &[String])>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    let (x0, x1, y0, y1) = bounds(pts.iter().copied());
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("PC 1")
+        .y_desc("PC 2")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let k = clusters.iter().copied().max().map_or(0, |m| m + 1);
+    for c in 0..k {
+        let color = class_color(c);
+        let members: Vec<usize> = (0..pts.len()).filter(|&i| clusters[i] == c).collect();
+        let shape_of = |i: usize| truth.map_or(0, |(t, _)| t[i] % 4);
+        chart
+            .draw_series(
+                members
+                    .iter()
+                    .filter(|&&i| shape_of(i) == 0)
+                    .map(|&i| Circle::new(pts[i], 6, color.filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("cluster {c} ({})", members.len()))
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        chart
+            .draw_series(
+                members
+                    .iter()
+                    .filter(|&&i| shape_of(i) == 1)
+                    .map(|&i| TriangleMarker::new(pts[i], 8, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                members
+                    .iter()
+                    .filter(|&&i| shape_of(i) == 3)
+                    .map(|&i| Cross::new(pts[i], 6, color.stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?;
+        // Squares drawn separately (plotters has no square marker element).
+        chart
+            .draw_series(members.iter().filter(|&&i| shape_of(i) == 2).map(|&i| {
+                let (px, py) = pts[i];
+                let dx = (x1 - x0) * 0.006;
+                let dy = (y1 - y0) * 0.006;
+                Rectangle::new([(px - dx, py - dy), (px + dx, py + dy)], color.filled())
+            }))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some((_, names)) = truth {
+        let caption = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}: {n}", ["circle", "triangle", "square", "cross"][i % 4]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let shown: String = caption.chars().take(140).collect();
+        root.draw(&Text::new(shown, (20, 880), ("sans-serif", 13)))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The "picture map": RGB thumbnails drawn at their 2-D positions on a white canvas
+/// of `size` pixels, framed in their cluster's colour. PNG only.
+pub fn picture_map(
+    path: &Path,
+    xy: &[f32],
+    thumbs: &[image::RgbImage],
+    clusters: &[usize],
+    size: u32,
+) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    let (x0, x1, y0, y1) = bounds(pts.iter().copied());
+    let t = thumbs
+        .iter()
+        .map(|i| i.width().max(i.height()))
+        .max()
+        .unwrap_or(1);
+    let span = size.saturating_sub(t + 4) as f64;
+    let mut canvas = image::RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
+    for ((p, img), &c) in pts.iter().zip(thumbs).zip(clusters) {
+        let px = ((p.0 - x0) / (x1 - x0) * span) as i64 + 2;
+        let py = ((y1 - p.1) / (y1 - y0) * span) as i64 + 2;
+        let RGBColor(r, g, b) = class_color(c);
+        for y in -2..img.height() as i64 + 2 {
+            for x in -2..img.width() as i64 + 2 {
+                let (cx, cy) = (px + x, py + y);
+                if cx < 0 || cy < 0 || cx >= size as i64 || cy >= size as i64 {
+                    continue;
+                }
+                let inside = x >= 0 && y >= 0 && x < img.width() as i64 && y < img.height() as i64;
+                let v = if inside {
+                    *img.get_pixel(x as u32, y as u32)
+                } else {
+                    image::Rgb([r, g, b])
+                };
+                canvas.put_pixel(cx as u32, cy as u32, v);
+            }
+        }
+    }
+    canvas.save(path).map_err(|e| plot_err(path, e))
+}

@@ -1,0 +1,147 @@
+//! End-to-end tests of `recog face ...` on real LFW photos and the pretrained models of
+//! `RECOG_HOME` (CI: `../shared`); they say so and pass when the models are not there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn home() -> Option<PathBuf> {
+    let h = PathBuf::from(std::env::var_os("RECOG_HOME")?);
+    let ok = h
+        .join("models/face-api/face_recognition_model-weights_manifest.json")
+        .exists()
+        && h.join("models/blazeface/face_detection_front_128x128_barracuda.onnx")
+            .exists()
+        && h.join("data/lfw/images").is_dir();
+    if ok {
+        Some(h)
+    } else {
+        eprintln!("skipping: RECOG_HOME lacks the face models or LFW");
+        None
+    }
+}
+
+fn recog(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recog"))
+        .args(args)
+        .env("RECOG_HOME", home)
+        .output()
+        .expect("run recog")
+}
+
+fn lfw(home: &Path, rel: &str) -> String {
+    home.join("data/lfw/images")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn verify_says_same_for_one_person_and_different_for_two() {
+    let Some(h) = home() else { return };
+    let a = lfw(&h, "Colin_Powell/Colin_Powell_0001.jpg");
+    let b = lfw(&h, "Colin_Powell/Colin_Powell_0002.jpg");
+    let c = lfw(&h, "Serena_Williams/Serena_Williams_0001.jpg");
+    let same = recog(&["face", "verify", &a, &b, "--json"], &h);
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(v["same"], true, "{v}");
+    let diff = recog(&["face", "verify", &a, &c, "--json"], &h);
+    let v: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(v["same"], false, "{v}");
+    assert!(v["distance"].as_f64().unwrap() > v["threshold"].as_f64().unwrap());
+}
+
+#[test]
+fn detect_writes_json_and_annotations_and_reports_bad_files() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let good = lfw(&h, "Tony_Blair/Tony_Blair_0001.jpg");
+    let ann = dir.path().join("ann");
+    let out = recog(
+        &[
+            "face",
+            "detect",
+            &good,
+            bad.to_str().unwrap(),
+            "--annotate",
+            ann.to_str().unwrap(),
+        ],
+        &h,
+    );
+    // One unreadable file: the other still gets its answer, and the exit code says so.
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.jpg") && stderr.contains("error:"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["faces"][0]["keypoints"].as_array().unwrap().len(), 6);
+    assert!(v[1]["error"].is_string());
+    assert!(ann.join("Tony_Blair_0001.faces.png").exists());
+    let haar = recog(&["face", "detect", "--detector", "haar", &good], &h);
+    assert!(haar.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&haar.stdout).unwrap();
+    assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[test]
+fn embed_writes_npy_and_finetune_saves_a_projection() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A tiny identity folder: 3 people x 2 photos.
+    let data = dir.path().join("people");
+    let mut files = Vec::new();
+    for person in ["Colin_Powell", "Tony_Blair", "Serena_Williams"] {
+        std::fs::create_dir_all(data.join(person)).unwrap();
+        for i in 1..=2 {
+            let name = format!("{person}_{i:04}.jpg");
+            let dst = data.join(person).join(&name);
+            std::fs::copy(lfw(&h, &format!("{person}/{name}")), &dst).unwrap();
+            files.push(dst.to_string_lossy().into_owned());
+        }
+    }
+    let npy = dir.path().join("e.npy");
+    let mut args = vec!["face", "embed", "--npy", npy.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let out = recog(&args, &h);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&npy).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY"));
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert!(String::from_utf8_lossy(&bytes[10..10 + header_len]).contains("(6, 128)"));
+    assert_eq!(bytes.len(), 10 + header_len + 6 * 128 * 4);
+    let proj = dir.path().join("proj");
+    let out = recog(
+        &[
+            "face",
+            "finetune",
+            data.to_str().unwrap(),
+            "--out",
+            proj.to_str().unwrap(),
+            "--steps",
+            "20",
+            "--json",
+        ],
+        &h,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["people"], 3);
+    assert!(proj.join("projection.bpk").exists() && proj.join("projection.json").exists());
+}
