@@ -262,7 +262,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
             }
         }
         let n = names.len();
-        let d = if n > 0 { x.len() / n } else { 0 };
+        let d = x.len().checked_div(n).unwrap_or(0);
         (x, n, d, names, Some(labs), thumbs)
     };
     if n < 2 {

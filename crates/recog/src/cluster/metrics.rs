@@ -3,14 +3,9 @@
 
 use std::collections::HashMap;
 
-fn contingency(
-    a: &[usize],
-    b: &[usize],
-) -> (
-    HashMap<(usize, usize), f64>,
-    HashMap<usize, f64>,
-    HashMap<usize, f64>,
-) {
+type Counts<K> = HashMap<K, f64>;
+
+fn contingency(a: &[usize], b: &[usize]) -> (Counts<(usize, usize)>, Counts<usize>, Counts<usize>) {
     let mut nij = HashMap::new();
     let mut ai = HashMap::new();
     let mut bj = HashMap::new();

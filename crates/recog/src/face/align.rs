@@ -196,6 +196,27 @@ pub fn align(img: &RgbImage, keypoints: &[[f32; 2]], size: usize, padding: f32) 
     warp(img, &tf, size)
 }
 
+
+
+/// dlib's `get_face_chip_details` for 68 landmarks: the similarity that best maps the mean
+/// face shape (eyebrows and lower lip left out, as dlib does) onto the landmarks, and the
+/// warped `size` x `size` chip.
+pub fn align68(img: &RgbImage, landmarks: &[[f32; 2]], size: usize, padding: f32) -> RgbImage {
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for i in 17..68.min(landmarks.len()) {
+        if (55..=59).contains(&i) || (65..=67).contains(&i) || (17..=26).contains(&i) {
+            continue;
+        }
+        from.push([
+            (padding + MEAN_X[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
+            (padding + MEAN_Y[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
+        ]);
+        to.push(landmarks[i]);
+    }
+    warp(img, &Similarity::fit(&from, &to), size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,23 +260,4 @@ mod tests {
         assert_eq!(chip.get_pixel(0, 0).0, [20, 10, 7]);
         assert_eq!(chip.get_pixel(3, 2).0, [50, 30, 7]);
     }
-}
-
-/// dlib's `get_face_chip_details` for 68 landmarks: the similarity that best maps the mean
-/// face shape (eyebrows and lower lip left out, as dlib does) onto the landmarks, and the
-/// warped `size` x `size` chip.
-pub fn align68(img: &RgbImage, landmarks: &[[f32; 2]], size: usize, padding: f32) -> RgbImage {
-    let mut from = Vec::new();
-    let mut to = Vec::new();
-    for i in 17..68.min(landmarks.len()) {
-        if (55..=59).contains(&i) || (65..=67).contains(&i) || (17..=26).contains(&i) {
-            continue;
-        }
-        from.push([
-            (padding + MEAN_X[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
-            (padding + MEAN_Y[i - 17]) / (1.0 + 2.0 * padding) * size as f32,
-        ]);
-        to.push(landmarks[i]);
-    }
-    warp(img, &Similarity::fit(&from, &to), size)
 }

@@ -226,7 +226,7 @@ impl HaarCascade {
             {
                 let raw: Vec<f32> = nums(w.child("internalNodes").ok_or("no <internalNodes>")?)?;
                 let leaves: Vec<f32> = nums(w.child("leafValues").ok_or("no <leafValues>")?)?;
-                if raw.len() % 4 != 0 || raw.is_empty() {
+                if !raw.len().is_multiple_of(4) || raw.is_empty() {
                     return Err("internalNodes must come in groups of 4".into());
                 }
                 let nodes: Vec<TreeNode> = raw
@@ -404,7 +404,7 @@ pub fn group_rectangles(
 ) -> Vec<([f32; 4], usize)> {
     let n = rects.len();
     let mut label: Vec<usize> = (0..n).collect();
-    fn find(l: &mut Vec<usize>, i: usize) -> usize {
+    fn find(l: &mut [usize], i: usize) -> usize {
         let mut r = i;
         while l[r] != r {
             r = l[r];
@@ -435,11 +435,11 @@ pub fn group_rectangles(
         }
     }
     let mut sums: std::collections::BTreeMap<usize, ([f32; 4], usize)> = Default::default();
-    for i in 0..n {
+    for (i, rect) in rects.iter().enumerate() {
         let r = find(&mut label, i);
         let e = sums.entry(r).or_insert(([0.0; 4], 0));
-        for k in 0..4 {
-            e.0[k] += rects[i][k];
+        for (acc, v) in e.0.iter_mut().zip(rect) {
+            *acc += v;
         }
         e.1 += 1;
     }

@@ -434,46 +434,7 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
 
-    #[test]
-    fn base64_golden() {
-        assert_eq!(base64(b"Man"), "TWFu");
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"M"), "TQ==");
-    }
-
-    #[test]
-    fn plots_write_png_and_svg() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = vec![Series {
-            label: "train".into(),
-            points: vec![(1.0, 0.5), (2.0, 0.3)],
-        }];
-        for ext in ["png", "svg"] {
-            let p = dir.path().join(format!("loss.{ext}"));
-            line_chart(&p, "loss", "epoch", "loss", &s).unwrap();
-            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
-            let p = dir.path().join(format!("scatter.{ext}"));
-            scatter(
-                &p,
-                "emb",
-                &[0.0, 0.0, 1.0, 1.0],
-                &[0, 1],
-                &["a".into(), "b".into()],
-            )
-            .unwrap();
-            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
-            let img = vec![255u8; 4];
-            let p = dir.path().join(format!("sprite.{ext}"));
-            sprite(&p, &[0.0, 0.0, 1.0, 1.0], &[&img, &img], &[0, 1], 2, 2, 64).unwrap();
-            assert!(p.exists());
-        }
-        assert!(line_chart(&dir.path().join("x.gif"), "", "", "", &s).is_err());
-    }
-}
 
 /// Overlaid histograms of several groups of values (e.g. same-person and different-person
 /// distances), normalised to fractions, with an optional vertical marker (a threshold).
@@ -730,4 +691,45 @@ pub fn picture_map(
         }
     }
     canvas.save(path).map_err(|e| plot_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_golden() {
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+    }
+
+    #[test]
+    fn plots_write_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = vec![Series {
+            label: "train".into(),
+            points: vec![(1.0, 0.5), (2.0, 0.3)],
+        }];
+        for ext in ["png", "svg"] {
+            let p = dir.path().join(format!("loss.{ext}"));
+            line_chart(&p, "loss", "epoch", "loss", &s).unwrap();
+            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
+            let p = dir.path().join(format!("scatter.{ext}"));
+            scatter(
+                &p,
+                "emb",
+                &[0.0, 0.0, 1.0, 1.0],
+                &[0, 1],
+                &["a".into(), "b".into()],
+            )
+            .unwrap();
+            assert!(std::fs::metadata(&p).unwrap().len() > 1000);
+            let img = vec![255u8; 4];
+            let p = dir.path().join(format!("sprite.{ext}"));
+            sprite(&p, &[0.0, 0.0, 1.0, 1.0], &[&img, &img], &[0, 1], 2, 2, 64).unwrap();
+            assert!(p.exists());
+        }
+        assert!(line_chart(&dir.path().join("x.gif"), "", "", "", &s).is_err());
+    }
 }
