@@ -717,7 +717,10 @@ fn demo(a: &DemoArgs) -> Result<()> {
         t.dim = Some(dim);
         t.out = out.clone();
         t.json = a.json;
+        // Outlier exposure: the recipe that meets the open-set targets.
+        t.unknown = Some("glyphs,fashion-mnist".into());
         if a.quick {
+            t.unknown_per_source = 3000;
             t.epochs = Some(2);
             t.limit = Some(12000);
         }
@@ -756,6 +759,26 @@ fn demo(a: &DemoArgs) -> Result<()> {
         });
     }
     write_report(&a.out, &runs)?;
+    // Parts V-VI: the notebook's 16 photos of 4 people, embedded with the face ResNet,
+    // reduced with PCA, clustered with k-means, k read off the elbow.
+    let faces = a.out.join("faces-cluster");
+    let Command::Cluster(mut c) = Cli::parse_from(["recog", "cluster", "lfw:4x4"]).command else {
+        bail!("internal: default cluster arguments");
+    };
+    c.out = faces.clone();
+    c.json = a.json;
+    match crate::cluster::run(&c) {
+        Ok(()) => {
+            let mut idx = std::fs::read_to_string(a.out.join("index.md"))?;
+            idx.push_str(&format!(
+                "\n## Faces (Parts V-VI)\n\nThe first 4 LFW people (alphabetically) with 4+ photos, 4 photos each, embedded with the face ResNet after BlazeFace detection and 68-point alignment; `recog cluster lfw:4x4`. Assignments and figures: `{0}/clusters.json`.\n\n![elbow]({1}/elbow.png)\n![scatter]({1}/scatter.png)\n![picture map]({1}/picture_map.png)\n",
+                faces.display(),
+                "faces-cluster"
+            ));
+            std::fs::write(a.out.join("index.md"), idx)?;
+        }
+        Err(e) => eprintln!("warning: face clustering step skipped (needs models/ and data/lfw under RECOG_HOME): {e:#}"),
+    }
     if a.json {
         print_json(&runs)?;
     } else {
