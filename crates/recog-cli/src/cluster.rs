@@ -49,6 +49,9 @@ pub struct ClusterArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Embed the images as digits with this checkpoint (`recog train --out`) instead of as faces.
+    #[arg(long)]
+    pub digits_model: Option<PathBuf>,
     /// Output folder: assignments.csv, clusters.json, scatter.png/.svg, elbow.png/.svg,
     /// picture_map.png.
     #[arg(long, default_value = "report/cluster")]
@@ -233,6 +236,12 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         if files.is_empty() {
             bail!("{}: no PNG/JPEG images found", a.input);
         }
+        if let Some(model) = &a.digits_model {
+            let (x, names, labs, thumbs) = embed_digits(model, &files, &mut skipped, &bars)?;
+            let n = names.len();
+            let d = x.len().checked_div(n).unwrap_or(0);
+            return finish(a, t0, skipped, x, n, d, names, Some(labs), thumbs);
+        }
         let pipe = crate::face::pipeline(&a.pipe)?;
         let paths: Vec<PathBuf> = files.iter().map(|f| f.0.clone()).collect();
         let res = pipe.embed_files(&paths, 16, false, &bars)?;
@@ -265,6 +274,59 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         let d = x.len().checked_div(n).unwrap_or(0);
         (x, n, d, names, Some(labs), thumbs)
     };
+    finish(a, t0, skipped, x, n, d, names, labels, thumbs)
+}
+
+type Embedded = (Vec<f32>, Vec<String>, Vec<String>, Vec<image::RgbImage>);
+
+/// Digit images: MNIST-style normalisation, then the embedding checkpoint.
+fn embed_digits(
+    model: &Path,
+    files: &[(PathBuf, String)],
+    skipped: &mut usize,
+    bars: &Bars,
+) -> Result<Embedded> {
+    let device = recog::default_device();
+    let (_, net) = recog::train::CheckpointDir::new(model).load_model(&device)?;
+    let (mut pixels, mut names, mut labs, mut thumbs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (p, l) in files {
+        match recog::data::mnistify::mnistify_file(p) {
+            Ok(px) => {
+                if files.len() <= 400 {
+                    thumbs.push(image::RgbImage::from_fn(28, 28, |x, y| {
+                        let v = px[(y * 28 + x) as usize];
+                        image::Rgb([v, v, v])
+                    }));
+                }
+                pixels.extend(px);
+                names.push(p.display().to_string());
+                labs.push(l.clone());
+            }
+            Err(e) => {
+                *skipped += 1;
+                bars.warn(&format!("{e}, left out"));
+            }
+        }
+    }
+    let n = names.len();
+    let ds = recog::data::Dataset::new(pixels, vec![0; n], 28, 28, vec!["?".into()])?;
+    let x = recog::eval::embed(&net, &ds, 256, &device, bars);
+    Ok((x, names, labs, thumbs))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    a: &ClusterArgs,
+    t0: std::time::Instant,
+    skipped: usize,
+    x: Vec<f32>,
+    n: usize,
+    d: usize,
+    names: Vec<String>,
+    labels: Option<Vec<String>>,
+    thumbs: Vec<image::RgbImage>,
+) -> Result<()> {
     if n < 2 {
         bail!("need at least 2 embeddings, have {n}");
     }

@@ -196,8 +196,6 @@ pub fn align(img: &RgbImage, keypoints: &[[f32; 2]], size: usize, padding: f32) 
     warp(img, &tf, size)
 }
 
-
-
 /// dlib's `get_face_chip_details` for 68 landmarks: the similarity that best maps the mean
 /// face shape (eyebrows and lower lip left out, as dlib does) onto the landmarks, and the
 /// warped `size` x `size` chip.

@@ -434,8 +434,6 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-
-
 /// Overlaid histograms of several groups of values (e.g. same-person and different-person
 /// distances), normalised to fractions, with an optional vertical marker (a threshold).
 pub fn histogram(
