@@ -79,6 +79,22 @@ pub struct PipeArgs {
     /// Crop side for the landmark model, as a multiple of the detection box side.
     #[arg(long, default_value_t = 1.3)]
     pub landmark_crop: f32,
+    /// Apply a fine-tuned projection (`recog face finetune --out DIR`) to the descriptors.
+    #[arg(long)]
+    pub projection: Option<PathBuf>,
+}
+
+/// Applies `--projection` to pipeline results, if given.
+fn project(o: &PipeArgs, res: &mut [face::FaceResult]) -> Result<()> {
+    if let Some(dir) = &o.projection {
+        let device = recog::default_device();
+        let head = recog::face::finetune::Projection::load(dir, &device)?;
+        let rows: Vec<Vec<f32>> = res.iter().map(|r| r.embedding.clone()).collect();
+        for (r, e) in res.iter_mut().zip(head.apply(&rows, &device)) {
+            r.embedding = e;
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,8 +309,9 @@ fn detect(a: &DetectArgs) -> Result<()> {
 fn embed(a: &EmbedArgs) -> Result<()> {
     let pipe = pipeline(&a.pipe)?;
     let bars = Bars::new(a.json);
-    let res = pipe.embed_files(&a.images, 16, false, &bars)?;
-    let dim = pipe.embedder.dim();
+    let mut res = pipe.embed_files(&a.images, 16, false, &bars)?;
+    project(&a.pipe, &mut res)?;
+    let dim = res.iter().find(|r| !r.embedding.is_empty()).map_or(pipe.embedder.dim(), |r| r.embedding.len());
     let mut missing = 0;
     for (p, r) in a.images.iter().zip(&res) {
         if r.face.is_none() {
@@ -380,7 +397,8 @@ fn write_npy(path: &Path, rows: &[Vec<f32>], dim: usize) -> Result<()> {
 
 fn verify(a: &VerifyArgs) -> Result<()> {
     let pipe = pipeline(&a.pipe)?;
-    let res = pipe.embed_files(&[a.a.clone(), a.b.clone()], 2, false, &recog::NoProgress)?;
+    let mut res = pipe.embed_files(&[a.a.clone(), a.b.clone()], 2, false, &recog::NoProgress)?;
+    project(&a.pipe, &mut res)?;
     for (p, r) in [&a.a, &a.b].iter().zip(&res) {
         if r.face.is_none() {
             bail!("{}: no face found", p.display());
