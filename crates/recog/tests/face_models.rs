@@ -184,36 +184,6 @@ fn haar_matches_opencv() {
     }
 }
 
-#[test]
-#[ignore = "writes chips to /tmp/chips for inspection"]
-fn dump_chips() {
-    let Some((home, _)) = paths() else { return };
-    let pipe = face::FacePipeline::standard(&home, &recog::default_device()).unwrap();
-    for rel in [
-        "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
-        "Tony_Blair/Tony_Blair_0001.jpg",
-        "Serena_Williams/Serena_Williams_0001.jpg",
-    ] {
-        let img = face::load_rgb(&home.data_dir("lfw").join("images").join(rel)).unwrap();
-        let f = pipe.detector.detect(&img).unwrap();
-        let mut dets = vec![vec![face::pick_central(&img, &f).unwrap()]];
-        pipe.landmarker
-            .as_ref()
-            .unwrap()
-            .annotate(std::slice::from_ref(&img), &mut dets)
-            .unwrap();
-        let f = dets[0][0].clone();
-        let chip = pipe.chip(&img, &f);
-        face::draw::annotate(&img, &[(f.clone(), None, face::draw::GREEN)])
-            .save(format!(
-                "/tmp/chips/{}_lm.png",
-                rel.split('/').next().unwrap()
-            ))
-            .unwrap();
-        chip.save(format!("/tmp/chips/{}.png", rel.split('/').next().unwrap()))
-            .unwrap();
-    }
-}
 
 #[test]
 fn landmark68_matches_face_api_js() {
