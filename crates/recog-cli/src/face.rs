@@ -311,7 +311,10 @@ fn embed(a: &EmbedArgs) -> Result<()> {
     let bars = Bars::new(a.json);
     let mut res = pipe.embed_files(&a.images, 16, false, &bars)?;
     project(&a.pipe, &mut res)?;
-    let dim = res.iter().find(|r| !r.embedding.is_empty()).map_or(pipe.embedder.dim(), |r| r.embedding.len());
+    let dim = res
+        .iter()
+        .find(|r| !r.embedding.is_empty())
+        .map_or(pipe.embedder.dim(), |r| r.embedding.len());
     let mut missing = 0;
     for (p, r) in a.images.iter().zip(&res) {
         if r.face.is_none() {
@@ -818,6 +821,7 @@ struct BenchFace {
     threads: usize,
     decode_ms_per_image: f64,
     detect_ms_per_image: f64,
+    landmarks_ms_per_face: f64,
     align_ms_per_face: f64,
     embed_ms_per_face: f64,
     faces_per_s: f64,
@@ -851,7 +855,7 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
     let warm = face::load_rgb(&files[0])?;
     let _ = pipe.embed_chips(&[pipe.centre_chip(&warm)])?;
     let _ = pipe.detector.detect(&warm)?;
-    let (mut t_dec, mut t_det, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64);
+    let (mut t_dec, mut t_det, mut t_lm, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64, 0f64);
     let mut faces = 0usize;
     let bars = Bars::new(a.json);
     bars.start("bench face", files.len() as u64);
@@ -869,6 +873,11 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
             dets = pipe.refine_batch(&imgs, dets)?;
         }
         t_det += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        if let Some(lm) = &pipe.landmarker {
+            lm.annotate(&imgs, &mut dets)?;
+        }
+        t_lm += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let chips: Vec<_> = imgs
             .iter()
@@ -892,9 +901,10 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
         threads: std::thread::available_parallelism().map_or(1, |p| p.get()),
         decode_ms_per_image: 1e3 * t_dec / n,
         detect_ms_per_image: 1e3 * t_det / n,
+        landmarks_ms_per_face: 1e3 * t_lm / nf,
         align_ms_per_face: 1e3 * t_al / nf,
         embed_ms_per_face: 1e3 * t_emb / nf,
-        faces_per_s: nf / (t_dec + t_det + t_al + t_emb),
+        faces_per_s: nf / (t_dec + t_det + t_lm + t_al + t_emb),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -905,10 +915,11 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
         );
         println!("decode  {:7.2} ms/image", r.decode_ms_per_image);
         println!("detect  {:7.2} ms/image", r.detect_ms_per_image);
+        println!("landmarks {:5.2} ms/face", r.landmarks_ms_per_face);
         println!("align   {:7.2} ms/face", r.align_ms_per_face);
         println!("embed   {:7.2} ms/face", r.embed_ms_per_face);
         println!(
-            "total   {:7.1} faces/s (decode + detect + align + embed)",
+            "total   {:7.1} faces/s (decode + detect + landmarks + align + embed)",
             r.faces_per_s
         );
     }

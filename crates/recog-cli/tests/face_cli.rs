@@ -144,8 +144,23 @@ fn embed_writes_npy_and_finetune_saves_a_projection() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["people"], 3);
     assert!(proj.join("projection.bpk").exists() && proj.join("projection.json").exists());
-    let out = recog(&["face", "verify", &files[0], &files[1], "--projection", proj.to_str().unwrap(), "--json"], &h);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = recog(
+        &[
+            "face",
+            "verify",
+            &files[0],
+            &files[1],
+            "--projection",
+            proj.to_str().unwrap(),
+            "--json",
+        ],
+        &h,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["distance"].as_f64().unwrap().is_finite());
 }

@@ -184,7 +184,6 @@ fn haar_matches_opencv() {
     }
 }
 
-
 #[test]
 fn landmark68_matches_face_api_js() {
     let Some((_, p)) = paths() else { return };
