@@ -44,6 +44,11 @@ pub enum Command {
     Digits(crate::digits::DigitsCommand),
     /// Cluster images or embeddings: PCA, k-means with the elbow, agglomerative; plots.
     Cluster(crate::cluster::ClusterArgs),
+    /// The face gallery (SQLite): enrol, list, remove, calibrate, export, import.
+    #[command(subcommand)]
+    Gallery(crate::gallery::GalleryCommand),
+    /// Name every face in images against the gallery, or say "unknown".
+    Identify(crate::gallery::IdentifyArgs),
     /// Faces: detection, embedding, verification, the LFW protocol.
     #[command(subcommand)]
     Face(crate::face::FaceCommand),
@@ -384,6 +389,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Digits(c) => crate::digits::run(c),
         Command::Face(c) => crate::face::run(c),
         Command::Cluster(a) => crate::cluster::run(&a),
+        Command::Gallery(c) => crate::gallery::run(c),
+        Command::Identify(a) => crate::gallery::identify(&a),
         Command::Demo(a) => demo(&a),
     }
 }

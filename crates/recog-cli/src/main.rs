@@ -4,6 +4,7 @@ mod cluster;
 mod commands;
 mod digits;
 mod face;
+mod gallery;
 mod progress;
 
 use clap::Parser;

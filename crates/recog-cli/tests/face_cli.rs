@@ -164,3 +164,81 @@ fn embed_writes_npy_and_finetune_saves_a_projection() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["distance"].as_f64().unwrap().is_finite());
 }
+
+#[test]
+fn gallery_enroll_calibrate_identify_remove() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    let db_s = db.to_str().unwrap();
+    for (name, photos) in [
+        (
+            "Colin Powell",
+            vec![
+                "Colin_Powell/Colin_Powell_0001.jpg",
+                "Colin_Powell/Colin_Powell_0002.jpg",
+            ],
+        ),
+        ("Tony Blair", vec!["Tony_Blair/Tony_Blair_0001.jpg"]),
+        (
+            "Serena Williams",
+            vec!["Serena_Williams/Serena_Williams_0001.jpg"],
+        ),
+    ] {
+        let paths: Vec<String> = photos.iter().map(|p| lfw(&h, p)).collect();
+        let mut args = vec!["gallery", "enroll", name, "--db", db_s];
+        args.extend(paths.iter().map(String::as_str));
+        let o = recog(&args, &h);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let cal = recog(
+        &[
+            "gallery",
+            "calibrate",
+            "--far",
+            "0.01",
+            "--db",
+            db_s,
+            "--json",
+        ],
+        &h,
+    );
+    assert!(
+        cal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cal.stderr)
+    );
+    let ann = dir.path().join("ann");
+    let o = recog(
+        &[
+            "identify",
+            &lfw(&h, "Colin_Powell/Colin_Powell_0003.jpg"),
+            &lfw(&h, "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"),
+            "--db",
+            db_s,
+            "--json",
+            "--annotate",
+            ann.to_str().unwrap(),
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["faces"][0]["name"], "Colin Powell", "{v}");
+    assert!(
+        v[1]["faces"][0]["name"].is_null(),
+        "a person never enrolled is unknown: {v}"
+    );
+    assert!(
+        v[1]["faces"][0]["distance"].as_f64().unwrap()
+            > v[1]["faces"][0]["threshold"].as_f64().unwrap()
+    );
+    assert!(ann.join("Colin_Powell_0003.identified.png").exists());
+    let rm = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
+    assert!(rm.status.success());
+    let l = recog(&["gallery", "list", "--db", db_s, "--json"], &h);
+    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
+    assert_eq!(v["people"].as_array().unwrap().len(), 2, "{v}");
+    let again = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
+    assert_eq!(again.status.code(), Some(1));
+}

@@ -91,6 +91,14 @@ pub enum Error {
         /// Drawing backend message.
         problem: String,
     },
+    /// The gallery database refused an operation or is inconsistent with the request.
+    #[error("{path}: {problem}")]
+    Gallery {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A setting or argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

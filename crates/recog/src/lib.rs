@@ -21,6 +21,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod face;
+pub mod gallery;
 pub mod home;
 pub mod metric;
 pub mod nn;

@@ -19,6 +19,8 @@ pub trait Embedder {
     fn name(&self) -> String;
     /// Descriptors of a batch of chips (each `input_size()` square).
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>>;
+    /// SHA-256 of the weights, so that stored embeddings name the exact model.
+    fn weights_sha256(&self) -> String;
 }
 
 /// The face ResNet (face-api.js port of dlib's network), 150x150 -> 128-d.
@@ -26,6 +28,7 @@ pub struct FaceResNetEmbedder {
     net: FaceResNet,
     cfg: FaceResNetConfig,
     device: Device,
+    sha256: String,
 }
 
 impl FaceResNetEmbedder {
@@ -34,10 +37,25 @@ impl FaceResNetEmbedder {
         let cfg = FaceResNetConfig::dlib();
         let mut map = crate::weights::tfjs::load(manifest)?;
         let net = cfg.load(&mut map, device)?;
+        // The manifest and its shards, hashed in order.
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let text = std::fs::read(manifest).map_err(|e| Error::io(manifest, e))?;
+        h.update(&text);
+        let dir = manifest.parent().unwrap_or(Path::new("."));
+        let groups: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+        for g in groups.as_array().into_iter().flatten() {
+            for p in g["paths"].as_array().into_iter().flatten() {
+                let f = dir.join(p.as_str().unwrap_or(""));
+                h.update(std::fs::read(&f).map_err(|e| Error::io(&f, e))?);
+            }
+        }
+        let sha256 = crate::home::hex(&h.finalize());
         Ok(Self {
             net,
             cfg,
             device: device.clone(),
+            sha256,
         })
     }
 
@@ -82,6 +100,10 @@ impl Embedder for FaceResNetEmbedder {
 
     fn name(&self) -> String {
         "face-resnet-dlib".into()
+    }
+
+    fn weights_sha256(&self) -> String {
+        self.sha256.clone()
     }
 
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {

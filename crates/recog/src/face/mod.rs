@@ -128,6 +128,9 @@ pub struct FaceResult {
     pub embedding: Vec<f32>,
 }
 
+/// A detected face and its descriptor.
+pub type EmbeddedFace = (FaceBox, Vec<f32>);
+
 /// Which face to keep when an image holds several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
@@ -292,6 +295,32 @@ impl FacePipeline {
 }
 
 impl FacePipeline {
+    /// Every face of each image with its descriptor, best detection first.
+    pub fn all_faces(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<EmbeddedFace>>> {
+        let refs: Vec<&RgbImage> = imgs.iter().collect();
+        let mut dets = self.detector.detect_batch(&refs)?;
+        if self.refine {
+            dets = self.refine_batch(imgs, dets)?;
+        }
+        if let Some(lm) = &self.landmarker {
+            lm.annotate(imgs, &mut dets)?;
+        }
+        let chips: Vec<RgbImage> = imgs
+            .iter()
+            .zip(&dets)
+            .flat_map(|(img, fs)| fs.iter().map(|f| self.chip(img, f)).collect::<Vec<_>>())
+            .collect();
+        let mut embs = self.embed_chips(&chips)?.into_iter();
+        Ok(dets
+            .into_iter()
+            .map(|fs| {
+                fs.into_iter()
+                    .map(|f| (f, embs.next().unwrap_or_default()))
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Descriptors of chips; with `flip`, the mean of each chip's and its mirror's.
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         if !self.flip {

@@ -1,0 +1,520 @@
+//! The gallery: people, their photos and the embeddings of those photos, in an embedded
+//! SQLite database, with identification by nearest identity and a threshold calibrated
+//! from impostor distances.
+//!
+//! Every embedding records the model that made it (name + weights SHA-256) and its dimension;
+//! the gallery accepts only one model, and queries with another are refused. Writes run in
+//! transactions, so an interrupted enrolment leaves the database as it was before it.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which model made the embeddings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelId {
+    /// Model name (e.g. `face-resnet-dlib`).
+    pub name: String,
+    /// SHA-256 of the weights.
+    pub sha256: String,
+    /// Embedding dimension.
+    pub dim: usize,
+}
+
+/// A photo to enrol.
+#[derive(Debug, Clone)]
+pub struct NewPhoto {
+    /// Where it came from.
+    pub path: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Its embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// One person in the gallery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Person {
+    /// Name (unique).
+    pub name: String,
+    /// Number of photos.
+    pub photos: usize,
+}
+
+/// The answer for one face.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Match {
+    /// The person, or `None` for "unknown".
+    pub name: Option<String>,
+    /// The nearest person even when rejected.
+    pub nearest: Option<String>,
+    /// Distance to the nearest person's closest photo.
+    pub distance: f32,
+    /// Distance to the runner-up person.
+    pub runner_up: Option<f32>,
+    /// `runner_up - distance`.
+    pub margin: Option<f32>,
+    /// The threshold applied.
+    pub threshold: f32,
+}
+
+/// A threshold calibrated for a false-accept rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Accept below or at this distance.
+    pub threshold: f32,
+    /// Target false-accept rate.
+    pub far: f64,
+    /// Impostor distances used.
+    pub impostors: usize,
+}
+
+/// Export format: everything but the thumbnails.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Export {
+    /// The model.
+    pub model: Option<ModelId>,
+    /// The calibration.
+    pub calibration: Option<Calibration>,
+    /// People with their photos.
+    pub people: Vec<ExportPerson>,
+}
+
+/// One exported person.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportPerson {
+    /// Name.
+    pub name: String,
+    /// (path, sha256, embedding) per photo.
+    pub photos: Vec<(String, String, Vec<f32>)>,
+}
+
+/// An open gallery database.
+pub struct Gallery {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_blob(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn euclid(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
+
+impl Gallery {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| Error::Gallery {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
+        let g = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        g.conn
+            .execute_batch(
+                "PRAGMA foreign_keys = ON;
+                 PRAGMA journal_mode = WAL;
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+                 CREATE TABLE IF NOT EXISTS photos (
+                     id INTEGER PRIMARY KEY,
+                     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+                     path TEXT NOT NULL,
+                     sha256 TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS embeddings (
+                     photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+                     model TEXT NOT NULL,
+                     model_sha256 TEXT NOT NULL,
+                     dim INTEGER NOT NULL,
+                     vector BLOB NOT NULL);",
+            )
+            .map_err(|e| g.err(e))?;
+        Ok(g)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Gallery {
+            path: self.path.clone(),
+            problem: e.to_string(),
+        }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The model of the stored embeddings, if any were stored.
+    pub fn model(&self) -> Result<Option<ModelId>> {
+        match self.meta("model")? {
+            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses a model other than the gallery's.
+    pub fn check_model(&self, m: &ModelId) -> Result<()> {
+        match self.model()? {
+            Some(g) if &g != m => Err(self.err(format!(
+                "the gallery holds embeddings of {} (weights {}, {}-d); this query uses {} (weights {}, {}-d): re-enrol with one model",
+                g.name,
+                &g.sha256[..g.sha256.len().min(12)],
+                g.dim,
+                m.name,
+                &m.sha256[..m.sha256.len().min(12)],
+                m.dim
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds photos of a person (created if new), all or nothing.
+    pub fn enroll(&mut self, name: &str, model: &ModelId, photos: &[NewPhoto]) -> Result<usize> {
+        self.check_model(model)?;
+        if name.trim().is_empty() {
+            return Err(self.err("a person needs a non-empty name"));
+        }
+        let path = self.path.clone();
+        let wrap = |e: rusqlite::Error| Error::Gallery {
+            path: path.clone(),
+            problem: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let model_json = serde_json::to_string(model).unwrap_or_default();
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?1)",
+            [&model_json],
+        )
+        .map_err(wrap)?;
+        tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", [name])
+            .map_err(wrap)?;
+        let pid: i64 = tx
+            .query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .map_err(wrap)?;
+        for p in photos {
+            if p.embedding.len() != model.dim {
+                return Err(Error::Shape {
+                    name: format!("embedding of {}", p.path),
+                    expected: vec![model.dim],
+                    got: vec![p.embedding.len()],
+                });
+            }
+            tx.execute(
+                "INSERT INTO photos (person_id, path, sha256) VALUES (?1, ?2, ?3)",
+                params![pid, p.path, p.sha256],
+            )
+            .map_err(wrap)?;
+            let photo = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO embeddings (photo_id, model, model_sha256, dim, vector) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![photo, model.name, model.sha256, model.dim as i64, to_blob(&p.embedding)],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)?;
+        Ok(photos.len())
+    }
+
+    /// People and their photo counts, by name.
+    pub fn list(&self) -> Result<Vec<Person>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id GROUP BY p.id ORDER BY p.name")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Person {
+                    name: r.get(0)?,
+                    photos: r.get::<_, i64>(1)? as usize,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Removes a person with all photos and embeddings; false if there was no such person.
+    pub fn remove(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM people WHERE name = ?1", [name])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Every stored embedding with its person's name.
+    pub fn embeddings(&self) -> Result<Vec<(String, Vec<f32>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored calibration, if any.
+    pub fn calibration(&self) -> Result<Option<Calibration>> {
+        match self.meta("calibration")? {
+            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a calibration.
+    pub fn set_calibration(&self, c: &Calibration) -> Result<()> {
+        let s = serde_json::to_string(c).unwrap_or_default();
+        self.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('calibration', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [s])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Calibrates on the gallery's own impostor pairs (photos of different people).
+    pub fn calibrate_self(&self, far: f64) -> Result<Calibration> {
+        let e = self.embeddings()?;
+        let mut imp = Vec::new();
+        for i in 0..e.len() {
+            for j in i + 1..e.len() {
+                if e[i].0 != e[j].0 {
+                    imp.push(euclid(&e[i].1, &e[j].1));
+                }
+            }
+        }
+        if imp.is_empty() {
+            return Err(self.err("calibration needs photos of at least two people"));
+        }
+        Ok(calibrate(&imp, far))
+    }
+
+    /// Exports everything (no thumbnails).
+    pub fn export(&self) -> Result<Export> {
+        let mut st = self
+            .conn
+            .prepare("SELECT p.name, ph.path, ph.sha256, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    from_blob(&r.get::<_, Vec<u8>>(3)?),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut people: Vec<ExportPerson> = Vec::new();
+        for row in rows {
+            let (name, path, sha, v) = row.map_err(|e| self.err(e))?;
+            match people.last_mut() {
+                Some(p) if p.name == name => p.photos.push((path, sha, v)),
+                _ => people.push(ExportPerson {
+                    name,
+                    photos: vec![(path, sha, v)],
+                }),
+            }
+        }
+        Ok(Export {
+            model: self.model()?,
+            calibration: self.calibration()?,
+            people,
+        })
+    }
+
+    /// Imports an export (people are added to; the model must match).
+    pub fn import(&mut self, x: &Export) -> Result<usize> {
+        let Some(model) = &x.model else { return Ok(0) };
+        let mut n = 0;
+        for p in &x.people {
+            let photos: Vec<NewPhoto> = p
+                .photos
+                .iter()
+                .map(|(path, sha, v)| NewPhoto {
+                    path: path.clone(),
+                    sha256: sha.clone(),
+                    embedding: v.clone(),
+                })
+                .collect();
+            n += self.enroll(&p.name, model, &photos)?;
+        }
+        if let Some(c) = &x.calibration {
+            self.set_calibration(c)?;
+        }
+        Ok(n)
+    }
+}
+
+/// The threshold that accepts at most a fraction `far` of impostor distances
+/// (distance <= threshold is accepted).
+pub fn calibrate(impostors: &[f32], far: f64) -> Calibration {
+    let mut d = impostors.to_vec();
+    d.sort_by(|a, b| a.total_cmp(b));
+    let allowed = ((far * d.len() as f64).floor() as usize).min(d.len());
+    // Accept the `allowed` smallest impostor distances at most: put the threshold just below
+    // the next one.
+    let threshold = if allowed == 0 {
+        d[0] - 1e-6
+    } else {
+        let next = d.get(allowed).copied().unwrap_or(d[d.len() - 1] + 1e-6);
+        let prev = d[allowed - 1];
+        if next > prev {
+            (prev + next) / 2.0
+        } else {
+            prev - 1e-6
+        }
+    };
+    Calibration {
+        threshold,
+        far,
+        impostors: d.len(),
+    }
+}
+
+/// Nearest identity (minimum over each person's photos) with the runner-up person's distance.
+pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -> Match {
+    let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
+    for (name, v) in gallery {
+        let d = euclid(v, query);
+        let e = best.entry(name.as_str()).or_insert(f32::MAX);
+        *e = e.min(d);
+    }
+    let mut ranked: Vec<(&str, f32)> = best.into_iter().collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+    let (nearest, distance) = ranked
+        .first()
+        .map_or((None, f32::MAX), |r| (Some(r.0.to_string()), r.1));
+    let runner_up = ranked.get(1).map(|r| r.1);
+    Match {
+        name: if distance <= threshold {
+            nearest.clone()
+        } else {
+            None
+        },
+        nearest,
+        distance,
+        runner_up,
+        margin: runner_up.map(|r| r - distance),
+        threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(dim: usize) -> ModelId {
+        ModelId {
+            name: "m".into(),
+            sha256: "abc".into(),
+            dim,
+        }
+    }
+
+    fn photo(v: Vec<f32>) -> NewPhoto {
+        NewPhoto {
+            path: "p.jpg".into(),
+            sha256: "h".into(),
+            embedding: v,
+        }
+    }
+
+    #[test]
+    fn enroll_list_identify_remove_export_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        g.enroll(
+            "ann",
+            &model(2),
+            &[photo(vec![0.0, 0.0]), photo(vec![0.1, 0.0])],
+        )
+        .unwrap();
+        g.enroll("bob", &model(2), &[photo(vec![1.0, 1.0])])
+            .unwrap();
+        let l = g.list().unwrap();
+        assert_eq!(
+            (l[0].name.as_str(), l[0].photos, l[1].photos),
+            ("ann", 2, 1)
+        );
+        let e = g.embeddings().unwrap();
+        let m = identify(&e, &[0.09, 0.0], 0.5);
+        assert_eq!(m.name.as_deref(), Some("ann"));
+        assert!((m.distance - 0.01).abs() < 1e-6);
+        // runner-up: bob at sqrt(0.91^2 + 1)
+        assert!((m.runner_up.unwrap() - (0.91f32 * 0.91 + 1.0).sqrt()).abs() < 1e-5);
+        let far = identify(&e, &[5.0, 5.0], 0.5);
+        assert_eq!((far.name, far.nearest.as_deref()), (None, Some("bob")));
+        let x = g.export().unwrap();
+        assert!(g.remove("ann").unwrap());
+        assert!(!g.remove("ann").unwrap());
+        assert_eq!(
+            g.embeddings().unwrap().len(),
+            1,
+            "photos and embeddings go with the person"
+        );
+        let mut g2 = Gallery::open(&dir.path().join("g2.sqlite")).unwrap();
+        assert_eq!(g2.import(&x).unwrap(), 3);
+        assert_eq!(g2.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn another_model_is_refused_and_a_failed_enrolment_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        g.enroll("ann", &model(2), &[photo(vec![0.0, 0.0])])
+            .unwrap();
+        let other = ModelId {
+            sha256: "zzz".into(),
+            ..model(2)
+        };
+        let err = g
+            .enroll("bob", &other, &[photo(vec![0.0, 0.0])])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("re-enrol with one model"), "{err}");
+        // The second photo has the wrong dimension: the whole enrolment is rolled back.
+        let bad = g.enroll("cy", &model(2), &[photo(vec![1.0, 1.0]), photo(vec![1.0])]);
+        assert!(bad.is_err());
+        assert_eq!(g.list().unwrap().len(), 1);
+        assert_eq!(g.embeddings().unwrap().len(), 1);
+    }
+
+    /// Reference: 10 impostor distances 0.1..1.0; FAR 0.2 accepts the 2 smallest (0.1, 0.2),
+    /// so the threshold lies between 0.2 and 0.3.
+    #[test]
+    fn calibration_accepts_the_target_fraction_of_impostors() {
+        let imp: Vec<f32> = (1..=10).map(|i| i as f32 / 10.0).collect();
+        let c = calibrate(&imp, 0.2);
+        assert!((c.threshold - 0.25).abs() < 1e-6);
+        let accepted = imp.iter().filter(|&&d| d <= c.threshold).count();
+        assert_eq!(accepted, 2);
+        assert!(calibrate(&imp, 0.0).threshold < 0.1);
+    }
+}
