@@ -397,8 +397,14 @@ fn finish(
         }];
         if let Some(ka) = k_auto {
             series.push(Series {
-                label: format!("knee: k = {ka}"),
+                label: format!("knee (Kneedle): k = {ka}"),
                 points: vec![(ka as f64, 0.0), (ka as f64, top)],
+            });
+        }
+        if Some(k) != k_auto && k as f64 <= ks.last().copied().unwrap_or(0.0) {
+            series.push(Series {
+                label: format!("chosen: k = {k}"),
+                points: vec![(k as f64, 0.0), (k as f64, top)],
             });
         }
         plot::line_chart(
@@ -410,7 +416,15 @@ fn finish(
         )?;
     }
     if !thumbs.is_empty() {
-        plot::picture_map(&a.out.join("picture_map.png"), &xy, &thumbs, &assign, 1000)?;
+        for ext in ["png", "svg"] {
+            plot::picture_map(
+                &a.out.join(format!("picture_map.{ext}")),
+                &xy,
+                &thumbs,
+                &assign,
+                1000,
+            )?;
+        }
     }
     let rows: Vec<Assignment> = (0..n)
         .map(|i| Assignment {
@@ -490,12 +504,12 @@ fn finish(
             println!("ARI {ari:.4}  NMI {nmi:.4}  purity {p:.4}");
         }
         println!(
-            "wrote {}/{{assignments.csv, clusters.json, scatter.png, elbow.png{}}}",
+            "wrote {}/{{assignments.csv, clusters.json, scatter.png/.svg, elbow.png/.svg{}}}",
             a.out.display(),
             if thumbs.is_empty() {
                 ""
             } else {
-                ", picture_map.png"
+                ", picture_map.png, picture_map.svg"
             }
         );
     }

@@ -575,6 +575,22 @@ fn cluster_npy_finds_the_knee_and_writes_outputs() {
         dir.path(),
     );
     assert_eq!(stdout_json(&agg)["k"], 3);
+    let forced = recog(
+        &[
+            "cluster",
+            npy.to_str().unwrap(),
+            "--k",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(stdout_json(&forced)["k"], 5);
+    assert!(std::fs::read_to_string(out.join("elbow.svg"))
+        .unwrap()
+        .contains("chosen: k = 5"));
     let bad = recog(
         &[
             "cluster",
