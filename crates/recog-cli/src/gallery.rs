@@ -85,6 +85,24 @@ pub enum GalleryCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// One-shot open-set identification on LFW: enrol the first photo of everyone with 2+
+    /// photos, probe with their other photos and with everyone who has a single photo.
+    EvalLfw {
+        /// Target false-accept rate of the calibrated threshold.
+        #[arg(long, default_value_t = 0.01)]
+        far: f64,
+        /// Only the first N people (alphabetically) of each kind, for quick runs.
+        #[arg(long)]
+        limit_people: Option<usize>,
+        /// Output folder (report JSON, DIR-vs-FAR plot).
+        #[arg(long, default_value = "report/lfw-openset")]
+        out: PathBuf,
+        #[command(flatten)]
+        pipe: PipeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add the people of an exported JSON file.
     Import {
         /// Input file.
@@ -304,6 +322,15 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("exported to {}", file.display());
         }
+        GalleryCommand::EvalLfw {
+            far,
+            limit_people,
+            out,
+            pipe,
+            json,
+        } => {
+            eval_lfw(far, limit_people, &out, &pipe, json)?;
+        }
         GalleryCommand::Import { file, db } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -439,6 +466,112 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     }
     if failed > 0 {
         bail!("{failed} of {} images could not be read", a.images.len());
+    }
+    Ok(())
+}
+
+fn eval_lfw(
+    far: f64,
+    limit: Option<usize>,
+    out: &Path,
+    pipe_args: &PipeArgs,
+    json: bool,
+) -> Result<()> {
+    let dir = Home::from_env().data_dir("lfw").join("images");
+    let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)?
+                .filter_map(|f| f.ok().map(|f| f.path()))
+                .filter(|f| is_image(f))
+                .collect();
+            files.sort();
+            people.push((
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string(),
+                files,
+            ));
+        }
+    }
+    people.sort();
+    let lim = limit.unwrap_or(usize::MAX);
+    let multi: Vec<&(String, Vec<PathBuf>)> =
+        people.iter().filter(|p| p.1.len() >= 2).take(lim).collect();
+    let single: Vec<&(String, Vec<PathBuf>)> =
+        people.iter().filter(|p| p.1.len() == 1).take(lim).collect();
+    let mut files = Vec::new();
+    for (_, f) in multi.iter().chain(single.iter()).map(|p| (&p.0, &p.1)) {
+        files.extend(f.iter().cloned());
+    }
+    let pipe = crate::face::pipeline(pipe_args)?;
+    let bars = Bars::new(json);
+    let t0 = std::time::Instant::now();
+    let res = pipe.embed_files(&files, 16, true, &bars)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut emb = res.into_iter().map(|r| r.embedding);
+    let (mut enrolled, mut known, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, f) in &multi {
+        for (i, _) in f.iter().enumerate() {
+            let e = emb.next().unwrap_or_default();
+            if i == 0 {
+                enrolled.push((name.clone(), e));
+            } else {
+                known.push((name.clone(), e));
+            }
+        }
+    }
+    for _ in &single {
+        unknown.push(emb.next().unwrap_or_default());
+    }
+    let r = gallery::evaluate_open_set(&enrolled, &known, &unknown, far);
+    std::fs::create_dir_all(out)?;
+    let pts: Vec<(f64, f64)> = r
+        .curve
+        .iter()
+        .filter(|p| p.0 > 0.0)
+        .map(|p| (p.0.log10(), p.1))
+        .collect();
+    recog::plot::line_chart(
+        &out.join("dir_far.png"),
+        &format!(
+            "LFW one-shot open-set identification ({} enrolled)",
+            r.enrolled
+        ),
+        "log10 FAR (never-enrolled probes accepted)",
+        "DIR (enrolled probes named correctly)",
+        &[recog::plot::Series {
+            label: "face ResNet".into(),
+            points: pts,
+        }],
+    )?;
+    let text = serde_json::to_string_pretty(
+        &serde_json::json!({"report": &r, "images": files.len(), "seconds": secs}),
+    )?;
+    std::fs::write(out.join("openset.json"), &text)?;
+    if json {
+        println!("{text}");
+    } else {
+        println!("{} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images, {:.1} images/s)", r.enrolled, r.known_probes, r.unknown_probes, files.len(), files.len() as f64 / secs);
+        println!(
+            "threshold {:.4} (FAR {} on {} impostor pairs of the enrolled photos)",
+            r.calibration.threshold, r.calibration.far, r.calibration.impostors
+        );
+        println!(
+            "rank-1 identification of enrolled probes at the threshold (DIR): {:.2}%",
+            100.0 * r.dir_at_threshold
+        );
+        println!(
+            "never-enrolled probes answered unknown: {:.2}%",
+            100.0 * r.unknown_rejected_at_threshold
+        );
+        println!(
+            "rank-1 without a threshold: {:.2}%",
+            100.0 * r.rank1_closed_set
+        );
+        println!("plot: {}", out.join("dir_far.png").display());
     }
     Ok(())
 }
