@@ -66,8 +66,8 @@ pub enum GalleryCommand {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Pick and store the threshold for a target false-accept rate from the gallery's own
-    /// cross-person (impostor) distances.
+    /// Pick and store the threshold for a target false-accept rate per probe, from the
+    /// gallery's own photos (each photo's nearest other person, leave one person out).
     Calibrate {
         /// Target false-accept rate.
         #[arg(long, default_value_t = 0.01)]
@@ -287,7 +287,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 }
                 if let Some(c) = g.calibration()? {
                     println!(
-                        "threshold {:.4} (FAR {} on {} impostor pairs)",
+                        "threshold {:.4} (FAR {} per probe, {} impostor scores)",
                         c.threshold, c.far, c.impostors
                     );
                 }
@@ -311,7 +311,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 println!(
-                    "threshold {:.4} for FAR {} ({} impostor pairs); stored in the gallery",
+                    "threshold {:.4} for FAR {} per probe ({} leave-one-person-out impostor scores); stored in the gallery",
                     c.threshold, c.far, c.impostors
                 );
             }
@@ -556,7 +556,7 @@ fn eval_lfw(
     } else {
         println!("{} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images, {:.1} images/s)", r.enrolled, r.known_probes, r.unknown_probes, files.len(), files.len() as f64 / secs);
         println!(
-            "threshold {:.4} (FAR {} on {} impostor pairs of the enrolled photos)",
+            "threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos)",
             r.calibration.threshold, r.calibration.far, r.calibration.impostors
         );
         println!(

@@ -68,7 +68,7 @@ pub struct Calibration {
     pub threshold: f32,
     /// Target false-accept rate.
     pub far: f64,
-    /// Impostor distances used.
+    /// Impostor scores used (one per gallery photo: its nearest other person).
     pub impostors: usize,
 }
 
@@ -298,21 +298,18 @@ impl Gallery {
         Ok(())
     }
 
-    /// Calibrates on the gallery's own impostor pairs (photos of different people).
+    /// Calibrates on the gallery itself, leaving one person out at a time: each photo's
+    /// distance to the nearest photo of anyone else is what a probe of a stranger would score,
+    /// so the threshold that accepts a fraction `far` of those is the open-set threshold for
+    /// a false-accept rate `far` per probe (not per comparison, which would be far too lax
+    /// against a large gallery).
     pub fn calibrate_self(&self, far: f64) -> Result<Calibration> {
         let e = self.embeddings()?;
-        let mut imp = Vec::new();
-        for i in 0..e.len() {
-            for j in i + 1..e.len() {
-                if e[i].0 != e[j].0 {
-                    imp.push(euclid(&e[i].1, &e[j].1));
-                }
-            }
-        }
-        if imp.is_empty() {
+        let nearest = nearest_impostors(&e);
+        if nearest.is_empty() {
             return Err(self.err("calibration needs photos of at least two people"));
         }
-        Ok(calibrate(&imp, far))
+        Ok(calibrate(&nearest, far))
     }
 
     /// Exports everything (no thumbnails).
@@ -370,6 +367,23 @@ impl Gallery {
         }
         Ok(n)
     }
+}
+
+/// For each photo, the distance to the nearest photo of another person.
+pub fn nearest_impostors(e: &[(String, Vec<f32>)]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for (i, (ni, vi)) in e.iter().enumerate() {
+        let m = e
+            .iter()
+            .enumerate()
+            .filter(|(j, (nj, _))| *j != i && nj != ni)
+            .map(|(_, (_, vj))| euclid(vi, vj))
+            .fold(f32::MAX, f32::min);
+        if m < f32::MAX {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// The threshold that accepts at most a fraction `far` of impostor distances
@@ -530,7 +544,8 @@ pub struct OpenSetIdReport {
     pub known_probes: usize,
     /// Probes of people never enrolled.
     pub unknown_probes: usize,
-    /// The calibration used (from the enrolled photos' cross-person distances).
+    /// The calibration used (leave-one-person-out nearest-impostor distances of the enrolled
+    /// photos).
     pub calibration: Calibration,
     /// Rank-1 detection-and-identification rate at the calibrated threshold.
     pub dir_at_threshold: f64,
@@ -549,14 +564,7 @@ pub fn evaluate_open_set(
     unknown: &[Vec<f32>],
     far: f64,
 ) -> OpenSetIdReport {
-    let mut imp = Vec::new();
-    for i in 0..enrolled.len() {
-        for j in i + 1..enrolled.len() {
-            if enrolled[i].0 != enrolled[j].0 {
-                imp.push(euclid(&enrolled[i].1, &enrolled[j].1));
-            }
-        }
-    }
+    let imp = nearest_impostors(enrolled);
     let calibration = if imp.is_empty() {
         Calibration {
             threshold: 0.6,
@@ -629,7 +637,7 @@ mod open_set_tests {
         ];
         let unknown = vec![vec![5.0, 5.0]];
         let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0);
-        // One impostor pair at distance 10; FAR 0 puts the threshold just below 10.
+        // Each enrolled photo's nearest impostor is at 10; FAR 0 puts the threshold just below.
         assert!(r.calibration.threshold < 10.0 && r.calibration.threshold > 9.9);
         assert_eq!(r.rank1_closed_set, 0.5);
         assert_eq!(r.dir_at_threshold, 0.5);
