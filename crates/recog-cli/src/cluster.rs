@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use recog::cluster::{self, agglomerative, metrics, Pca};
+use recog::data::folder::is_image;
 use recog::face;
 use recog::plot::{self, Series};
 use recog::{Home, Progress};
@@ -116,38 +117,10 @@ fn image_files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
-fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("jpg" | "jpeg" | "png")
-    )
-}
-
 /// The documented LFW selections.
 fn lfw_selection(spec: &str) -> Result<Vec<(PathBuf, String)>> {
     let dir = Home::from_env().data_dir("lfw").join("images");
-    let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)?
-                .filter_map(|f| f.ok().map(|f| f.path()))
-                .filter(|f| is_image(f))
-                .collect();
-            files.sort();
-            people.push((
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string(),
-                files,
-            ));
-        }
-    }
-    people.sort();
+    let people = recog::data::folder::people(&dir)?;
     let pick: Vec<(String, Vec<PathBuf>)> = match spec {
         "4x4" => people
             .into_iter()

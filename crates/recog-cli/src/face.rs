@@ -628,25 +628,18 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
     // People with 2+ images, for per-fold fine-tuning (at most 20 images each).
     let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
     if a.finetune {
-        let all = list_images(&images_dir)?;
-        let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-        for p in all {
-            let person = p
-                .parent()
-                .and_then(|d| d.file_name())
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            let r = p
-                .strip_prefix(&images_dir)
-                .map(Path::to_path_buf)
-                .unwrap_or(p.clone());
-            by.entry(person).or_default().push(r);
-        }
-        people = by
+        // Paths relative to the images folder, as the pairs name them.
+        people = recog::data::folder::people(&images_dir)?
             .into_iter()
             .filter(|(_, v)| v.len() >= 2)
-            .map(|(k, v)| (k, v.into_iter().take(20).collect()))
+            .map(|(k, v)| {
+                let rel = v.iter().take(20).map(|p| {
+                    p.strip_prefix(&images_dir)
+                        .map(Path::to_path_buf)
+                        .unwrap_or(p.clone())
+                });
+                (k, rel.collect())
+            })
             .collect();
         let mut set: std::collections::BTreeSet<PathBuf> = rel.into_iter().collect();
         for (_, v) in &people {
@@ -774,25 +767,12 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every image one level below `dir` (`<person>/<photo>`), in path order.
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let people = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    for person in people {
-        let person = person?.path();
-        if person.is_dir() {
-            for f in std::fs::read_dir(&person)? {
-                let f = f?.path();
-                if matches!(
-                    f.extension().and_then(|e| e.to_str()),
-                    Some("jpg" | "jpeg" | "png")
-                ) {
-                    out.push(f);
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(recog::data::folder::people(dir)?
+        .into_iter()
+        .flat_map(|(_, f)| f)
+        .collect())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -928,17 +908,7 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
 
 fn finetune(a: &FinetuneArgs) -> Result<()> {
     use recog::face::finetune::{train_projection, FineTuneConfig};
-    let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
-    for p in list_images(&a.data)? {
-        let person = p
-            .parent()
-            .and_then(|d| d.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string();
-        by.entry(person).or_default().push(p);
-    }
-    let people: Vec<(String, Vec<PathBuf>)> = by
+    let people: Vec<(String, Vec<PathBuf>)> = recog::data::folder::people(&a.data)?
         .into_iter()
         .filter(|(_, v)| v.len() >= 2)
         .map(|(k, v)| (k, v.into_iter().take(a.max_per_person).collect()))

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use recog::data::folder::is_image;
 use recog::face::{self, draw, FacePipeline};
 use recog::gallery::{self, Gallery, ModelId, NewPhoto};
 use recog::{Home, Progress};
@@ -166,6 +167,7 @@ fn embed_person(
             .all_faces(std::slice::from_ref(&img))?
             .pop()
             .unwrap_or_default();
+        let n_faces = faces.len();
         let Some((f, emb)) =
             face::pick_central(&img, &faces.iter().map(|x| x.0.clone()).collect::<Vec<_>>())
                 .and_then(|best| faces.into_iter().find(|x| x.0 == best))
@@ -173,7 +175,6 @@ fn embed_person(
             bars.warn(&format!("{}: no face found; skipped", p.display()));
             continue;
         };
-        let n_faces = pipe.detector.detect(&img)?.len();
         if n_faces > 1 {
             bars.warn(&format!(
                 "{}: {n_faces} faces; enrolled the central one ({:.0},{:.0})",
@@ -230,24 +231,14 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             let p = crate::face::pipeline(&pipe)?;
             let mut g = Gallery::open(&db.path())?;
             g.check_model(&model_id(&p))?;
-            let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+            // Sub-folders name their photos; a photo directly in DIR is named by its stem.
+            let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> =
+                recog::data::folder::people(&dir)?.into_iter().collect();
             for e in
                 std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
             {
                 let path = e?.path();
-                if path.is_dir() {
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("")
-                        .to_string();
-                    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)?
-                        .filter_map(|f| f.ok().map(|f| f.path()))
-                        .filter(|f| is_image(f))
-                        .collect();
-                    files.sort();
-                    by.entry(name).or_default().extend(files);
-                } else if is_image(&path) {
+                if !path.is_dir() && is_image(&path) {
                     let name = path
                         .file_stem()
                         .and_then(|n| n.to_str())
@@ -342,16 +333,6 @@ pub fn run(c: GalleryCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("jpg" | "jpeg" | "png")
-    )
 }
 
 #[derive(Serialize)]
@@ -478,25 +459,7 @@ fn eval_lfw(
     json: bool,
 ) -> Result<()> {
     let dir = Home::from_env().data_dir("lfw").join("images");
-    let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)?
-                .filter_map(|f| f.ok().map(|f| f.path()))
-                .filter(|f| is_image(f))
-                .collect();
-            files.sort();
-            people.push((
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string(),
-                files,
-            ));
-        }
-    }
-    people.sort();
+    let people = recog::data::folder::people(&dir)?;
     let lim = limit.unwrap_or(usize::MAX);
     let multi: Vec<&(String, Vec<PathBuf>)> =
         people.iter().filter(|p| p.1.len() >= 2).take(lim).collect();

@@ -32,6 +32,21 @@ fn pattern(h: usize, w: usize) -> Vec<f32> {
     v
 }
 
+/// A fixture written by a script in `tools/reference/`.
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Largest absolute difference between two equally long outputs.
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "output lengths differ");
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max)
+}
+
 #[test]
 fn face_resnet_matches_face_api_js() {
     let Some((_, p)) = paths() else { return };
@@ -42,18 +57,9 @@ fn face_resnet_matches_face_api_js() {
         &device,
     );
     let got: Vec<f32> = emb.forward(x).into_data().try_to_vec::<f32>().unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/face_resnet_reference.json"
-    ))
-    .unwrap();
-    let want: Vec<f32> = serde_json::from_str(&text).unwrap();
+    let want: Vec<f32> = serde_json::from_str(&fixture("face_resnet_reference.json")).unwrap();
     assert_eq!(got.len(), 128);
-    let max_err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
+    let max_err = max_abs_diff(&got, &want);
     assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }
 
@@ -72,19 +78,11 @@ fn blazeface_matches_onnxruntime() {
     ));
     let scores: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
     let regs: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/blazeface_reference.json"
-    ))
-    .unwrap();
+    let text = fixture("blazeface_reference.json");
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     let ws: Vec<f32> = serde_json::from_value(want["scores"].clone()).unwrap();
-    let max_err = scores
-        .iter()
-        .zip(&ws)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
     assert_eq!(scores.len(), 896);
+    let max_err = max_abs_diff(&scores, &ws);
     assert!(max_err < 1e-3, "max score |rust - onnxruntime| = {max_err}");
     let top: Vec<usize> = serde_json::from_value(want["top"].clone()).unwrap();
     let tr: Vec<Vec<f32>> = serde_json::from_value(want["top_regressors"].clone()).unwrap();
@@ -140,11 +138,7 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
 fn haar_matches_opencv() {
     let Some((home, p)) = paths() else { return };
     let det = recog::face::haar::HaarDetector::load(&p.haar).unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/haar_reference.json"
-    ))
-    .unwrap();
+    let text = fixture("haar_reference.json");
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     for d in want["detections"].as_array().unwrap() {
         let path = home
@@ -194,17 +188,8 @@ fn landmark68_matches_face_api_js() {
         &device,
     );
     let got: Vec<f32> = lm.forward(x).into_data().try_to_vec::<f32>().unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/landmark68_reference.json"
-    ))
-    .unwrap();
-    let want: Vec<f32> = serde_json::from_str(&text).unwrap();
+    let want: Vec<f32> = serde_json::from_str(&fixture("landmark68_reference.json")).unwrap();
     assert_eq!(got.len(), 136);
-    let max_err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
+    let max_err = max_abs_diff(&got, &want);
     assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }

@@ -1,11 +1,12 @@
 //! Labelled image folders: `root/<class>/<image>.{png,jpg,jpeg}`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
-fn is_image(p: &Path) -> bool {
+/// Whether a path names a PNG or JPEG file (by extension, any case).
+pub fn is_image(p: &Path) -> bool {
     matches!(
         p.extension()
             .and_then(|e| e.to_str())
@@ -41,6 +42,32 @@ pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
         px.iter_mut().for_each(|p| *p = 255 - *p);
     }
     Ok(px)
+}
+
+/// The sub-folders of `root` (one per person or class) with their image files, both sorted
+/// by name. Files directly in `root` are not included.
+pub fn people(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let dir = e.map_err(|e| Error::io(root, e))?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|f| f.ok().map(|f| f.path()))
+            .filter(|f| is_image(f))
+            .collect();
+        files.sort();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        out.push((name, files));
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Reads every image under `root/<class>/`, classes sorted by name.

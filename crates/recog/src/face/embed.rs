@@ -37,20 +37,8 @@ impl FaceResNetEmbedder {
         let cfg = FaceResNetConfig::dlib();
         let mut map = crate::weights::tfjs::load(manifest)?;
         let net = cfg.load(&mut map, device)?;
-        // The manifest and its shards, hashed in order.
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        let text = std::fs::read(manifest).map_err(|e| Error::io(manifest, e))?;
-        h.update(&text);
-        let dir = manifest.parent().unwrap_or(Path::new("."));
-        let groups: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-        for g in groups.as_array().into_iter().flatten() {
-            for p in g["paths"].as_array().into_iter().flatten() {
-                let f = dir.join(p.as_str().unwrap_or(""));
-                h.update(std::fs::read(&f).map_err(|e| Error::io(&f, e))?);
-            }
-        }
-        let sha256 = crate::home::hex(&h.finalize());
+        // The loader hashed the manifest and its shards as it read them.
+        let sha256 = map.sha256.clone().unwrap_or_default();
         Ok(Self {
             net,
             cfg,

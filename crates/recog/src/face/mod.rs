@@ -250,14 +250,7 @@ impl FacePipeline {
                 .iter()
                 .map(|p| load_rgb(p))
                 .collect::<Result<Vec<_>>>()?;
-            let refs: Vec<&RgbImage> = imgs.iter().collect();
-            let mut dets = self.detector.detect_batch(&refs)?;
-            if self.refine {
-                dets = self.refine_batch(&imgs, dets)?;
-            }
-            if let Some(lm) = &self.landmarker {
-                lm.annotate(&imgs, &mut dets)?;
-            }
+            let dets = self.locate(&imgs)?;
             let mut chips = Vec::new();
             let mut meta = Vec::new();
             for (img, faces) in imgs.iter().zip(dets) {
@@ -295,8 +288,9 @@ impl FacePipeline {
 }
 
 impl FacePipeline {
-    /// Every face of each image with its descriptor, best detection first.
-    pub fn all_faces(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<EmbeddedFace>>> {
+    /// Every face of each image, best detection first: detected, refined (if `refine`) and
+    /// with landmarks (if a landmark model is loaded), ready for [`FacePipeline::chip`].
+    pub fn locate(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
         let refs: Vec<&RgbImage> = imgs.iter().collect();
         let mut dets = self.detector.detect_batch(&refs)?;
         if self.refine {
@@ -305,6 +299,12 @@ impl FacePipeline {
         if let Some(lm) = &self.landmarker {
             lm.annotate(imgs, &mut dets)?;
         }
+        Ok(dets)
+    }
+
+    /// Every face of each image with its descriptor, best detection first.
+    pub fn all_faces(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<EmbeddedFace>>> {
+        let dets = self.locate(imgs)?;
         let chips: Vec<RgbImage> = imgs
             .iter()
             .zip(&dets)

@@ -83,6 +83,9 @@ pub struct WeightMap {
     pub source: PathBuf,
     /// The tensors by name.
     pub tensors: BTreeMap<String, HostTensor>,
+    /// SHA-256 of the files read, in reading order, where the loader computes it (TFJS:
+    /// manifest then shards), so that records can name the exact weights.
+    pub sha256: Option<String>,
 }
 
 impl WeightMap {
@@ -91,6 +94,7 @@ impl WeightMap {
         Self {
             source: source.into(),
             tensors: BTreeMap::new(),
+            sha256: None,
         }
     }
 

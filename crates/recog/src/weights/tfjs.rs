@@ -39,7 +39,10 @@ struct Quant {
 
 /// Reads a TFJS manifest and its shards (found next to the manifest).
 pub fn load(manifest: &Path) -> Result<WeightMap> {
+    use sha2::{Digest, Sha256};
     let text = read_file(manifest)?;
+    let mut hash = Sha256::new();
+    hash.update(&text);
     let groups: Vec<Group> = serde_json::from_slice(&text).map_err(|source| Error::Json {
         path: manifest.to_path_buf(),
         source,
@@ -49,7 +52,9 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
     for g in groups {
         let mut bytes = Vec::new();
         for p in &g.paths {
-            bytes.extend(read_file(&dir.join(p))?);
+            let shard = read_file(&dir.join(p))?;
+            hash.update(&shard);
+            bytes.extend(shard);
         }
         let mut off = 0usize;
         for w in g.weights {
@@ -97,6 +102,7 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
             });
         }
     }
+    map.sha256 = Some(crate::home::hex(&hash.finalize()));
     Ok(map)
 }
 
@@ -179,6 +185,14 @@ mod tests {
         bin.extend(0x3c00u16.to_le_bytes()); // 1.0 in half precision
         std::fs::write(dir.path().join("m.bin"), &bin).unwrap();
         let mut map = load(&dir.path().join("m-weights_manifest.json")).unwrap();
+        // The hash covers the manifest, then the shards, as read.
+        use sha2::{Digest, Sha256};
+        let mut all = manifest.as_bytes().to_vec();
+        all.extend(&bin);
+        assert_eq!(
+            map.sha256.as_deref(),
+            Some(crate::home::hex(&Sha256::digest(&all)).as_str())
+        );
         assert_eq!(map.take("a", &[2]).unwrap().data, vec![1.5, -2.0]);
         // value = q * scale + min
         assert_eq!(map.take("b", &[3]).unwrap().data, vec![-1.0, 0.0, 126.5]);
