@@ -49,6 +49,10 @@ pub enum Command {
     Gallery(crate::gallery::GalleryCommand),
     /// Name every face in images against the gallery, or say "unknown".
     Identify(crate::gallery::IdentifyArgs),
+    /// Identify faces in a video file, stream or webcam: annotated video, JSON lines, fps.
+    Watch(crate::watch::WatchArgs),
+    /// Web UI and JSON API: webcam in the browser, enrol, gallery (axum, 127.0.0.1).
+    Serve(crate::serve::ServeArgs),
     /// Faces: detection, embedding, verification, the LFW protocol.
     #[command(subcommand)]
     Face(crate::face::FaceCommand),
@@ -329,6 +333,8 @@ pub enum BenchCommand {
     Face(crate::face::BenchFaceArgs),
     /// K-means sweep speed: 10,000 x 128-d, k = 1..30.
     Cluster(crate::cluster::BenchClusterArgs),
+    /// Gallery search: exact nearest identity over 100,000 x 128-d entries (ms/query).
+    Gallery(crate::gallery::BenchGalleryArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -385,12 +391,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Train(a)) => bench_train(&a),
         Command::Bench(BenchCommand::Face(a)) => crate::face::bench_face(&a),
         Command::Bench(BenchCommand::Cluster(a)) => crate::cluster::bench(&a),
+        Command::Bench(BenchCommand::Gallery(a)) => crate::gallery::bench(&a),
         Command::Data(d) => data_cmd(d),
         Command::Digits(c) => crate::digits::run(c),
         Command::Face(c) => crate::face::run(c),
         Command::Cluster(a) => crate::cluster::run(&a),
         Command::Gallery(c) => crate::gallery::run(c),
         Command::Identify(a) => crate::gallery::identify(&a),
+        Command::Watch(a) => crate::watch::run(&a),
+        Command::Serve(a) => crate::serve::run(&a),
         Command::Demo(a) => demo(&a),
     }
 }
@@ -785,6 +794,15 @@ fn demo(a: &DemoArgs) -> Result<()> {
             std::fs::write(a.out.join("index.md"), idx)?;
         }
         Err(e) => eprintln!("warning: face clustering step skipped (needs models/ and data/lfw under RECOG_HOME): {e:#}"),
+    }
+    // Part VII: one-shot enrolment and identification.
+    match crate::gallery::demo_step(&a.out.join("faces-gallery")) {
+        Ok(md) => {
+            let mut idx = std::fs::read_to_string(a.out.join("index.md"))?;
+            idx.push_str(&md);
+            std::fs::write(a.out.join("index.md"), idx)?;
+        }
+        Err(e) => eprintln!("warning: face gallery step skipped (needs models/ and data/lfw under RECOG_HOME): {e:#}"),
     }
     if a.json {
         print_json(&runs)?;

@@ -84,6 +84,21 @@ pub struct PipeArgs {
     pub projection: Option<PathBuf>,
 }
 
+impl PipeArgs {
+    /// The defaults, as the command line gives them.
+    pub fn default_args() -> Self {
+        Self {
+            align_points: PointsArg::EyesNoseMouth,
+            no_refine: false,
+            no_flip: false,
+            padding: 0.25,
+            no_landmarks: false,
+            landmark_crop: 1.3,
+            projection: None,
+        }
+    }
+}
+
 /// Applies `--projection` to pipeline results, if given.
 fn project(o: &PipeArgs, res: &mut [face::FaceResult]) -> Result<()> {
     if let Some(dir) = &o.projection {

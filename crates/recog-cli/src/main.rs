@@ -6,6 +6,8 @@ mod digits;
 mod face;
 mod gallery;
 mod progress;
+mod serve;
+mod watch;
 
 use clap::Parser;
 

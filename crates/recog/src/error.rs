@@ -99,6 +99,14 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// FFmpeg could not read or write a video.
+    #[error("video {target}: {problem}")]
+    Video {
+        /// The source or output (file, URL, device).
+        target: String,
+        /// What went wrong (FFmpeg's own message where it gave one).
+        problem: String,
+    },
     /// A setting or argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -29,6 +29,7 @@ pub mod openset;
 pub mod plot;
 pub mod progress;
 pub mod train;
+pub mod video;
 pub mod weights;
 
 pub use error::{Error, Result};

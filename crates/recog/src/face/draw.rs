@@ -65,3 +65,21 @@ pub fn annotate(img: &RgbImage, faces: &[(FaceBox, Option<String>, Rgb<u8>)]) ->
     }
     out
 }
+
+/// A square JPEG thumbnail of a face (the box with a 20% margin, `size` pixels a side), for
+/// galleries and the web UI.
+pub fn face_thumbnail(img: &RgbImage, f: &FaceBox, size: u32) -> crate::Result<Vec<u8>> {
+    let side = ((f.x1 - f.x0).max(f.y1 - f.y0) * 1.4).max(1.0);
+    let [cx, cy] = f.centre();
+    let x0 = (cx - side / 2.0).clamp(0.0, img.width().saturating_sub(1) as f32) as u32;
+    let y0 = (cy - side / 2.0).clamp(0.0, img.height().saturating_sub(1) as f32) as u32;
+    let w = (side as u32).clamp(1, img.width() - x0);
+    let h = (side as u32).clamp(1, img.height() - y0);
+    let crop = image::imageops::crop_imm(img, x0, y0, w, h).to_image();
+    let thumb = image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&thumb)
+        .map_err(|e| crate::Error::InvalidArgument(format!("encoding a thumbnail: {e}")))?;
+    Ok(out)
+}

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub mod index;
+pub mod recognize;
+pub use index::{Index, Metric};
+pub use recognize::{model_id, Recognized, Recognizer};
+
 /// Which model made the embeddings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelId {
@@ -33,6 +38,8 @@ pub struct NewPhoto {
     pub sha256: String,
     /// Its embedding.
     pub embedding: Vec<f32>,
+    /// A small JPEG of the face, shown by the web UI (optional).
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 /// One person in the gallery.
@@ -68,8 +75,15 @@ pub struct Calibration {
     pub threshold: f32,
     /// Target false-accept rate.
     pub far: f64,
-    /// Impostor scores used (one per gallery photo: its nearest other person).
+    /// Impostor scores used (one per gallery photo: its nearest other person; or one per
+    /// photo of a labelled folder: its nearest gallery person of another name).
     pub impostors: usize,
+    /// The distance the threshold applies to.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Where the impostor scores came from (`gallery`, or the labelled folder).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Export format: everything but the thumbnails.
@@ -116,6 +130,23 @@ fn euclid(a: &[f32], b: &[f32]) -> f32 {
         .sqrt()
 }
 
+/// The distance of `metric` between two embeddings.
+pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::Euclidean => euclid(a, b),
+        Metric::Cosine => {
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if na == 0.0 || nb == 0.0 {
+                1.0
+            } else {
+                1.0 - dot / (na * nb)
+            }
+        }
+    }
+}
+
 impl Gallery {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
@@ -146,7 +177,10 @@ impl Gallery {
                      model TEXT NOT NULL,
                      model_sha256 TEXT NOT NULL,
                      dim INTEGER NOT NULL,
-                     vector BLOB NOT NULL);",
+                     vector BLOB NOT NULL);
+                 CREATE TABLE IF NOT EXISTS thumbnails (
+                     photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+                     jpeg BLOB NOT NULL);",
             )
             .map_err(|e| g.err(e))?;
         Ok(g)
@@ -192,9 +226,18 @@ impl Gallery {
 
     /// Adds photos of a person (created if new), all or nothing.
     pub fn enroll(&mut self, name: &str, model: &ModelId, photos: &[NewPhoto]) -> Result<usize> {
+        self.enroll_many(model, &[(name.to_string(), photos.to_vec())])
+    }
+
+    /// Adds photos of several people in one transaction: all or nothing.
+    pub fn enroll_many(
+        &mut self,
+        model: &ModelId,
+        people: &[(String, Vec<NewPhoto>)],
+    ) -> Result<usize> {
         self.check_model(model)?;
-        if name.trim().is_empty() {
-            return Err(self.err("a person needs a non-empty name"));
+        if let Some((name, _)) = people.iter().find(|(n, _)| n.trim().is_empty()) {
+            return Err(self.err(format!("a person needs a non-empty name, not {name:?}")));
         }
         let path = self.path.clone();
         let wrap = |e: rusqlite::Error| Error::Gallery {
@@ -208,35 +251,56 @@ impl Gallery {
             [&model_json],
         )
         .map_err(wrap)?;
-        tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", [name])
-            .map_err(wrap)?;
-        let pid: i64 = tx
-            .query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .map_err(wrap)?;
-        for p in photos {
-            if p.embedding.len() != model.dim {
-                return Err(Error::Shape {
-                    name: format!("embedding of {}", p.path),
-                    expected: vec![model.dim],
-                    got: vec![p.embedding.len()],
-                });
+        let mut n = 0;
+        {
+            let mut add_person = tx
+                .prepare("INSERT OR IGNORE INTO people (name) VALUES (?1)")
+                .map_err(wrap)?;
+            let mut person_id = tx
+                .prepare("SELECT id FROM people WHERE name = ?1")
+                .map_err(wrap)?;
+            let mut add_photo = tx
+                .prepare("INSERT INTO photos (person_id, path, sha256) VALUES (?1, ?2, ?3)")
+                .map_err(wrap)?;
+            let mut add_emb = tx
+                .prepare("INSERT INTO embeddings (photo_id, model, model_sha256, dim, vector) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(wrap)?;
+            let mut add_thumb = tx
+                .prepare("INSERT INTO thumbnails (photo_id, jpeg) VALUES (?1, ?2)")
+                .map_err(wrap)?;
+            for (name, photos) in people {
+                add_person.execute([name]).map_err(wrap)?;
+                let pid: i64 = person_id.query_row([name], |r| r.get(0)).map_err(wrap)?;
+                for p in photos {
+                    if p.embedding.len() != model.dim {
+                        return Err(Error::Shape {
+                            name: format!("embedding of {}", p.path),
+                            expected: vec![model.dim],
+                            got: vec![p.embedding.len()],
+                        });
+                    }
+                    add_photo
+                        .execute(params![pid, p.path, p.sha256])
+                        .map_err(wrap)?;
+                    let photo = tx.last_insert_rowid();
+                    add_emb
+                        .execute(params![
+                            photo,
+                            model.name,
+                            model.sha256,
+                            model.dim as i64,
+                            to_blob(&p.embedding)
+                        ])
+                        .map_err(wrap)?;
+                    if let Some(t) = &p.thumbnail {
+                        add_thumb.execute(params![photo, t]).map_err(wrap)?;
+                    }
+                    n += 1;
+                }
             }
-            tx.execute(
-                "INSERT INTO photos (person_id, path, sha256) VALUES (?1, ?2, ?3)",
-                params![pid, p.path, p.sha256],
-            )
-            .map_err(wrap)?;
-            let photo = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO embeddings (photo_id, model, model_sha256, dim, vector) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![photo, model.name, model.sha256, model.dim as i64, to_blob(&p.embedding)],
-            )
-            .map_err(wrap)?;
         }
         tx.commit().map_err(wrap)?;
-        Ok(photos.len())
+        Ok(n)
     }
 
     /// People and their photo counts, by name.
@@ -264,6 +328,18 @@ impl Gallery {
             .execute("DELETE FROM people WHERE name = ?1", [name])
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
+    }
+
+    /// The first stored thumbnail of a person, if any.
+    pub fn thumbnail(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT t.jpeg FROM thumbnails t JOIN photos ph ON ph.id = t.photo_id JOIN people p ON p.id = ph.person_id WHERE p.name = ?1 ORDER BY ph.id LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Every stored embedding with its person's name.
@@ -303,13 +379,39 @@ impl Gallery {
     /// so the threshold that accepts a fraction `far` of those is the open-set threshold for
     /// a false-accept rate `far` per probe (not per comparison, which would be far too lax
     /// against a large gallery).
-    pub fn calibrate_self(&self, far: f64) -> Result<Calibration> {
+    pub fn calibrate_self(&self, far: f64, metric: Metric) -> Result<Calibration> {
         let e = self.embeddings()?;
-        let nearest = nearest_impostors(&e);
+        let nearest = nearest_impostors(&e, metric);
         if nearest.is_empty() {
             return Err(self.err("calibration needs photos of at least two people"));
         }
-        Ok(calibrate(&nearest, far))
+        Ok(calibrate(&nearest, far, metric, "gallery"))
+    }
+
+    /// Calibrates on a labelled set of photos (e.g. LFW): each photo's distance to the
+    /// nearest gallery photo of a person with another name is a stranger's score.
+    pub fn calibrate_labelled(
+        &self,
+        labelled: &[(String, Vec<f32>)],
+        far: f64,
+        metric: Metric,
+        source: &str,
+    ) -> Result<Calibration> {
+        let e = self.embeddings()?;
+        let scores = impostor_scores(&e, labelled, metric);
+        if scores.is_empty() {
+            return Err(self.err(format!(
+                "calibration from {source}: no photo has a gallery person of another name to compare with"
+            )));
+        }
+        Ok(calibrate(&scores, far, metric, source))
+    }
+
+    /// A searchable index of the stored embeddings, with the calibrated metric (Euclidean if
+    /// the gallery was never calibrated).
+    pub fn index(&self) -> Result<Index> {
+        let metric = self.calibration()?.map(|c| c.metric).unwrap_or_default();
+        Index::new(&self.embeddings()?, metric)
     }
 
     /// Exports everything (no thumbnails).
@@ -346,22 +448,27 @@ impl Gallery {
         })
     }
 
-    /// Imports an export (people are added to; the model must match).
+    /// Imports an export in one transaction (people are added to; the model must match).
     pub fn import(&mut self, x: &Export) -> Result<usize> {
         let Some(model) = &x.model else { return Ok(0) };
-        let mut n = 0;
-        for p in &x.people {
-            let photos: Vec<NewPhoto> = p
-                .photos
-                .iter()
-                .map(|(path, sha, v)| NewPhoto {
-                    path: path.clone(),
-                    sha256: sha.clone(),
-                    embedding: v.clone(),
-                })
-                .collect();
-            n += self.enroll(&p.name, model, &photos)?;
-        }
+        let people: Vec<(String, Vec<NewPhoto>)> = x
+            .people
+            .iter()
+            .map(|p| {
+                let photos = p
+                    .photos
+                    .iter()
+                    .map(|(path, sha, v)| NewPhoto {
+                        path: path.clone(),
+                        sha256: sha.clone(),
+                        embedding: v.clone(),
+                        thumbnail: None,
+                    })
+                    .collect();
+                (p.name.clone(), photos)
+            })
+            .collect();
+        let n = self.enroll_many(model, &people)?;
         if let Some(c) = &x.calibration {
             self.set_calibration(c)?;
         }
@@ -370,14 +477,23 @@ impl Gallery {
 }
 
 /// For each photo, the distance to the nearest photo of another person.
-pub fn nearest_impostors(e: &[(String, Vec<f32>)]) -> Vec<f32> {
+pub fn nearest_impostors(e: &[(String, Vec<f32>)], metric: Metric) -> Vec<f32> {
+    impostor_scores(e, e, metric)
+}
+
+/// For each probe `(name, embedding)`, the distance to the nearest gallery photo whose person
+/// has another name (probes with no such photo give no score).
+pub fn impostor_scores(
+    gallery: &[(String, Vec<f32>)],
+    probes: &[(String, Vec<f32>)],
+    metric: Metric,
+) -> Vec<f32> {
     let mut out = Vec::new();
-    for (i, (ni, vi)) in e.iter().enumerate() {
-        let m = e
+    for (ni, vi) in probes {
+        let m = gallery
             .iter()
-            .enumerate()
-            .filter(|(j, (nj, _))| *j != i && nj != ni)
-            .map(|(_, (_, vj))| euclid(vi, vj))
+            .filter(|(nj, _)| nj != ni)
+            .map(|(_, vj)| distance(metric, vi, vj))
             .fold(f32::MAX, f32::min);
         if m < f32::MAX {
             out.push(m);
@@ -388,7 +504,7 @@ pub fn nearest_impostors(e: &[(String, Vec<f32>)]) -> Vec<f32> {
 
 /// The threshold that accepts at most a fraction `far` of impostor distances
 /// (distance <= threshold is accepted).
-pub fn calibrate(impostors: &[f32], far: f64) -> Calibration {
+pub fn calibrate(impostors: &[f32], far: f64, metric: Metric, source: &str) -> Calibration {
     let mut d = impostors.to_vec();
     d.sort_by(|a, b| a.total_cmp(b));
     let allowed = ((far * d.len() as f64).floor() as usize).min(d.len());
@@ -409,10 +525,14 @@ pub fn calibrate(impostors: &[f32], far: f64) -> Calibration {
         threshold,
         far,
         impostors: d.len(),
+        metric,
+        source: Some(source.to_string()),
     }
 }
 
-/// Nearest identity (minimum over each person's photos) with the runner-up person's distance.
+/// Nearest identity (minimum over each person's photos) with the runner-up person's
+/// distance, by Euclidean distance: the plain reference implementation (a hash map per query)
+/// that [`Index::search`] is tested and benchmarked against.
 pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -> Match {
     let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
     for (name, v) in gallery {
@@ -457,6 +577,7 @@ mod tests {
             path: "p.jpg".into(),
             sha256: "h".into(),
             embedding: v,
+            thumbnail: Some(vec![0xff, 0xd8]),
         }
     }
 
@@ -525,11 +646,47 @@ mod tests {
     #[test]
     fn calibration_accepts_the_target_fraction_of_impostors() {
         let imp: Vec<f32> = (1..=10).map(|i| i as f32 / 10.0).collect();
-        let c = calibrate(&imp, 0.2);
+        let c = calibrate(&imp, 0.2, Metric::Euclidean, "t");
         assert!((c.threshold - 0.25).abs() < 1e-6);
         let accepted = imp.iter().filter(|&&d| d <= c.threshold).count();
         assert_eq!(accepted, 2);
-        assert!(calibrate(&imp, 0.0).threshold < 0.1);
+        assert!(calibrate(&imp, 0.0, Metric::Euclidean, "t").threshold < 0.1);
+    }
+
+    /// By hand: gallery a (0,0), b (3,4); labelled photos a' (0,1) (compared with b only:
+    /// |(0,1)-(3,4)| = sqrt(18)), c (0,2) (nearest of anyone: a at 2), d (3,3) (b at 1).
+    #[test]
+    fn impostor_scores_skip_the_same_name() {
+        let g = vec![
+            ("a".to_string(), vec![0.0, 0.0]),
+            ("b".to_string(), vec![3.0, 4.0]),
+        ];
+        let probes = vec![
+            ("a".to_string(), vec![0.0, 1.0]),
+            ("c".to_string(), vec![0.0, 2.0]),
+            ("d".to_string(), vec![3.0, 3.0]),
+        ];
+        let s = impostor_scores(&g, &probes, Metric::Euclidean);
+        assert_eq!(s.len(), 3);
+        assert!((s[0] - 18f32.sqrt()).abs() < 1e-6);
+        assert!((s[1] - 2.0).abs() < 1e-6 && (s[2] - 1.0).abs() < 1e-6);
+        // Self-distance 0; cosine of orthogonal vectors 1, of opposite ones 2.
+        assert_eq!(distance(Metric::Cosine, &[1.0, 0.0], &[0.0, 2.0]), 1.0);
+        assert_eq!(distance(Metric::Cosine, &[1.0, 0.0], &[-2.0, 0.0]), 2.0);
+        assert_eq!(distance(Metric::Euclidean, &[0.3, 0.4], &[0.3, 0.4]), 0.0);
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        db.enroll("a", &model(2), &[photo(vec![0.0, 0.0])]).unwrap();
+        db.enroll("b", &model(2), &[photo(vec![3.0, 4.0])]).unwrap();
+        let c = db
+            .calibrate_labelled(&probes, 0.0, Metric::Euclidean, "folder")
+            .unwrap();
+        assert!(c.threshold < 1.0 && c.threshold > 0.99);
+        assert_eq!(db.thumbnail("a").unwrap(), Some(vec![0xff, 0xd8]));
+        assert_eq!(db.thumbnail("zed").unwrap(), None);
+        assert_eq!(c.source.as_deref(), Some("folder"));
+        db.set_calibration(&c).unwrap();
+        assert_eq!(db.index().unwrap().len(), 2);
     }
 }
 
@@ -563,30 +720,33 @@ pub fn evaluate_open_set(
     known: &[(String, Vec<f32>)],
     unknown: &[Vec<f32>],
     far: f64,
-) -> OpenSetIdReport {
-    let imp = nearest_impostors(enrolled);
+) -> Result<OpenSetIdReport> {
+    let imp = nearest_impostors(enrolled, Metric::Euclidean);
     let calibration = if imp.is_empty() {
         Calibration {
             threshold: 0.6,
             far,
             impostors: 0,
+            metric: Metric::Euclidean,
+            source: None,
         }
     } else {
-        calibrate(&imp, far)
+        calibrate(&imp, far, Metric::Euclidean, "gallery")
     };
+    let index = Index::new(enrolled, Metric::Euclidean)?;
     let t = calibration.threshold;
     // (distance, correct identity) for known probes; distance for unknown probes.
     let known_scored: Vec<(f32, bool)> = known
         .iter()
         .map(|(name, q)| {
-            let m = identify(enrolled, q, f32::MAX);
-            (m.distance, m.nearest.as_deref() == Some(name.as_str()))
+            let m = index.search(q, f32::MAX)?;
+            Ok((m.distance, m.nearest.as_deref() == Some(name.as_str())))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let unknown_d: Vec<f32> = unknown
         .iter()
-        .map(|q| identify(enrolled, q, f32::MAX).distance)
-        .collect();
+        .map(|q| Ok(index.search(q, f32::MAX)?.distance))
+        .collect::<Result<_>>()?;
     let nk = known_scored.len().max(1) as f64;
     let nu = unknown_d.len().max(1) as f64;
     let dir_at = |th: f32| {
@@ -607,7 +767,7 @@ pub fn evaluate_open_set(
         curve.push((far_at(*th), dir_at(*th)));
     }
     curve.push((1.0, dir_at(f32::MAX)));
-    OpenSetIdReport {
+    Ok(OpenSetIdReport {
         enrolled: enrolled.len(),
         known_probes: known.len(),
         unknown_probes: unknown.len(),
@@ -616,7 +776,7 @@ pub fn evaluate_open_set(
         rank1_closed_set: dir_at(f32::MAX),
         calibration,
         curve,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -636,7 +796,7 @@ mod open_set_tests {
             ("b".to_string(), vec![4.0, 0.0]),
         ];
         let unknown = vec![vec![5.0, 5.0]];
-        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0);
+        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0).unwrap();
         // Each enrolled photo's nearest impostor is at 10; FAR 0 puts the threshold just below.
         assert!(r.calibration.threshold < 10.0 && r.calibration.threshold > 9.9);
         assert_eq!(r.rank1_closed_set, 0.5);

@@ -1,0 +1,508 @@
+//! `recog serve`: the web UI (webcam in the browser, frames over a WebSocket, boxes and names
+//! drawn on a canvas, enrolment, the gallery) and its JSON API.
+//!
+//! The face models and the SQLite connection live on one engine thread that serves jobs in
+//! order; the async handlers only decode requests and wait for the engine's answer. One
+//! thread is what the CPU backend would use well anyway, and it keeps the gallery and the
+//! index consistent without locks.
+
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use recog::face::draw;
+use recog::gallery::{self, Gallery, NewPhoto, Recognizer};
+use recog::video::track::{Detection, Tracker, TrackerConfig};
+
+use crate::face::PipeArgs;
+use crate::gallery::DbArg;
+
+const PAGE: &str = include_str!("serve/index.html");
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port). Beyond loopback, enrol and remove need
+    /// the token.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Token for enrol/remove (`Authorization: Bearer TOKEN` or `?token=`); generated and
+    /// printed when listening beyond loopback without one. Also RECOG_TOKEN.
+    #[arg(long, env = "RECOG_TOKEN")]
+    pub token: Option<String>,
+    /// Largest accepted upload or WebSocket frame, in MiB.
+    #[arg(long, default_value_t = 8)]
+    pub max_upload_mib: usize,
+    /// Threshold (default: the gallery's calibrated one, else 0.6).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    #[command(flatten)]
+    pub db: DbArg,
+    #[command(flatten)]
+    pub pipe: PipeArgs,
+}
+
+/// One face of an answer.
+#[derive(Serialize, Clone)]
+struct FaceOut {
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    name: Option<String>,
+    nearest: Option<String>,
+    distance: f32,
+    margin: Option<f32>,
+    /// Track number (WebSocket only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track: Option<u64>,
+}
+
+#[derive(Serialize, Clone)]
+struct IdentifyOut {
+    width: u32,
+    height: u32,
+    threshold: f32,
+    ms: f64,
+    faces: Vec<FaceOut>,
+}
+
+#[derive(Serialize)]
+struct PersonOut {
+    name: String,
+    photos: usize,
+    thumbnail: String,
+}
+
+type Reply<T> = oneshot::Sender<std::result::Result<T, ApiError>>;
+
+enum Job {
+    Identify(Bytes, Reply<(IdentifyOut, Vec<Detection>)>),
+    Enroll(String, Bytes, Reply<usize>),
+    List(Reply<Vec<PersonOut>>),
+    Remove(String, Reply<bool>),
+    Thumbnail(String, Reply<Option<Vec<u8>>>),
+}
+
+/// An API error: status and message, sent as `{"error": "..."}`.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.to_string())
+}
+
+fn internal(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+}
+
+#[derive(Default, Serialize, Clone)]
+struct Stats {
+    /// Frames identified over WebSockets.
+    ws_frames: u64,
+    /// Frames the pages reported as drawn.
+    drawn_frames: u64,
+    /// The labels of the last frame a page drew.
+    last_drawn: Vec<String>,
+    /// Open WebSockets.
+    clients: u64,
+    /// Size of the last WebSocket frame and the faces found in it.
+    last_frame: [u32; 2],
+    last_faces: usize,
+}
+
+#[derive(Clone)]
+struct AppState {
+    jobs: mpsc::Sender<Job>,
+    token: Option<String>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+fn decode(bytes: &[u8]) -> std::result::Result<image::RgbImage, ApiError> {
+    image::load_from_memory(bytes)
+        .map(|i| i.to_rgb8())
+        .map_err(|e| bad(format!("not a PNG or JPEG image: {e}")))
+}
+
+fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {
+    let model = gallery::model_id(&rec.pipeline);
+    for job in jobs {
+        match job {
+            Job::Identify(bytes, tx) => {
+                let t0 = Instant::now();
+                let r = decode(&bytes).and_then(|img| {
+                    let found = rec.recognize(&img).map_err(internal)?;
+                    let dets = found
+                        .iter()
+                        .map(|f| Detection {
+                            face: f.face.clone(),
+                            answer: f.answer.name.clone(),
+                            embedding: f.embedding.clone(),
+                        })
+                        .collect();
+                    Ok((
+                        IdentifyOut {
+                            width: img.width(),
+                            height: img.height(),
+                            threshold: rec.threshold(),
+                            ms: t0.elapsed().as_secs_f64() * 1e3,
+                            faces: found
+                                .into_iter()
+                                .map(|f| FaceOut {
+                                    bbox: [f.face.x0, f.face.y0, f.face.x1, f.face.y1],
+                                    name: f.answer.name,
+                                    nearest: f.answer.nearest,
+                                    distance: f.answer.distance,
+                                    margin: f.answer.margin,
+                                    track: None,
+                                })
+                                .collect(),
+                        },
+                        dets,
+                    ))
+                });
+                let _ = tx.send(r);
+            }
+            Job::Enroll(name, bytes, tx) => {
+                let r = decode(&bytes).and_then(|img| {
+                    let faces = rec
+                        .pipeline
+                        .all_faces(std::slice::from_ref(&img))
+                        .map_err(internal)?
+                        .pop()
+                        .unwrap_or_default();
+                    let boxes: Vec<_> = faces.iter().map(|f| f.0.clone()).collect();
+                    let best = recog::face::pick_central(&img, &boxes)
+                        .ok_or_else(|| bad("no face found in the photo"))?;
+                    let (f, emb) = faces
+                        .into_iter()
+                        .find(|x| x.0 == best)
+                        .ok_or_else(|| internal("face lost"))?;
+                    use sha2::{Digest, Sha256};
+                    let photo = NewPhoto {
+                        path: format!("web:{name}"),
+                        sha256: recog::home::hex(&Sha256::digest(&bytes)),
+                        embedding: emb,
+                        thumbnail: draw::face_thumbnail(&img, &f, 96).ok(),
+                    };
+                    let n = g
+                        .enroll(&name, &model, std::slice::from_ref(&photo))
+                        .map_err(|e| bad(e.to_string()))?;
+                    rec.reload(&g).map_err(internal)?;
+                    Ok(n)
+                });
+                let _ = tx.send(r);
+            }
+            Job::List(tx) => {
+                let r = g.list().map_err(internal).map(|people| {
+                    people
+                        .into_iter()
+                        .map(|p| PersonOut {
+                            thumbnail: format!("/api/people/{}/thumbnail", url_encode(&p.name)),
+                            name: p.name,
+                            photos: p.photos,
+                        })
+                        .collect()
+                });
+                let _ = tx.send(r);
+            }
+            Job::Remove(name, tx) => {
+                let r = g.remove(&name).map_err(internal).and_then(|removed| {
+                    rec.reload(&g).map_err(internal)?;
+                    Ok(removed)
+                });
+                let _ = tx.send(r);
+            }
+            Job::Thumbnail(name, tx) => {
+                let _ = tx.send(g.thumbnail(&name).map_err(internal));
+            }
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl AppState {
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> std::result::Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(job(tx))
+            .map_err(|_| internal("the recognition engine stopped"))?;
+        rx.await
+            .map_err(|_| internal("the recognition engine stopped"))?
+    }
+
+    fn authorize(&self, headers: &HeaderMap, q: &TokenQuery) -> std::result::Result<(), ApiError> {
+        let Some(want) = &self.token else {
+            return Ok(());
+        };
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if bearer == Some(want.as_str()) || q.token.as_deref() == Some(want.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "this server needs its token to change the gallery (Authorization: Bearer TOKEN)"
+                    .into(),
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn api_identify(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> std::result::Result<Json<IdentifyOut>, ApiError> {
+    let (out, _) = s.ask(|tx| Job::Identify(body, tx)).await?;
+    Ok(Json(out))
+}
+
+fn check_name(name: &str) -> std::result::Result<String, ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 100 || n.chars().any(|c| c.is_control()) {
+        return Err(bad("a name must be 1-100 printable characters"));
+    }
+    Ok(n.to_string())
+}
+
+async fn api_enroll(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> std::result::Result<Json<serde_json::Value>, ApiError> {
+    s.authorize(&headers, &q)?;
+    let name = check_name(&name)?;
+    let n = s.ask(|tx| Job::Enroll(name.clone(), body, tx)).await?;
+    Ok(Json(serde_json::json!({ "enrolled": n, "name": name })))
+}
+
+async fn api_list(
+    State(s): State<AppState>,
+) -> std::result::Result<Json<serde_json::Value>, ApiError> {
+    let people = s.ask(Job::List).await?;
+    Ok(Json(serde_json::json!({ "people": people })))
+}
+
+async fn api_remove(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> std::result::Result<Json<serde_json::Value>, ApiError> {
+    s.authorize(&headers, &q)?;
+    if !s.ask(|tx| Job::Remove(name.clone(), tx)).await? {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not in the gallery"),
+        ));
+    }
+    Ok(Json(serde_json::json!({ "removed": name })))
+}
+
+async fn api_thumbnail(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> std::result::Result<Response, ApiError> {
+    match s.ask(|tx| Job::Thumbnail(name.clone(), tx)).await? {
+        Some(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no thumbnail of {name}"),
+        )),
+    }
+}
+
+async fn api_stats(State(s): State<AppState>) -> Json<Stats> {
+    Json(s.stats.lock().map(|g| g.clone()).unwrap_or_default())
+}
+
+async fn ws_upgrade(
+    State(s): State<AppState>,
+    ws: WebSocketUpgrade,
+    limit: axum::extract::Extension<UploadLimit>,
+) -> Response {
+    ws.max_message_size(limit.0 .0)
+        .on_upgrade(move |socket| ws_session(s, socket))
+}
+
+#[derive(Clone, Copy)]
+struct UploadLimit(usize);
+
+/// Binary messages are frames (JPEG/PNG); each gets a JSON answer with the track-voted names.
+/// Text messages `{"type": "drawn", "labels": [...]}` are the page's report of what it drew.
+async fn ws_session(s: AppState, mut socket: WebSocket) {
+    if let Ok(mut st) = s.stats.lock() {
+        st.clients += 1;
+    }
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    while let Some(Ok(msg)) = socket.recv().await {
+        let reply = match msg {
+            Message::Binary(bytes) => match s.ask(|tx| Job::Identify(bytes, tx)).await {
+                Ok((mut out, dets)) => {
+                    for (f, t) in out.faces.iter_mut().zip(tracker.update(&dets)) {
+                        f.name = t.label;
+                        f.track = Some(t.track);
+                    }
+                    if let Ok(mut st) = s.stats.lock() {
+                        st.ws_frames += 1;
+                        st.last_frame = [out.width, out.height];
+                        st.last_faces = out.faces.len();
+                    }
+                    serde_json::json!({ "type": "result", "result": out })
+                }
+                Err(e) => serde_json::json!({ "type": "error", "error": e.1 }),
+            },
+            Message::Text(t) => {
+                #[derive(Deserialize)]
+                struct Drawn {
+                    #[serde(rename = "type")]
+                    kind: String,
+                    #[serde(default)]
+                    labels: Vec<String>,
+                }
+                if let Ok(d) = serde_json::from_str::<Drawn>(t.as_str()) {
+                    if d.kind == "drawn" {
+                        if let Ok(mut st) = s.stats.lock() {
+                            st.drawn_frames += 1;
+                            st.last_drawn = d.labels;
+                        }
+                    }
+                }
+                continue;
+            }
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    if let Ok(mut st) = s.stats.lock() {
+        st.clients = st.clients.saturating_sub(1);
+    }
+}
+
+pub fn run(a: &ServeArgs) -> Result<()> {
+    let token = match (&a.token, a.addr.ip().is_loopback()) {
+        (Some(t), _) => Some(t.clone()),
+        (None, true) => None,
+        (None, false) => {
+            use rand::Rng;
+            let mut r = rand::rng();
+            Some(
+                (0..16)
+                    .map(|_| format!("{:02x}", r.random::<u8>()))
+                    .collect(),
+            )
+        }
+    };
+    let (jobs, rx) = mpsc::channel();
+    // The models hold backend tensors that are not `Send`: the engine thread loads its own
+    // and reports whether that worked before the server starts.
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+    let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
+    std::thread::spawn(move || {
+        let start = || -> Result<(Recognizer, Gallery)> {
+            let pipe = crate::face::pipeline(&pipe_args)?;
+            let g = Gallery::open(&db)?;
+            let rec = Recognizer::new(pipe, &g, threshold)?;
+            Ok((rec, g))
+        };
+        match start() {
+            Ok((rec, g)) => {
+                let _ = ready_tx.send(Ok(()));
+                engine(rec, g, rx);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        }
+    });
+    ready_rx
+        .recv()
+        .context("the recognition engine did not start")??;
+    let limit = a.max_upload_mib.max(1) * 1024 * 1024;
+    let state = AppState {
+        jobs,
+        token: token.clone(),
+        stats: Arc::new(Mutex::new(Stats::default())),
+    };
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/ws", get(ws_upgrade))
+        .route("/api/identify", post(api_identify))
+        .route("/api/people", get(api_list))
+        .route("/api/people/{name}", post(api_enroll).delete(api_remove))
+        .route("/api/people/{name}/thumbnail", get(api_thumbnail))
+        .route("/api/stats", get(api_stats))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::extract::Extension(UploadLimit(limit)))
+        .with_state(state);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.addr)
+            .await
+            .with_context(|| format!("listening on {}", a.addr))?;
+        let local = listener.local_addr()?;
+        let url = match &token {
+            Some(t) => format!("http://{local}/?token={t}"),
+            None => format!("http://{local}/"),
+        };
+        // The first stdout line is the address, so scripts (and the tests) can find the port.
+        println!("recog serve: {url}");
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")
+    })
+}

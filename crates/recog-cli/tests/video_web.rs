@@ -1,0 +1,439 @@
+//! End-to-end tests of `recog watch`, `recog gallery capture` and `recog serve` on real LFW
+//! photos: videos are made from them with FFmpeg, and the web page runs in headless Chromium
+//! with a fake camera fed from a y4m file.
+//!
+//! They need the face models and LFW in `RECOG_HOME` (CI: `../shared`; skipped with a message
+//! without them), and `ffmpeg` and `chromium` on PATH (`.ci/run` installs both; a missing
+//! program fails the test rather than skipping it, unless RECOG_SKIP_BROWSER=1 is set for the
+//! browser test).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn home() -> Option<PathBuf> {
+    let h = PathBuf::from(std::env::var_os("RECOG_HOME")?);
+    let ok = h
+        .join("models/face-api/face_recognition_model-weights_manifest.json")
+        .exists()
+        && h.join("data/lfw/images").is_dir();
+    if ok {
+        Some(h)
+    } else {
+        eprintln!("skipping: RECOG_HOME lacks the face models or LFW");
+        None
+    }
+}
+
+fn recog(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recog"))
+        .args(args)
+        .env("RECOG_HOME", home)
+        .output()
+        .expect("run recog")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn lfw(home: &Path, name: &str, n: u32) -> String {
+    home.join(format!("data/lfw/images/{name}/{name}_{n:04}.jpg"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A 640x480 clip of `seconds` at 25 fps from one still photo, letterboxed like a webcam.
+fn clip(photo: &str, seconds: u32, out: &Path) {
+    let o = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i", photo])
+        .args(["-t", &seconds.to_string(), "-r", "25"])
+        .args([
+            "-vf",
+            "scale=-2:480,pad=640:480:(ow-iw)/2:0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(out)
+        .output()
+        .expect("ffmpeg must be installed (Debian: apt install ffmpeg)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn concat(parts: &[&Path], out: &Path) {
+    let list = out.with_extension("txt");
+    let text: String = parts
+        .iter()
+        .map(|p| format!("file '{}'\n", p.display()))
+        .collect();
+    std::fs::write(&list, text).unwrap();
+    let o = Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+        ])
+        .arg(&list)
+        .args(["-c", "copy"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn watch_names_the_people_of_a_video_and_capture_enrols_from_one() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    let db = db.to_str().unwrap();
+    for (name, n) in [("George_W_Bush", 1), ("Colin_Powell", 1), ("Tony_Blair", 1)] {
+        ok(&recog(
+            &["gallery", "enroll", name, &lfw(&h, name, n), "--db", db],
+            &h,
+        ));
+    }
+    // Two seconds of Bush, then a cut to Powell at the same place in the frame.
+    let (a, b, v) = (
+        dir.path().join("a.mp4"),
+        dir.path().join("b.mp4"),
+        dir.path().join("v.mp4"),
+    );
+    clip(&lfw(&h, "George_W_Bush", 3), 2, &a);
+    clip(&lfw(&h, "Colin_Powell", 2), 2, &b);
+    concat(&[&a, &b], &v);
+    let ann = dir.path().join("annotated.mp4");
+    let summary = dir.path().join("summary.json");
+    let out = ok(&recog(
+        &[
+            "watch",
+            v.to_str().unwrap(),
+            "--db",
+            db,
+            "--out",
+            ann.to_str().unwrap(),
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+        &h,
+    ));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 100, "one JSON line per frame");
+    let name = |l: &serde_json::Value| l["faces"][0]["name"].as_str().map(str::to_string);
+    for l in &lines[..50] {
+        assert_eq!(name(l).as_deref(), Some("George_W_Bush"), "{l}");
+    }
+    // The cut changes the face's appearance, so a new track starts and the vote of the old
+    // one does not carry Bush's name onto Powell.
+    for l in &lines[50..] {
+        assert_eq!(name(l).as_deref(), Some("Colin_Powell"), "{l}");
+    }
+    assert_ne!(
+        lines[49]["faces"][0]["track"],
+        lines[50]["faces"][0]["track"]
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["frames"], 100);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert!(s["fps"].as_f64().unwrap() > 0.0);
+    // The annotated video decodes to as many frames.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&ann)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "640,480,100");
+
+    // Capture: Blair's clip stands in for the webcam; the crops are saved and enrolled, and a
+    // different photo of him is then named.
+    let c = dir.path().join("c.mp4");
+    clip(&lfw(&h, "Tony_Blair", 2), 2, &c);
+    let db2 = dir.path().join("cap.sqlite");
+    let crops = dir.path().join("crops");
+    let out = ok(&recog(
+        &[
+            "gallery",
+            "capture",
+            "Blair_cam",
+            "--source",
+            c.to_str().unwrap(),
+            "--count",
+            "3",
+            "--db",
+            db2.to_str().unwrap(),
+            "--out",
+            crops.to_str().unwrap(),
+        ],
+        &h,
+    ));
+    assert!(out.contains("captured 3 face(s)"), "{out}");
+    assert_eq!(std::fs::read_dir(&crops).unwrap().count(), 3);
+    let out = ok(&recog(
+        &[
+            "identify",
+            &lfw(&h, "Tony_Blair", 3),
+            "--db",
+            db2.to_str().unwrap(),
+            "--json",
+        ],
+        &h,
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["faces"][0]["name"], "Blair_cam", "{v}");
+
+    // A missing source is a one-line error naming it.
+    let o = recog(&["watch", "/nonexistent/video.mp4", "--db", db], &h);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: video /nonexistent/video.mp4: no such file"),
+        "{err}"
+    );
+}
+
+/// A tiny HTTP/1.1 client: (status, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) before reading a large body, and close.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
+    let mut body = resp[split..].to_vec();
+    if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol]).unwrap_or("0").trim();
+        let n = usize::from_str_radix(size, 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[(eol + 4 + n).min(b.len())..];
+    }
+    out
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)))
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    ok(&recog(
+        &[
+            "gallery",
+            "enroll",
+            "Colin_Powell",
+            &lfw(&h, "Colin_Powell", 1),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        &h,
+    ));
+    let mut server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_recog"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "s3cret"])
+            .args(["--max-upload-mib", "1", "--db"])
+            .arg(&db)
+            .env("RECOG_HOME", &h)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("recog serve: http://127.0.0.1:"),
+        "{first}"
+    );
+    let url = first.trim().trim_start_matches("recog serve: ").to_string();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // JSON API.
+    let (st, body) = http(&addr, "GET", "/api/people", &[], b"");
+    assert_eq!(st, 200);
+    assert_eq!(json(&body)["people"][0]["name"], "Colin_Powell");
+    let (st, _) = http(&addr, "GET", "/api/people/Colin_Powell/thumbnail", &[], b"");
+    assert_eq!(st, 200);
+    let photo = std::fs::read(lfw(&h, "Colin_Powell", 3)).unwrap();
+    let (st, body) = http(&addr, "POST", "/api/identify", &[], &photo);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v = json(&body);
+    assert_eq!(v["faces"][0]["name"], "Colin_Powell", "{v}");
+    let (st, body) = http(&addr, "POST", "/api/identify", &[], b"not an image");
+    assert_eq!(st, 400);
+    assert!(json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a PNG or JPEG"));
+    let (st, _) = http(&addr, "POST", "/api/identify", &[], &vec![0u8; 2 << 20]);
+    assert_eq!(st, 413, "uploads over --max-upload-mib are refused");
+    let blair = std::fs::read(lfw(&h, "Tony_Blair", 1)).unwrap();
+    let (st, _) = http(&addr, "POST", "/api/people/Tony_Blair", &[], &blair);
+    assert_eq!(st, 401, "enrolment needs the token");
+    let (st, body) = http(
+        &addr,
+        "POST",
+        "/api/people/Tony_Blair",
+        &["Authorization: Bearer s3cret"],
+        &blair,
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let (st, _) = http(&addr, "DELETE", "/api/people/Tony_Blair", &[], b"");
+    assert_eq!(st, 401);
+    let (st, _) = http(
+        &addr,
+        "DELETE",
+        "/api/people/Tony_Blair?token=s3cret",
+        &[],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let (_, body) = http(&addr, "GET", "/api/people", &[], b"");
+    assert_eq!(json(&body)["people"].as_array().unwrap().len(), 1);
+
+    // The page, in headless Chromium, with Powell's photo as the camera.
+    if std::env::var_os("RECOG_SKIP_BROWSER").is_some() {
+        eprintln!("RECOG_SKIP_BROWSER set: not running the browser part");
+        return;
+    }
+    let y4m = dir.path().join("camera.y4m");
+    let o = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .arg(lfw(&h, "Colin_Powell", 2))
+        .args(["-t", "2", "-r", "10"])
+        .args([
+            "-vf",
+            "scale=-2:480,pad=640:480:(ow-iw)/2:0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&y4m)
+        .output()
+        .expect("ffmpeg must be installed");
+    assert!(o.status.success());
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .expect("chromium must be installed (Debian: apt install chromium)");
+    let _chrome = Kill(
+        Command::new(browser)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+            ])
+            .arg(format!(
+                "--use-file-for-fake-video-capture={}",
+                y4m.display()
+            ))
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("chrome").display()
+            ))
+            .arg(format!("{url}?token=s3cret"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    let mut last = serde_json::Value::Null;
+    while t0.elapsed() < Duration::from_secs(180) {
+        let (_, body) = http(&addr, "GET", "/api/stats", &[], b"");
+        last = json(&body);
+        let drawn: Vec<String> = last["last_drawn"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if last["drawn_frames"].as_u64().unwrap_or(0) >= 3
+            && drawn.iter().any(|l| l.starts_with("Colin_Powell 0."))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("the page did not draw Colin_Powell within 180 s; last stats: {last}");
+}

@@ -1,0 +1,322 @@
+//! Exact nearest-identity search over a flat, contiguous matrix of gallery embeddings.
+//!
+//! The gallery is small enough to search exhaustively (100,000 x 128-d floats are 51 MB):
+//! exact search has no recall loss and no index to rebuild on enrolment. Rows are scanned in
+//! parallel chunks, each keeping only its best two *distinct* people, so a query allocates
+//! nothing per row or per person.
+
+use serde::{Deserialize, Serialize};
+
+use super::Match;
+use crate::{Error, Result};
+
+/// Distance between a query and a gallery photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Euclidean (L2) distance, as dlib's and the notebook's threshold expect.
+    #[default]
+    Euclidean,
+    /// Cosine distance `1 - cos(a, b)`, in [0, 2].
+    Cosine,
+}
+
+/// Rows per thread below which one thread is faster than spawning more.
+const ROWS_PER_THREAD: usize = 16_384;
+
+/// A searchable copy of a gallery's embeddings.
+#[derive(Debug, Clone)]
+pub struct Index {
+    dim: usize,
+    metric: Metric,
+    names: Vec<String>,
+    owner: Vec<u32>,
+    data: Vec<f32>,
+    threads: usize,
+}
+
+/// Best and runner-up distinct people of a scan: (squared distance, person).
+#[derive(Debug, Clone, Copy)]
+struct Top2 {
+    best: (f32, u32),
+    second: (f32, u32),
+}
+
+impl Top2 {
+    const EMPTY: Top2 = Top2 {
+        best: (f32::INFINITY, u32::MAX),
+        second: (f32::INFINITY, u32::MAX),
+    };
+
+    #[inline]
+    fn push(&mut self, d: f32, p: u32) {
+        if d < self.best.0 {
+            if self.best.1 != p {
+                self.second = self.best;
+            }
+            self.best = (d, p);
+        } else if p != self.best.1 && d < self.second.0 {
+            self.second = (d, p);
+        }
+    }
+
+    fn merge(mut self, o: Top2) -> Top2 {
+        self.push(o.best.0, o.best.1);
+        self.push(o.second.0, o.second.1);
+        self
+    }
+}
+
+/// Squared Euclidean distance with eight independent accumulators, so the compiler can keep
+/// them in one SIMD register instead of summing serially.
+#[inline]
+pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += (x - y) * (x - y);
+    }
+    s
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter().map(|x| x / n).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+impl Index {
+    /// Builds the index from `(person, embedding)` rows; every embedding must have the same
+    /// dimension.
+    pub fn new(entries: &[(String, Vec<f32>)], metric: Metric) -> Result<Self> {
+        let dim = entries.first().map_or(0, |e| e.1.len());
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut owner = Vec::with_capacity(entries.len());
+        let mut data = Vec::with_capacity(entries.len() * dim);
+        for (name, v) in entries {
+            if v.len() != dim {
+                return Err(Error::Shape {
+                    name: format!("gallery embedding of {name}"),
+                    expected: vec![dim],
+                    got: vec![v.len()],
+                });
+            }
+            let id = *ids.entry(name.as_str()).or_insert_with(|| {
+                names.push(name.clone());
+                (names.len() - 1) as u32
+            });
+            owner.push(id);
+            match metric {
+                Metric::Euclidean => data.extend_from_slice(v),
+                Metric::Cosine => data.extend(normalized(v)),
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            dim,
+            metric,
+            names,
+            owner,
+            data,
+            threads,
+        })
+    }
+
+    /// Limits the threads one query uses (default: all cores).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Number of photos (rows).
+    pub fn len(&self) -> usize {
+        self.owner.len()
+    }
+
+    /// Whether the index holds no photo.
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_empty()
+    }
+
+    /// Number of distinct people.
+    pub fn people(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn scan(&self, q: &[f32], rows: std::ops::Range<usize>) -> Top2 {
+        let mut t = Top2::EMPTY;
+        let d = self.dim;
+        for r in rows {
+            t.push(squared_l2(&self.data[r * d..(r + 1) * d], q), self.owner[r]);
+        }
+        t
+    }
+
+    fn distance(&self, squared: f32) -> f32 {
+        match self.metric {
+            Metric::Euclidean => squared.max(0.0).sqrt(),
+            // For unit vectors |a - b|^2 = 2 - 2 cos(a, b).
+            Metric::Cosine => squared.max(0.0) / 2.0,
+        }
+    }
+
+    /// The nearest person (minimum over their photos), the runner-up person's distance, and
+    /// "unknown" when the nearest is farther than `threshold`. `query` must have the index's
+    /// dimension.
+    pub fn search(&self, query: &[f32], threshold: f32) -> Result<Match> {
+        if query.len() != self.dim {
+            return Err(Error::Shape {
+                name: "query embedding".into(),
+                expected: vec![self.dim],
+                got: vec![query.len()],
+            });
+        }
+        let q = match self.metric {
+            Metric::Euclidean => query.to_vec(),
+            Metric::Cosine => normalized(query),
+        };
+        let n = self.len();
+        let threads = self.threads.min(n.div_ceil(ROWS_PER_THREAD)).max(1);
+        let top = if threads == 1 {
+            self.scan(&q, 0..n)
+        } else {
+            let chunk = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let q = &q;
+                        s.spawn(move || self.scan(q, t * chunk..((t + 1) * chunk).min(n)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(Top2::EMPTY))
+                    .fold(Top2::EMPTY, Top2::merge)
+            })
+        };
+        let name_of = |p: u32| self.names.get(p as usize).cloned();
+        let nearest = name_of(top.best.1);
+        let distance = if nearest.is_some() {
+            self.distance(top.best.0)
+        } else {
+            f32::MAX
+        };
+        let runner_up = name_of(top.second.1).map(|_| self.distance(top.second.0));
+        Ok(Match {
+            name: if nearest.is_some() && distance <= threshold {
+                nearest.clone()
+            } else {
+                None
+            },
+            nearest,
+            distance,
+            runner_up,
+            margin: runner_up.map(|r| r - distance),
+            threshold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::distance::euclidean;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, people: usize, dim: usize, seed: u64) -> Vec<(String, Vec<f32>)> {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                (
+                    format!("p{}", i % people),
+                    (0..dim).map(|_| r.random_range(-1.0f32..1.0)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Against the naive per-person minimum with a hash map (`gallery::identify`), with
+    /// several threads over chunks smaller than the data so the merge is exercised.
+    #[test]
+    fn matches_naive_search() {
+        let g = random(40_000, 700, 19, 1);
+        let queries = random(30, 1, 19, 2);
+        let mut idx = Index::new(&g, Metric::Euclidean).unwrap().with_threads(3);
+        assert_eq!(idx.people(), 700);
+        for (_, q) in &queries {
+            let a = idx.search(q, 1.0).unwrap();
+            let b = super::super::identify(&g, q, 1.0);
+            assert_eq!(a.nearest, b.nearest);
+            assert!((a.distance - b.distance).abs() < 1e-4);
+            assert!((a.runner_up.unwrap() - b.runner_up.unwrap()).abs() < 1e-4);
+            assert_eq!(a.name, b.name);
+        }
+        idx = idx.with_threads(1);
+        let a = idx.search(&queries[0].1, 0.0).unwrap();
+        assert_eq!(a.name, None);
+        assert!(a.nearest.is_some());
+    }
+
+    /// Cosine distance `1 - a.b / (|a||b|)` by hand; self-distance 0 for both metrics.
+    #[test]
+    fn cosine_and_self_distance() {
+        let g = vec![
+            ("a".to_string(), vec![3.0, 0.0]),
+            ("b".to_string(), vec![0.0, 1.0]),
+        ];
+        let idx = Index::new(&g, Metric::Cosine).unwrap();
+        let m = idx.search(&[1.0, 1.0], 1.0).unwrap();
+        let want = 1.0 - 1.0 / 2f32.sqrt();
+        assert!((m.distance - want).abs() < 1e-6);
+        assert!((m.runner_up.unwrap() - want).abs() < 1e-6);
+        let m = idx.search(&[6.0, 0.0], 0.0).unwrap();
+        assert_eq!(m.name.as_deref(), Some("a"));
+        assert!(m.distance.abs() < 1e-6);
+        let e = Index::new(&g, Metric::Euclidean).unwrap();
+        assert_eq!(e.search(&[0.0, 1.0], 0.0).unwrap().distance, 0.0);
+        assert!(
+            (squared_l2(&[1.0; 13], &[0.0; 13]) - euclidean(&[1.0; 13], &[0.0; 13]).powi(2)).abs()
+                < 1e-5
+        );
+    }
+
+    #[test]
+    fn errors_on_shapes_and_empty() {
+        let g = vec![
+            ("a".to_string(), vec![1.0, 0.0]),
+            ("b".to_string(), vec![1.0]),
+        ];
+        assert!(matches!(
+            Index::new(&g, Metric::Euclidean),
+            Err(Error::Shape { .. })
+        ));
+        let idx = Index::new(&g[..1], Metric::Euclidean).unwrap();
+        assert!(matches!(idx.search(&[1.0], 1.0), Err(Error::Shape { .. })));
+        let empty = Index::new(&[], Metric::Euclidean).unwrap();
+        let m = empty.search(&[], 1.0).unwrap();
+        assert_eq!(m.name, None);
+        assert_eq!(m.nearest, None);
+    }
+}

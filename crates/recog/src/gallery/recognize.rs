@@ -1,0 +1,100 @@
+//! Every face of an image, named from a gallery: the step shared by `identify`, `watch`
+//! and `serve`.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::{Gallery, Index, Match, ModelId};
+use crate::face::{FaceBox, FacePipeline};
+use crate::Result;
+
+/// Threshold used when a gallery was never calibrated: dlib's verification threshold.
+pub const DEFAULT_THRESHOLD: f32 = 0.6;
+
+/// One recognised face.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recognized {
+    /// The face box (with keypoints and landmarks).
+    pub face: FaceBox,
+    /// Name or unknown, distance, margin.
+    pub answer: Match,
+    /// The face's embedding.
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
+}
+
+/// The model id of a pipeline's embedder, as the gallery stores it.
+pub fn model_id(p: &FacePipeline) -> ModelId {
+    ModelId {
+        name: p.embedder.name(),
+        sha256: p.embedder.weights_sha256(),
+        dim: p.embedder.dim(),
+    }
+}
+
+/// A face pipeline with a gallery's index and threshold.
+pub struct Recognizer {
+    /// Detection, alignment, embedding.
+    pub pipeline: FacePipeline,
+    index: Index,
+    threshold: f32,
+    fixed_threshold: Option<f32>,
+}
+
+impl Recognizer {
+    /// Checks that the gallery was made by the pipeline's model and loads its index; the
+    /// threshold is `threshold`, else the gallery's calibrated one, else
+    /// [`DEFAULT_THRESHOLD`].
+    pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
+        gallery.check_model(&model_id(&pipeline))?;
+        let mut r = Self {
+            pipeline,
+            index: Index::new(&[], Default::default())?,
+            threshold: DEFAULT_THRESHOLD,
+            fixed_threshold: threshold,
+        };
+        r.reload(gallery)?;
+        Ok(r)
+    }
+
+    /// Re-reads the gallery (after an enrolment or a removal).
+    pub fn reload(&mut self, gallery: &Gallery) -> Result<()> {
+        self.index = gallery.index()?;
+        self.threshold = match self.fixed_threshold {
+            Some(t) => t,
+            None => gallery
+                .calibration()?
+                .map_or(DEFAULT_THRESHOLD, |c| c.threshold),
+        };
+        Ok(())
+    }
+
+    /// The threshold in use.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// The index (photos, people, metric).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Every face in the image with its answer.
+    pub fn recognize(&self, img: &RgbImage) -> Result<Vec<Recognized>> {
+        let faces = self
+            .pipeline
+            .all_faces(std::slice::from_ref(img))?
+            .pop()
+            .unwrap_or_default();
+        faces
+            .into_iter()
+            .map(|(face, e)| {
+                Ok(Recognized {
+                    face,
+                    answer: self.index.search(&e, self.threshold)?,
+                    embedding: e,
+                })
+            })
+            .collect()
+    }
+}
