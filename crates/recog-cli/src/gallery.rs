@@ -77,6 +77,10 @@ pub enum GalleryCommand {
         /// Distance to calibrate (identification then uses it).
         #[arg(long, value_enum, default_value_t = MetricArg::Euclidean)]
         metric: MetricArg,
+        /// What the threshold applies to: the ratio test (nearest / runner-up distance, capped
+        /// at the verification distance 0.6) or the nearest distance alone.
+        #[arg(long, value_enum, default_value_t = RuleArg::Ratio)]
+        rule: RuleArg,
         /// A labelled folder: each photo's distance to the nearest gallery person of another
         /// name is an impostor score.
         #[arg(long)]
@@ -130,9 +134,12 @@ pub enum GalleryCommand {
         /// Only the first N people (alphabetically) of each kind, for quick runs.
         #[arg(long)]
         limit_people: Option<usize>,
-        /// Output folder (report JSON, DIR-vs-FAR plot).
+        /// Output folder (report JSON, DIR-vs-FAR plot, the embeddings).
         #[arg(long, default_value = "report/lfw-openset")]
         out: PathBuf,
+        /// Reuse the embeddings a previous run left in the output folder (same photos).
+        #[arg(long)]
+        reuse: bool,
         #[command(flatten)]
         pipe: PipeArgs,
         /// Print JSON.
@@ -155,7 +162,7 @@ pub struct IdentifyArgs {
     pub images: Vec<PathBuf>,
     #[command(flatten)]
     pub db: DbArg,
-    /// Threshold (default: the gallery's calibrated one, else 0.6).
+    /// A distance threshold (default: the gallery's calibrated rule, else distance <= 0.6).
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Folder for annotated copies (`<stem>.identified.png`).
@@ -178,6 +185,34 @@ pub enum MetricArg {
     Euclidean,
     /// Cosine distance, 1 - cos.
     Cosine,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleArg {
+    /// Lowe's ratio test: nearest / runner-up person distance (and nearest <= 0.6).
+    Ratio,
+    /// The nearest person's distance (the notebook's rule).
+    Distance,
+}
+
+impl From<RuleArg> for gallery::Rule {
+    fn from(r: RuleArg) -> Self {
+        match r {
+            RuleArg::Ratio => gallery::Rule::Ratio,
+            RuleArg::Distance => gallery::Rule::Distance,
+        }
+    }
+}
+
+/// "distance <= 0.412" or "ratio <= 0.860 and distance <= 0.6".
+pub fn describe(a: &gallery::Acceptance) -> String {
+    match a.rule {
+        gallery::Rule::Distance => format!("distance <= {:.3}", a.threshold),
+        gallery::Rule::Ratio => format!(
+            "ratio <= {:.3} and distance <= {}",
+            a.threshold, a.max_distance
+        ),
+    }
 }
 
 impl From<MetricArg> for gallery::Metric {
@@ -445,8 +480,10 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 }
                 if let Some(c) = g.calibration()? {
                     println!(
-                        "threshold {:.4} (FAR {} per probe, {} impostor scores)",
-                        c.threshold, c.far, c.impostors
+                        "accept {} (FAR {} per probe, {} impostor scores)",
+                        describe(&c.acceptance()),
+                        c.far,
+                        c.impostors
                     );
                 }
             }
@@ -461,6 +498,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
         GalleryCommand::Calibrate {
             far,
             metric,
+            rule,
             from,
             per_person,
             db,
@@ -472,12 +510,18 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             }
             let g = Gallery::open(&db.path())?;
             let c = match &from {
-                None => g.calibrate_self(far, metric.into())?,
+                None => g.calibrate_self(far, metric.into(), rule.into())?,
                 Some(dir) => {
                     let p = crate::face::pipeline(&pipe)?;
                     g.check_model(&model_id(&p))?;
                     let labelled = embed_labelled(&p, dir, per_person, &bars)?;
-                    g.calibrate_labelled(&labelled, far, metric.into(), &dir.display().to_string())?
+                    g.calibrate_labelled(
+                        &labelled,
+                        far,
+                        metric.into(),
+                        rule.into(),
+                        &dir.display().to_string(),
+                    )?
                 }
             };
             g.set_calibration(&c)?;
@@ -485,8 +529,8 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 println!(
-                    "threshold {:.4} ({:?}) for FAR {} per probe ({} impostor scores from {}); stored in the gallery",
-                    c.threshold,
+                    "accept {} ({:?}) for FAR {} per probe ({} impostor scores from {}); stored in the gallery",
+                    describe(&c.acceptance()),
                     c.metric,
                     c.far,
                     c.impostors,
@@ -513,10 +557,11 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             far,
             limit_people,
             out,
+            reuse,
             pipe,
             json,
         } => {
-            eval_lfw(far, limit_people, &out, &pipe, json)?;
+            eval_lfw(far, limit_people, &out, &pipe, json, reuse)?;
         }
         GalleryCommand::Import { file, db } => {
             let text = std::fs::read_to_string(&file)
@@ -557,7 +602,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             a.db.path().display()
         );
     }
-    let threshold = rec.threshold();
+    let rule = describe(&rec.acceptance());
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir)?;
     }
@@ -622,12 +667,12 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
         for r in &out {
             for f in &r.faces {
                 println!(
-                    "{}\t{}\tdistance {:.3}\tmargin {}\t(threshold {:.3})",
+                    "{}\t{}\tdistance {:.3}\tmargin {}\t(accept {})",
                     r.file.display(),
                     f.answer.name.as_deref().unwrap_or("unknown"),
                     f.answer.distance,
                     f.answer.margin.map_or("-".into(), |m| format!("{m:.3}")),
-                    threshold
+                    rule
                 );
             }
             if r.faces.is_empty() && r.error.is_none() {
@@ -647,6 +692,7 @@ fn eval_lfw(
     out: &Path,
     pipe_args: &PipeArgs,
     json: bool,
+    reuse: bool,
 ) -> Result<()> {
     let dir = Home::from_env().data_dir("lfw").join("images");
     let people = recog::data::folder::people(&dir)?;
@@ -659,12 +705,42 @@ fn eval_lfw(
     for (_, f) in multi.iter().chain(single.iter()).map(|p| (&p.0, &p.1)) {
         files.extend(f.iter().cloned());
     }
-    let pipe = crate::face::pipeline(pipe_args)?;
     let bars = Bars::new(json);
     let t0 = std::time::Instant::now();
-    let res = pipe.embed_files(&files, 16, true, &bars)?;
+    // Embeddings are kept next to the report, so other scorings can be tried on them without
+    // embedding 13,233 photos again (`--reuse`).
+    let cache = out.join("embeddings.json");
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let cached: Option<Vec<Vec<f32>>> = if reuse {
+        std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|t| serde_json::from_str::<(Vec<String>, Vec<Vec<f32>>)>(&t).ok())
+            .filter(|(n, _)| n == &names)
+            .map(|(_, e)| e)
+    } else {
+        None
+    };
+    let reused = cached.is_some();
+    let embeddings = match cached {
+        Some(e) => e,
+        None => {
+            let pipe = crate::face::pipeline(pipe_args)?;
+            let e: Vec<Vec<f32>> = pipe
+                .embed_files(&files, 16, true, &bars)?
+                .into_iter()
+                .map(|r| r.embedding)
+                .collect();
+            std::fs::create_dir_all(out)?;
+            std::fs::write(&cache, serde_json::to_string(&(&names, &e))?)
+                .with_context(|| format!("writing {}", cache.display()))?;
+            e
+        }
+    };
     let secs = t0.elapsed().as_secs_f64();
-    let mut emb = res.into_iter().map(|r| r.embedding);
+    if reused {
+        eprintln!("reused the embeddings in {}", cache.display());
+    }
+    let mut emb = embeddings.into_iter();
     let (mut enrolled, mut known, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
     for (name, f) in &multi {
         for (i, _) in f.iter().enumerate() {
@@ -679,51 +755,66 @@ fn eval_lfw(
     for _ in &single {
         unknown.push(emb.next().unwrap_or_default());
     }
-    let r = gallery::evaluate_open_set(&enrolled, &known, &unknown, far)?;
+    // Both rules on the same embeddings: the notebook's distance threshold and the ratio test.
+    let rules = [
+        ("distance", gallery::Rule::Distance),
+        ("ratio", gallery::Rule::Ratio),
+    ];
+    let mut reports = Vec::new();
+    for (_, rule) in rules {
+        reports.push(gallery::evaluate_open_set(
+            &enrolled, &known, &unknown, far, rule,
+        )?);
+    }
     std::fs::create_dir_all(out)?;
-    let pts: Vec<(f64, f64)> = r
-        .curve
+    let series: Vec<recog::plot::Series> = rules
         .iter()
-        .filter(|p| p.0 > 0.0)
-        .map(|p| (p.0.log10(), p.1))
+        .zip(&reports)
+        .map(|((name, _), r)| recog::plot::Series {
+            label: format!("{name} rule"),
+            points: r
+                .curve
+                .iter()
+                .filter(|p| p.0 > 0.0)
+                .map(|p| (p.0.log10(), p.1))
+                .collect(),
+        })
         .collect();
     recog::plot::line_chart(
         &out.join("dir_far.png"),
         &format!(
             "LFW one-shot open-set identification ({} enrolled)",
-            r.enrolled
+            reports[0].enrolled
         ),
         "log10 FAR (never-enrolled probes accepted)",
         "DIR (enrolled probes named correctly)",
-        &[recog::plot::Series {
-            label: "face ResNet".into(),
-            points: pts,
-        }],
+        &series,
     )?;
-    let text = serde_json::to_string_pretty(
-        &serde_json::json!({"report": &r, "images": files.len(), "seconds": secs}),
-    )?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "distance_rule": &reports[0], "ratio_rule": &reports[1],
+        "images": files.len(), "seconds": secs, "embeddings_reused": reused,
+    }))?;
     std::fs::write(out.join("openset.json"), &text)?;
     if json {
         println!("{text}");
     } else {
-        println!("{} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images, {:.1} images/s)", r.enrolled, r.known_probes, r.unknown_probes, files.len(), files.len() as f64 / secs);
-        println!(
-            "threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos)",
-            r.calibration.threshold, r.calibration.far, r.calibration.impostors
-        );
-        println!(
-            "rank-1 identification of enrolled probes at the threshold (DIR): {:.2}%",
-            100.0 * r.dir_at_threshold
-        );
-        println!(
-            "never-enrolled probes answered unknown: {:.2}%",
-            100.0 * r.unknown_rejected_at_threshold
-        );
+        let r = &reports[0];
+        println!("{} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images{})", r.enrolled, r.known_probes, r.unknown_probes, files.len(),
+            if reused { ", embeddings reused".to_string() } else { format!(", {:.1} images/s", files.len() as f64 / secs) });
         println!(
             "rank-1 without a threshold: {:.2}%",
             100.0 * r.rank1_closed_set
         );
+        for ((name, _), r) in rules.iter().zip(&reports) {
+            println!(
+                "{name} rule: threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos): DIR {:.2}%, never-enrolled answered unknown {:.2}%",
+                r.calibration.threshold,
+                r.calibration.far,
+                r.calibration.impostors,
+                100.0 * r.dir_at_threshold,
+                100.0 * r.unknown_rejected_at_threshold
+            );
+        }
         println!("plot: {}", out.join("dir_far.png").display());
     }
     Ok(())
@@ -925,15 +1016,16 @@ pub fn demo_step(out: &Path) -> Result<String> {
         &labelled,
         0.01,
         gallery::Metric::Euclidean,
+        gallery::Rule::Ratio,
         "300 LFW strangers",
     )?;
     g.set_calibration(&c)?;
     let rec = gallery::Recognizer::new(p, &g, None)?;
     let mut md = format!(
-        "\n## One-shot face recognition (Part VII)\n\nGallery: the first photo of each of {} (`{}`). Threshold {:.3}, calibrated for FAR 1% per probe on {} LFW strangers (`recog gallery calibrate --from`). Probes: their other photos, and photos of 4 people never enrolled.\n\n| photo | truth | answer | distance | margin |\n|---|---|---|---|---|\n",
+        "\n## One-shot face recognition (Part VII)\n\nGallery: the first photo of each of {} (`{}`). Accept {}, calibrated for FAR 1% per probe on {} LFW strangers (`recog gallery calibrate --from`). Probes: their other photos, and photos of 4 people never enrolled.\n\n| photo | truth | answer | distance | margin |\n|---|---|---|---|---|\n",
         enrolled.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(", "),
         db.display(),
-        c.threshold,
+        describe(&c.acceptance()),
         c.impostors
     );
     let (mut right, mut total) = (0, 0);

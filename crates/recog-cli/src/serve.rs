@@ -44,7 +44,7 @@ pub struct ServeArgs {
     /// Largest accepted upload or WebSocket frame, in MiB.
     #[arg(long, default_value_t = 8)]
     pub max_upload_mib: usize,
-    /// Threshold (default: the gallery's calibrated one, else 0.6).
+    /// A distance threshold (default: the gallery's calibrated rule, else distance <= 0.6).
     #[arg(long)]
     pub threshold: Option<f32>,
     #[command(flatten)]
@@ -72,6 +72,8 @@ struct IdentifyOut {
     width: u32,
     height: u32,
     threshold: f32,
+    /// The decision rule, e.g. "ratio <= 0.860 and distance <= 0.6".
+    accept: String,
     ms: f64,
     faces: Vec<FaceOut>,
 }
@@ -160,6 +162,7 @@ fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {
                             width: img.width(),
                             height: img.height(),
                             threshold: rec.threshold(),
+                            accept: crate::gallery::describe(&rec.acceptance()),
                             ms: t0.elapsed().as_secs_f64() * 1e3,
                             faces: found
                                 .into_iter()

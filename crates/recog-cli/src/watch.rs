@@ -22,7 +22,7 @@ pub struct WatchArgs {
     pub source: String,
     #[command(flatten)]
     pub db: DbArg,
-    /// Threshold (default: the gallery's calibrated one, else 0.6).
+    /// A distance threshold (default: the gallery's calibrated rule, else distance <= 0.6).
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Write the annotated video here (`.mp4`, `.mkv`, ...).
@@ -77,6 +77,7 @@ struct Summary {
     latency_ms_mean: f64,
     latency_ms_p95: f64,
     threshold: f32,
+    accept: String,
     gallery_people: usize,
 }
 
@@ -239,6 +240,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
             .copied()
             .unwrap_or(0.0),
         threshold: rec.threshold(),
+        accept: crate::gallery::describe(&rec.acceptance()),
         gallery_people: rec.index().people(),
     };
     eprintln!(

@@ -229,10 +229,59 @@ fn gallery_enroll_calibrate_identify_remove() {
         v[1]["faces"][0]["name"].is_null(),
         "a person never enrolled is unknown: {v}"
     );
+    // The default rule is the ratio test: unknown means the ratio is over the threshold or
+    // the distance over 0.6.
+    let u = &v[1]["faces"][0];
+    assert_eq!(u["rule"], "ratio", "{v}");
     assert!(
-        v[1]["faces"][0]["distance"].as_f64().unwrap()
-            > v[1]["faces"][0]["threshold"].as_f64().unwrap()
+        u["ratio"].as_f64().unwrap() > u["threshold"].as_f64().unwrap()
+            || u["distance"].as_f64().unwrap() > 0.6,
+        "{v}"
     );
+    // Calibration from a labelled folder of strangers, on the distance rule.
+    let strangers = dir.path().join("strangers");
+    for p in [
+        "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+        "Aaron_Guiel/Aaron_Guiel_0001.jpg",
+        "Aaron_Patterson/Aaron_Patterson_0001.jpg",
+    ] {
+        let to = strangers.join(p);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lfw(&h, p), &to).unwrap();
+    }
+    let o = recog(
+        &[
+            "gallery",
+            "calibrate",
+            "--from",
+            strangers.to_str().unwrap(),
+            "--rule",
+            "distance",
+            "--db",
+            db_s,
+            "--json",
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["impostors"], 3, "{c}");
+    assert_eq!(c["rule"], "distance");
+    assert_eq!(c["source"], strangers.to_str().unwrap());
+    // FAR 1% of 3 scores accepts none: the threshold lies under the nearest stranger.
+    let o = recog(
+        &[
+            "identify",
+            &lfw(&h, "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"),
+            "--db",
+            db_s,
+            "--json",
+        ],
+        &h,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v[0]["faces"][0]["name"].is_null(), "{v}");
+    assert_eq!(v[0]["faces"][0]["rule"], "distance", "{v}");
     assert!(ann.join("Colin_Powell_0003.identified.png").exists());
     let rm = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
     assert!(rm.status.success());

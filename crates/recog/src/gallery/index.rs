@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Match;
+use super::{Acceptance, Match, Rule};
 use crate::{Error, Result};
 
 /// Distance between a query and a gallery photo.
@@ -234,8 +234,15 @@ impl Index {
             distance,
             runner_up,
             margin: runner_up.map(|r| r - distance),
+            ratio: runner_up.map(|r| if r > 0.0 { distance / r } else { 1.0 }),
             threshold,
+            rule: Rule::Distance,
         })
+    }
+
+    /// [`Index::search`] under any decision rule.
+    pub fn decide(&self, query: &[f32], acceptance: &Acceptance) -> Result<Match> {
+        Ok(acceptance.decide(self.search(query, f32::MAX)?))
     }
 }
 

@@ -64,8 +64,84 @@ pub struct Match {
     pub runner_up: Option<f32>,
     /// `runner_up - distance`.
     pub margin: Option<f32>,
-    /// The threshold applied.
+    /// `distance / runner_up`: near 1 when the nearest person is hardly nearer than the next.
+    #[serde(default)]
+    pub ratio: Option<f32>,
+    /// The threshold applied (to the distance, or to the ratio under [`Rule::Ratio`]).
     pub threshold: f32,
+    /// The rule the threshold applies to.
+    #[serde(default)]
+    pub rule: Rule,
+}
+
+/// What the calibrated threshold applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// Accept when the nearest person's distance is under the threshold (the notebook's rule).
+    #[default]
+    Distance,
+    /// Lowe's ratio test: accept when `distance / runner-up distance` is under the threshold
+    /// and the distance is under the pipeline's verification threshold (0.6 Euclidean), so a
+    /// small gallery cannot accept a far face just because everyone else is farther. A
+    /// stranger is about as far from their nearest enrolled face as from the next one; a
+    /// genuine probe is much nearer its own.
+    Ratio,
+}
+
+/// The largest distance a [`Rule::Ratio`] accepts: dlib's verification threshold 0.6
+/// (Euclidean; for unit vectors, cosine distance 0.6^2 / 2 = 0.18).
+pub fn verification_distance(metric: Metric) -> f32 {
+    match metric {
+        Metric::Euclidean => 0.6,
+        Metric::Cosine => 0.18,
+    }
+}
+
+/// A decision rule with its threshold: what turns a nearest match into a name or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// The rule.
+    pub rule: Rule,
+    /// Its threshold.
+    pub threshold: f32,
+    /// The distance cap of [`Rule::Ratio`].
+    pub max_distance: f32,
+}
+
+impl Acceptance {
+    /// Accept at or under a distance.
+    pub fn distance(threshold: f32) -> Self {
+        Self {
+            rule: Rule::Distance,
+            threshold,
+            max_distance: f32::MAX,
+        }
+    }
+
+    /// The score the threshold applies to, from the nearest and the runner-up distances
+    /// (lower is more confident).
+    pub fn score(rule: Rule, nearest: f32, runner_up: Option<f32>) -> f32 {
+        match rule {
+            Rule::Distance => nearest,
+            Rule::Ratio => match runner_up {
+                Some(r) if r > 0.0 => nearest / r,
+                Some(_) => 1.0,
+                // One person in the gallery: only the distance cap decides.
+                None => 0.0,
+            },
+        }
+    }
+
+    /// Fills in `name`, `threshold` and `rule` of a match found without a threshold.
+    pub fn decide(&self, mut m: Match) -> Match {
+        let s = Self::score(self.rule, m.distance, m.runner_up);
+        let ok = m.nearest.is_some() && s <= self.threshold && m.distance <= self.max_distance;
+        m.name = if ok { m.nearest.clone() } else { None };
+        m.threshold = self.threshold;
+        m.rule = self.rule;
+        m
+    }
 }
 
 /// A threshold calibrated for a false-accept rate.
@@ -84,6 +160,23 @@ pub struct Calibration {
     /// Where the impostor scores came from (`gallery`, or the labelled folder).
     #[serde(default)]
     pub source: Option<String>,
+    /// What the threshold applies to.
+    #[serde(default)]
+    pub rule: Rule,
+}
+
+impl Calibration {
+    /// The decision this calibration stands for.
+    pub fn acceptance(&self) -> Acceptance {
+        Acceptance {
+            rule: self.rule,
+            threshold: self.threshold,
+            max_distance: match self.rule {
+                Rule::Distance => f32::MAX,
+                Rule::Ratio => verification_distance(self.metric),
+            },
+        }
+    }
 }
 
 /// Export format: everything but the thumbnails.
@@ -379,13 +472,13 @@ impl Gallery {
     /// so the threshold that accepts a fraction `far` of those is the open-set threshold for
     /// a false-accept rate `far` per probe (not per comparison, which would be far too lax
     /// against a large gallery).
-    pub fn calibrate_self(&self, far: f64, metric: Metric) -> Result<Calibration> {
+    pub fn calibrate_self(&self, far: f64, metric: Metric, rule: Rule) -> Result<Calibration> {
         let e = self.embeddings()?;
-        let nearest = nearest_impostors(&e, metric);
-        if nearest.is_empty() {
+        let pairs = impostor_pairs(&e, &e, metric);
+        if pairs.is_empty() {
             return Err(self.err("calibration needs photos of at least two people"));
         }
-        Ok(calibrate(&nearest, far, metric, "gallery"))
+        Ok(calibrate_rule(&pairs, far, metric, rule, "gallery"))
     }
 
     /// Calibrates on a labelled set of photos (e.g. LFW): each photo's distance to the
@@ -395,16 +488,17 @@ impl Gallery {
         labelled: &[(String, Vec<f32>)],
         far: f64,
         metric: Metric,
+        rule: Rule,
         source: &str,
     ) -> Result<Calibration> {
         let e = self.embeddings()?;
-        let scores = impostor_scores(&e, labelled, metric);
-        if scores.is_empty() {
+        let pairs = impostor_pairs(&e, labelled, metric);
+        if pairs.is_empty() {
             return Err(self.err(format!(
                 "calibration from {source}: no photo has a gallery person of another name to compare with"
             )));
         }
-        Ok(calibrate(&scores, far, metric, source))
+        Ok(calibrate_rule(&pairs, far, metric, rule, source))
     }
 
     /// A searchable index of the stored embeddings, with the calibrated metric (Euclidean if
@@ -481,6 +575,62 @@ pub fn nearest_impostors(e: &[(String, Vec<f32>)], metric: Metric) -> Vec<f32> {
     impostor_scores(e, e, metric)
 }
 
+/// For each probe, the distances to the nearest and the runner-up gallery *people* among
+/// those with another name: what the probe would score as a stranger.
+pub fn impostor_pairs(
+    gallery: &[(String, Vec<f32>)],
+    probes: &[(String, Vec<f32>)],
+    metric: Metric,
+) -> Vec<(f32, Option<f32>)> {
+    let mut out = Vec::new();
+    for (ni, vi) in probes {
+        let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
+        for (nj, vj) in gallery.iter().filter(|(nj, _)| nj != ni) {
+            let d = distance(metric, vi, vj);
+            let e = best.entry(nj.as_str()).or_insert(f32::MAX);
+            *e = e.min(d);
+        }
+        let mut d: Vec<f32> = best.into_values().collect();
+        d.sort_by(|a, b| a.total_cmp(b));
+        if let Some(&d1) = d.first() {
+            out.push((d1, d.get(1).copied()));
+        }
+    }
+    out
+}
+
+/// Calibrates a rule on impostor (nearest, runner-up) pairs.
+pub fn calibrate_rule(
+    pairs: &[(f32, Option<f32>)],
+    far: f64,
+    metric: Metric,
+    rule: Rule,
+    source: &str,
+) -> Calibration {
+    let cap = match rule {
+        Rule::Distance => f32::MAX,
+        Rule::Ratio => verification_distance(metric),
+    };
+    // A stranger beyond the cap is rejected whatever the score: give it an infinite score so
+    // that the FAR counts it among the rejected.
+    let scores: Vec<f32> = pairs
+        .iter()
+        .map(|&(d1, d2)| {
+            if d1 > cap {
+                f32::INFINITY
+            } else {
+                Acceptance::score(rule, d1, d2)
+            }
+        })
+        .collect();
+    let mut c = calibrate(&scores, far, metric, source);
+    c.rule = rule;
+    if !c.threshold.is_finite() {
+        c.threshold = f32::MAX;
+    }
+    c
+}
+
 /// For each probe `(name, embedding)`, the distance to the nearest gallery photo whose person
 /// has another name (probes with no such photo give no score).
 pub fn impostor_scores(
@@ -527,6 +677,7 @@ pub fn calibrate(impostors: &[f32], far: f64, metric: Metric, source: &str) -> C
         impostors: d.len(),
         metric,
         source: Some(source.to_string()),
+        rule: Rule::Distance,
     }
 }
 
@@ -556,7 +707,9 @@ pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -
         distance,
         runner_up,
         margin: runner_up.map(|r| r - distance),
+        ratio: runner_up.map(|r| if r > 0.0 { distance / r } else { 1.0 }),
         threshold,
+        rule: Rule::Distance,
     }
 }
 
@@ -653,6 +806,58 @@ mod tests {
         assert!(calibrate(&imp, 0.0, Metric::Euclidean, "t").threshold < 0.1);
     }
 
+    /// By hand: gallery a (0,0) and (1,0), b (3,4), c (0,2). Probe "a" at (0,1) is compared
+    /// with b (sqrt(18) = 4.243) and c (1) only: (1, 4.243). Probe "z" at (1,0): a at 0 (its
+    /// nearer photo), c at sqrt(5) = 2.236, b at sqrt(20): (0, 2.236).
+    #[test]
+    fn impostor_pairs_and_the_ratio_rule_by_hand() {
+        let g = vec![
+            ("a".to_string(), vec![0.0, 0.0]),
+            ("a".to_string(), vec![1.0, 0.0]),
+            ("b".to_string(), vec![3.0, 4.0]),
+            ("c".to_string(), vec![0.0, 2.0]),
+        ];
+        let probes = vec![
+            ("a".to_string(), vec![0.0, 1.0]),
+            ("z".to_string(), vec![1.0, 0.0]),
+        ];
+        let p = impostor_pairs(&g, &probes, Metric::Euclidean);
+        assert!((p[0].0 - 1.0).abs() < 1e-6 && (p[0].1.unwrap() - 18f32.sqrt()).abs() < 1e-5);
+        assert!(p[1].0.abs() < 1e-6 && (p[1].1.unwrap() - 5f32.sqrt()).abs() < 1e-5);
+        // Ratio rule, threshold 0.5, cap 0.6 (Euclidean).
+        let acc = Acceptance {
+            rule: Rule::Ratio,
+            threshold: 0.5,
+            max_distance: verification_distance(Metric::Euclidean),
+        };
+        let m = |d1: f32, d2: Option<f32>| Match {
+            name: None,
+            nearest: Some("x".into()),
+            distance: d1,
+            runner_up: d2,
+            margin: None,
+            ratio: None,
+            threshold: 0.0,
+            rule: Rule::Distance,
+        };
+        assert_eq!(acc.decide(m(0.3, Some(0.9))).name.as_deref(), Some("x")); // 1/3
+        assert_eq!(acc.decide(m(0.3, Some(0.5))).name, None); // 0.6 > 0.5
+        assert_eq!(acc.decide(m(0.7, Some(5.0))).name, None); // beyond the cap
+        assert_eq!(acc.decide(m(0.3, None)).name.as_deref(), Some("x")); // one person: cap only
+        assert_eq!(acc.decide(m(0.3, Some(0.9))).rule, Rule::Ratio);
+        // Calibrating the ratio on 10 impostors with ratios 0.1..1.0 (all under the cap) at
+        // FAR 0.2 puts the threshold between 0.2 and 0.3; one beyond the cap counts as rejected.
+        let mut pairs: Vec<(f32, Option<f32>)> = (1..=10)
+            .map(|i| (0.05, Some(0.05 / (i as f32 / 10.0))))
+            .collect();
+        let c = calibrate_rule(&pairs, 0.2, Metric::Euclidean, Rule::Ratio, "t");
+        assert!((c.threshold - 0.25).abs() < 1e-4, "{}", c.threshold);
+        assert_eq!(c.acceptance().max_distance, 0.6);
+        pairs.push((0.9, Some(10.0)));
+        let c = calibrate_rule(&pairs, 0.0, Metric::Euclidean, Rule::Ratio, "t");
+        assert!(c.threshold < 0.1);
+    }
+
     /// By hand: gallery a (0,0), b (3,4); labelled photos a' (0,1) (compared with b only:
     /// |(0,1)-(3,4)| = sqrt(18)), c (0,2) (nearest of anyone: a at 2), d (3,3) (b at 1).
     #[test]
@@ -679,7 +884,7 @@ mod tests {
         db.enroll("a", &model(2), &[photo(vec![0.0, 0.0])]).unwrap();
         db.enroll("b", &model(2), &[photo(vec![3.0, 4.0])]).unwrap();
         let c = db
-            .calibrate_labelled(&probes, 0.0, Metric::Euclidean, "folder")
+            .calibrate_labelled(&probes, 0.0, Metric::Euclidean, Rule::Distance, "folder")
             .unwrap();
         assert!(c.threshold < 1.0 && c.threshold > 0.99);
         assert_eq!(db.thumbnail("a").unwrap(), Some(vec![0xff, 0xd8]));
@@ -701,8 +906,8 @@ pub struct OpenSetIdReport {
     pub known_probes: usize,
     /// Probes of people never enrolled.
     pub unknown_probes: usize,
-    /// The calibration used (leave-one-person-out nearest-impostor distances of the enrolled
-    /// photos).
+    /// The calibration used (leave-one-person-out impostor scores of the enrolled photos,
+    /// under the evaluated rule).
     pub calibration: Calibration,
     /// Rank-1 detection-and-identification rate at the calibrated threshold.
     pub dir_at_threshold: f64,
@@ -710,7 +915,8 @@ pub struct OpenSetIdReport {
     pub unknown_rejected_at_threshold: f64,
     /// Rank-1 identification rate without a threshold (closed set).
     pub rank1_closed_set: f64,
-    /// The curve: (FAR on never-enrolled probes, DIR), one point per distinct threshold.
+    /// The curve: (FAR on never-enrolled probes, DIR), one point per distinct threshold of the
+    /// rule's score.
     pub curve: Vec<(f64, f64)>,
 }
 
@@ -720,32 +926,43 @@ pub fn evaluate_open_set(
     known: &[(String, Vec<f32>)],
     unknown: &[Vec<f32>],
     far: f64,
+    rule: Rule,
 ) -> Result<OpenSetIdReport> {
-    let imp = nearest_impostors(enrolled, Metric::Euclidean);
-    let calibration = if imp.is_empty() {
+    let metric = Metric::Euclidean;
+    let pairs = impostor_pairs(enrolled, enrolled, metric);
+    let calibration = if pairs.is_empty() {
         Calibration {
             threshold: 0.6,
             far,
             impostors: 0,
-            metric: Metric::Euclidean,
+            metric,
             source: None,
+            rule: Rule::Distance,
         }
     } else {
-        calibrate(&imp, far, Metric::Euclidean, "gallery")
+        calibrate_rule(&pairs, far, metric, rule, "gallery")
     };
-    let index = Index::new(enrolled, Metric::Euclidean)?;
+    let cap = calibration.acceptance().max_distance;
+    let index = Index::new(enrolled, metric)?;
     let t = calibration.threshold;
-    // (distance, correct identity) for known probes; distance for unknown probes.
+    let score = |m: &Match| {
+        if m.distance > cap {
+            f32::INFINITY
+        } else {
+            Acceptance::score(rule, m.distance, m.runner_up)
+        }
+    };
+    // (score, correct identity) for known probes; the score for unknown probes.
     let known_scored: Vec<(f32, bool)> = known
         .iter()
         .map(|(name, q)| {
             let m = index.search(q, f32::MAX)?;
-            Ok((m.distance, m.nearest.as_deref() == Some(name.as_str())))
+            Ok((score(&m), m.nearest.as_deref() == Some(name.as_str())))
         })
         .collect::<Result<_>>()?;
     let unknown_d: Vec<f32> = unknown
         .iter()
-        .map(|q| Ok(index.search(q, f32::MAX)?.distance))
+        .map(|q| Ok(score(&index.search(q, f32::MAX)?)))
         .collect::<Result<_>>()?;
     let nk = known_scored.len().max(1) as f64;
     let nu = unknown_d.len().max(1) as f64;
@@ -757,7 +974,11 @@ pub fn evaluate_open_set(
             / nk
     };
     let far_at = |th: f32| unknown_d.iter().filter(|&&d| d <= th).count() as f64 / nu;
-    let mut ths: Vec<f32> = unknown_d.clone();
+    let mut ths: Vec<f32> = unknown_d
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite())
+        .collect();
     ths.sort_by(|a, b| a.total_cmp(b));
     ths.dedup();
     let mut curve: Vec<(f64, f64)> =
@@ -766,14 +987,14 @@ pub fn evaluate_open_set(
     for th in ths.iter().step_by(step) {
         curve.push((far_at(*th), dir_at(*th)));
     }
-    curve.push((1.0, dir_at(f32::MAX)));
+    curve.push((far_at(f32::MAX), dir_at(f32::MAX)));
     Ok(OpenSetIdReport {
         enrolled: enrolled.len(),
         known_probes: known.len(),
         unknown_probes: unknown.len(),
         dir_at_threshold: dir_at(t),
         unknown_rejected_at_threshold: 1.0 - far_at(t),
-        rank1_closed_set: dir_at(f32::MAX),
+        rank1_closed_set: known_scored.iter().filter(|(_, ok)| *ok).count() as f64 / nk,
         calibration,
         curve,
     })
@@ -796,7 +1017,7 @@ mod open_set_tests {
             ("b".to_string(), vec![4.0, 0.0]),
         ];
         let unknown = vec![vec![5.0, 5.0]];
-        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0).unwrap();
+        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0, Rule::Distance).unwrap();
         // Each enrolled photo's nearest impostor is at 10; FAR 0 puts the threshold just below.
         assert!(r.calibration.threshold < 10.0 && r.calibration.threshold > 9.9);
         assert_eq!(r.rank1_closed_set, 0.5);

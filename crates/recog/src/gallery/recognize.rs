@@ -4,7 +4,7 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::{Gallery, Index, Match, ModelId};
+use super::{Acceptance, Gallery, Index, Match, ModelId};
 use crate::face::{FaceBox, FacePipeline};
 use crate::Result;
 
@@ -37,20 +37,20 @@ pub struct Recognizer {
     /// Detection, alignment, embedding.
     pub pipeline: FacePipeline,
     index: Index,
-    threshold: f32,
+    acceptance: Acceptance,
     fixed_threshold: Option<f32>,
 }
 
 impl Recognizer {
     /// Checks that the gallery was made by the pipeline's model and loads its index; the
-    /// threshold is `threshold`, else the gallery's calibrated one, else
-    /// [`DEFAULT_THRESHOLD`].
+    /// decision is a distance threshold `threshold` if given, else the gallery's calibrated
+    /// rule, else the distance [`DEFAULT_THRESHOLD`].
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
         let mut r = Self {
             pipeline,
             index: Index::new(&[], Default::default())?,
-            threshold: DEFAULT_THRESHOLD,
+            acceptance: Acceptance::distance(DEFAULT_THRESHOLD),
             fixed_threshold: threshold,
         };
         r.reload(gallery)?;
@@ -60,18 +60,23 @@ impl Recognizer {
     /// Re-reads the gallery (after an enrolment or a removal).
     pub fn reload(&mut self, gallery: &Gallery) -> Result<()> {
         self.index = gallery.index()?;
-        self.threshold = match self.fixed_threshold {
-            Some(t) => t,
+        self.acceptance = match self.fixed_threshold {
+            Some(t) => Acceptance::distance(t),
             None => gallery
                 .calibration()?
-                .map_or(DEFAULT_THRESHOLD, |c| c.threshold),
+                .map_or(Acceptance::distance(DEFAULT_THRESHOLD), |c| c.acceptance()),
         };
         Ok(())
     }
 
-    /// The threshold in use.
+    /// The threshold in use (of the distance, or of the ratio; see [`Recognizer::acceptance`]).
     pub fn threshold(&self) -> f32 {
-        self.threshold
+        self.acceptance.threshold
+    }
+
+    /// The decision rule in use.
+    pub fn acceptance(&self) -> Acceptance {
+        self.acceptance
     }
 
     /// The index (photos, people, metric).
@@ -91,7 +96,7 @@ impl Recognizer {
             .map(|(face, e)| {
                 Ok(Recognized {
                     face,
-                    answer: self.index.search(&e, self.threshold)?,
+                    answer: self.index.decide(&e, &self.acceptance)?,
                     embedding: e,
                 })
             })
