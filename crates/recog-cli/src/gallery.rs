@@ -208,6 +208,10 @@ impl From<RuleArg> for gallery::Rule {
 pub fn describe(a: &gallery::Acceptance) -> String {
     match a.rule {
         gallery::Rule::Distance => format!("distance <= {:.3}", a.threshold),
+        gallery::Rule::Ratio if a.threshold >= f32::MAX => format!(
+            "distance <= {} (every impostor was beyond it: the ratio does not limit)",
+            a.max_distance
+        ),
         gallery::Rule::Ratio => format!(
             "ratio <= {:.3} and distance <= {}",
             a.threshold, a.max_distance
@@ -525,6 +529,12 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 }
             };
             g.set_calibration(&c)?;
+            if c.impostors < 100 {
+                bars.warn(&format!(
+                    "only {} impostor scores: a FAR of {far} cannot be resolved from so few; calibrate on a labelled folder of strangers (--from DIR)",
+                    c.impostors
+                ));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
@@ -1066,8 +1076,13 @@ pub fn demo_step(out: &Path) -> Result<String> {
             )],
         )
         .save(out.join(format!("{stem}.identified.png")))?;
-        if shown.len() < 8 && (shown.len() % 2 == 0) == truth.is_some() {
-            shown.push(format!("{stem}.identified.png"));
+        // Three enrolled people's probes and three strangers in the report.
+        let (k, u) = (
+            shown.iter().filter(|x: &&(bool, String)| x.0).count(),
+            shown.iter().filter(|x: &&(bool, String)| !x.0).count(),
+        );
+        if (truth.is_some() && k < 3) || (truth.is_none() && u < 3) {
+            shown.push((truth.is_some(), format!("{stem}.identified.png")));
         }
         md.push_str(&format!(
             "| {stem} | {} | {answer} | {:.3} | {} |\n",
@@ -1081,7 +1096,7 @@ pub fn demo_step(out: &Path) -> Result<String> {
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("faces-gallery");
-    for s in shown {
+    for (_, s) in shown {
         md.push_str(&format!("![{s}]({dir_name}/{s}) "));
     }
     md.push('\n');
