@@ -37,6 +37,10 @@ pub struct WatchArgs {
     /// Frames in each track's identity vote.
     #[arg(long, default_value_t = 15)]
     pub vote_window: usize,
+    /// Process every frame of a URL or webcam too (by default live sources drop the frames
+    /// that arrive while one is being processed).
+    #[arg(long)]
+    pub all_frames: bool,
     /// Write the run's summary (fps, latency) as JSON here too.
     #[arg(long)]
     pub summary: Option<PathBuf>,
@@ -95,7 +99,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
     let src_fps = reader.fps;
     // Live sources drop frames the recogniser cannot keep up with, so latency stays bounded;
     // files are read in full.
-    let live = video::is_webcam(&a.source) || a.source.contains("://");
+    let live = !a.all_frames && (video::is_webcam(&a.source) || a.source.contains("://"));
     let (tx, rx) = mpsc::sync_channel::<recog::Result<image::RgbImage>>(if live { 1 } else { 4 });
     let max_frames = a.max_frames.unwrap_or(usize::MAX);
     let decoder = std::thread::spawn(move || {

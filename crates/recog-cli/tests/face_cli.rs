@@ -1,32 +1,11 @@
 //! End-to-end tests of `recog face ...` on real LFW photos and the pretrained models of
 //! `RECOG_HOME` (CI: `../shared`); they say so and pass when the models are not there.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-fn home() -> Option<PathBuf> {
-    let h = PathBuf::from(std::env::var_os("RECOG_HOME")?);
-    let ok = h
-        .join("models/face-api/face_recognition_model-weights_manifest.json")
-        .exists()
-        && h.join("models/blazeface/face_detection_front_128x128_barracuda.onnx")
-            .exists()
-        && h.join("data/lfw/images").is_dir();
-    if ok {
-        Some(h)
-    } else {
-        eprintln!("skipping: RECOG_HOME lacks the face models or LFW");
-        None
-    }
-}
-
-fn recog(args: &[&str], home: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recog"))
-        .args(args)
-        .env("RECOG_HOME", home)
-        .output()
-        .expect("run recog")
-}
+mod common;
+use common::{home, recog};
 
 fn lfw(home: &Path, rel: &str) -> String {
     home.join("data/lfw/images")

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Acceptance, Match, Rule};
+use super::{Acceptance, Match};
 use crate::{Error, Result};
 
 /// Distance between a query and a gallery photo.
@@ -224,20 +224,7 @@ impl Index {
             f32::MAX
         };
         let runner_up = name_of(top.second.1).map(|_| self.distance(top.second.0));
-        Ok(Match {
-            name: if nearest.is_some() && distance <= threshold {
-                nearest.clone()
-            } else {
-                None
-            },
-            nearest,
-            distance,
-            runner_up,
-            margin: runner_up.map(|r| r - distance),
-            ratio: runner_up.map(|r| if r > 0.0 { distance / r } else { 1.0 }),
-            threshold,
-            rule: Rule::Distance,
-        })
+        Ok(Match::by_distance(nearest, distance, runner_up, threshold))
     }
 
     /// [`Index::search`] under any decision rule.

@@ -697,19 +697,31 @@ pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -
         .first()
         .map_or((None, f32::MAX), |r| (Some(r.0.to_string()), r.1));
     let runner_up = ranked.get(1).map(|r| r.1);
-    Match {
-        name: if distance <= threshold {
-            nearest.clone()
-        } else {
-            None
-        },
-        nearest,
-        distance,
-        runner_up,
-        margin: runner_up.map(|r| r - distance),
-        ratio: runner_up.map(|r| if r > 0.0 { distance / r } else { 1.0 }),
-        threshold,
-        rule: Rule::Distance,
+    Match::by_distance(nearest, distance, runner_up, threshold)
+}
+
+impl Match {
+    /// The answer of the distance rule: `nearest` is named when `distance <= threshold`.
+    pub fn by_distance(
+        nearest: Option<String>,
+        distance: f32,
+        runner_up: Option<f32>,
+        threshold: f32,
+    ) -> Self {
+        Match {
+            name: if nearest.is_some() && distance <= threshold {
+                nearest.clone()
+            } else {
+                None
+            },
+            nearest,
+            distance,
+            runner_up,
+            margin: runner_up.map(|r| r - distance),
+            ratio: runner_up.map(|r| if r > 0.0 { distance / r } else { 1.0 }),
+            threshold,
+            rule: Rule::Distance,
+        }
     }
 }
 
