@@ -2,6 +2,11 @@
 //! photos: videos are made from them with FFmpeg, and the web page runs in headless Chromium
 //! with a fake camera fed from a y4m file.
 //!
+//! The browser test drives the page through the Chrome DevTools Protocol: it checks that the
+//! names come back and are drawn (the page's report and the canvas pixels), enrols the face on
+//! screen with the page's form and removes it with the gallery's button.
+//! `RECOG_SCREENSHOT=FILE` saves a screenshot of the page (README's `docs/serve_page.png`).
+//!
 //! They need the face models and LFW in `RECOG_HOME` (CI: `../shared`; skipped with a message
 //! without them), and `ffmpeg` and `chromium` on PATH (`.ci/run` installs both; a missing
 //! program fails the test rather than skipping it, unless RECOG_SKIP_BROWSER=1 is set for the
@@ -242,8 +247,27 @@ fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &[u8]) -> 
     s.write_all(req.as_bytes()).unwrap();
     // A server may answer (413) before reading a large body, and close.
     let _ = s.write_all(body);
+    // Read to the end of the body: by Content-Length where the server gives one (Chromium's
+    // DevTools server keeps the connection open despite `Connection: close`), else to EOF.
     let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        resp.extend_from_slice(&buf[..n]);
+        if let Some(p) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&resp[..p]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|len| resp.len() >= p + 4 + len) {
+                break;
+            }
+        }
+    }
     let text = String::from_utf8_lossy(&resp);
     let status = text
         .split(' ')
@@ -440,7 +464,7 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
         .into_iter()
         .find(|b| Command::new(b).arg("--version").output().is_ok())
         .expect("chromium must be installed (Debian: apt install chromium)");
-    let _chrome = Kill(
+    let mut chrome = Kill(
         Command::new(browser)
             .args([
                 "--headless=new",
@@ -449,6 +473,8 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
                 "--no-first-run",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
+                "--remote-debugging-port=0",
+                "--window-size=1100,760",
             ])
             .arg(format!(
                 "--use-file-for-fake-video-capture={}",
@@ -458,14 +484,18 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
                 "--user-data-dir={}",
                 dir.path().join("chrome").display()
             ))
-            .arg(format!("{url}?token=s3cret"))
+            // The printed URL carries the token; the page passes it on.
+            .arg(&url)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
+    let mut cdp = Cdp::attach(&mut chrome.0, &addr);
+    let started = Instant::now();
     let t0 = Instant::now();
     let mut last = serde_json::Value::Null;
+    let mut drawn_ok = false;
     while t0.elapsed() < Duration::from_secs(180) {
         let (_, body) = http(&addr, "GET", "/api/stats", &[], b"");
         last = json(&body);
@@ -480,9 +510,183 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
         if last["drawn_frames"].as_u64().unwrap_or(0) >= 3
             && drawn.iter().any(|l| l.starts_with("Colin_Powell 0."))
         {
-            return;
+            drawn_ok = true;
+            break;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("the page did not draw Colin_Powell within 180 s; last stats: {last}");
+    assert!(
+        drawn_ok,
+        "the page did not draw Colin_Powell within 180 s; last stats: {last}"
+    );
+    // The box and the label background are drawn in the accepted-face green: count its pixels
+    // on the canvas itself.
+    let green = cdp.eval(
+        "(() => { const c = document.getElementById('view'); \
+         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
+         for (let i = 0; i < d.length; i += 4) \
+           if (Math.abs(d[i] - 40) < 6 && Math.abs(d[i + 1] - 200) < 6 && Math.abs(d[i + 2] - 60) < 6) n++; \
+         return n; })()",
+    );
+    assert!(green.as_u64().unwrap_or(0) > 1000, "green pixels: {green}");
+    if let Some(path) = std::env::var_os("RECOG_SCREENSHOT") {
+        let shot = cdp.call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+        );
+        let png = base64_decode(shot["data"].as_str().unwrap_or(""));
+        std::fs::write(path, png).unwrap();
+    }
+    eprintln!(
+        "page drew the name after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Enrol the face on screen through the page's form, then remove it with its button.
+    cdp.eval(
+        "document.getElementById('name').value = 'Powell_web'; \
+         document.getElementById('enroll').requestSubmit(); true",
+    );
+    let people = |addr: &str| -> Vec<(String, u64)> {
+        let (_, body) = http(addr, "GET", "/api/people", &[], b"");
+        json(&body)["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["photos"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let t0 = Instant::now();
+    while !people(&addr).contains(&("Powell_web".to_string(), 1)) {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let status = cdp.eval("document.getElementById('notice').textContent");
+            panic!("not enrolled: {:?}; page status: {status}", people(&addr));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let t0 = Instant::now();
+    while !cdp
+        .eval("document.getElementById('people').textContent")
+        .as_str()
+        .unwrap_or("")
+        .contains("Powell_web (1)")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the gallery list did not show the new person"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    cdp.eval(
+        "[...document.querySelectorAll('#people li')] \
+           .find(li => li.textContent.includes('Powell_web')).querySelector('button').click(); true",
+    );
+    let t0 = Instant::now();
+    while people(&addr).iter().any(|p| p.0 == "Powell_web") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "remove did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A Chrome DevTools Protocol session on the page.
+struct Cdp {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    id: u64,
+}
+
+impl Cdp {
+    /// Reads the DevTools port from Chromium's stderr and attaches to the page served by
+    /// `server` (stderr keeps being drained so Chromium never blocks on it).
+    fn attach(chrome: &mut Child, server: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = chrome.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("DevTools listening on ws://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let devtools = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("Chromium did not print its DevTools address");
+        let t0 = Instant::now();
+        let ws_url = loop {
+            let (_, body) = http(&devtools, "GET", "/json/list", &[], b"");
+            let list: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let page = list.as_array().and_then(|a| {
+                a.iter().find(|t| {
+                    t["type"] == "page" && t["url"].as_str().unwrap_or("").contains(server)
+                })
+            });
+            if let Some(u) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str()) {
+                break u.to_string();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no page target: {list}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let (ws, _) = tungstenite::connect(ws_url.as_str()).unwrap();
+        Self { ws, id: 0 }
+    }
+
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.id += 1;
+        let msg = serde_json::json!({"id": self.id, "method": method, "params": params});
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            if let Ok(t) = m.to_text() {
+                let v: serde_json::Value = serde_json::from_str(t).unwrap_or_default();
+                if v["id"].as_u64() == Some(self.id) {
+                    assert!(v["error"].is_null(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, expr: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(r["exceptionDetails"].is_null(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= (val(c) as u32) << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
+    }
+    out
 }
