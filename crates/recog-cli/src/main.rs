@@ -19,6 +19,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = commands::Cli::parse();
+    // Rust ignores SIGPIPE, so `recog ... | head` would panic on the closed pipe. Commands that
+    // only print get the default action back (exit quietly, like other Unix tools); those that
+    // feed FFmpeg or serve sockets keep ignoring it and report broken pipes as errors.
+    if !matches!(
+        cli.command,
+        commands::Command::Watch(_)
+            | commands::Command::Serve(_)
+            | commands::Command::Gallery(gallery::GalleryCommand::Capture { .. })
+    ) {
+        // SAFETY: called before any other thread starts; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RECOG_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.verbose { "info" } else { "warn" })
     });

@@ -605,3 +605,39 @@ fn cluster_npy_finds_the_knee_and_writes_outputs() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--k 99"));
 }
+
+/// A gallery of 20,000 people from an export (one transaction); listing it into a pipe that
+/// closes after a few bytes (`| head`) ends quietly instead of panicking.
+#[test]
+fn import_a_large_export_and_list_into_a_closed_pipe() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let people: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| serde_json::json!({"name": format!("p{i:05}"), "photos": [["a.jpg", "h", [0.0, 1.0]]]}))
+        .collect();
+    let export = serde_json::json!({
+        "model": {"name": "m", "sha256": "0", "dim": 2},
+        "calibration": null,
+        "people": people,
+    });
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, export.to_string()).unwrap();
+    let db = dir.path().join("g.sqlite");
+    let (f, d) = (file.to_str().unwrap(), db.to_str().unwrap());
+    let o = recog(&["gallery", "import", f, "--db", d], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported 20000 photo(s)"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recog"))
+        .args(["gallery", "list", "--db", d])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is dropped here, like `head` exiting.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(&first[..6], b"p00000");
+}
