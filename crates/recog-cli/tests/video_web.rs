@@ -314,17 +314,14 @@ impl Drop for Kill {
     }
 }
 
-/// Beyond loopback without `--token`, the server makes a token up, prints it, and refuses
-/// changes without it; reading stays open.
-#[test]
-fn serve_beyond_loopback_requires_a_token() {
-    let Some(h) = home() else { return };
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `recog serve ARGS` (RECOG_TOKEN unset) and returns it with its first stdout line,
+/// which names the address.
+fn serve(home: &Path, args: &[&str]) -> (Kill, String) {
     let mut server = Kill(
         Command::new(env!("CARGO_BIN_EXE_recog"))
-            .args(["serve", "--addr", "0.0.0.0:0", "--db"])
-            .arg(dir.path().join("g.sqlite"))
-            .env("RECOG_HOME", &h)
+            .arg("serve")
+            .args(args)
+            .env("RECOG_HOME", home)
             .env_remove("RECOG_TOKEN")
             .stdout(Stdio::piped())
             .spawn()
@@ -334,6 +331,17 @@ fn serve_beyond_loopback_requires_a_token() {
     BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
+    (server, first)
+}
+
+/// Beyond loopback without `--token`, the server makes a token up, prints it, and refuses
+/// changes without it; reading stays open.
+#[test]
+fn serve_beyond_loopback_requires_a_token() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    let (_server, first) = serve(&h, &["--addr", "0.0.0.0:0", "--db", db.to_str().unwrap()]);
     let (addr, token) = first
         .trim()
         .trim_start_matches("recog serve: http://0.0.0.0:")
@@ -371,20 +379,19 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
         ],
         &h,
     ));
-    let mut server = Kill(
-        Command::new(env!("CARGO_BIN_EXE_recog"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--token", "s3cret"])
-            .args(["--max-upload-mib", "1", "--db"])
-            .arg(&db)
-            .env("RECOG_HOME", &h)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (_server, first) = serve(
+        &h,
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "s3cret",
+            "--max-upload-mib",
+            "1",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     );
-    let mut first = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
     assert!(
         first.starts_with("recog serve: http://127.0.0.1:"),
         "{first}"
