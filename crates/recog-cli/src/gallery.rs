@@ -235,10 +235,13 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Embeds a person's photos, warning on no face, several faces, or a photo far from the others.
+/// `stored` are the embeddings the gallery already holds for this person: a new photo is also
+/// compared with them.
 fn embed_person(
     pipe: &FacePipeline,
     name: &str,
     images: &[PathBuf],
+    stored: &[Vec<f32>],
     bars: &Bars,
 ) -> Result<Vec<NewPhoto>> {
     let mut out = Vec::new();
@@ -282,7 +285,9 @@ fn embed_person(
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, b)| recog::metric::distance::euclidean(&a.embedding, &b.embedding))
+            .map(|(_, b)| b.embedding.as_slice())
+            .chain(stored.iter().map(Vec::as_slice))
+            .map(|b| recog::metric::distance::euclidean(&a.embedding, b))
             .collect();
         if let Some(min) = others.iter().cloned().reduce(f32::min) {
             if min > 0.6 {
@@ -423,7 +428,13 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             let p = crate::face::pipeline(&pipe)?;
             let mut g = Gallery::open(&db.path())?;
             g.check_model(&model_id(&p))?;
-            let photos = embed_person(&p, &name, &images, &bars)?;
+            let stored: Vec<Vec<f32>> = g
+                .embeddings()?
+                .into_iter()
+                .filter(|(n, _)| n == &name)
+                .map(|(_, e)| e)
+                .collect();
+            let photos = embed_person(&p, &name, &images, &stored, &bars)?;
             if photos.is_empty() {
                 bail!("no usable photo of {name}: nothing enrolled");
             }
@@ -455,7 +466,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             }
             let mut total = 0;
             for (name, files) in &by {
-                let photos = embed_person(&p, name, files, &bars)?;
+                let photos = embed_person(&p, name, files, &[], &bars)?;
                 if photos.is_empty() {
                     bars.warn(&format!("{name}: no usable photo; not enrolled"));
                     continue;
@@ -1011,7 +1022,7 @@ pub fn demo_step(out: &Path) -> Result<String> {
     let p = crate::face::pipeline(&PipeArgs::default_args())?;
     let mut g = Gallery::open(&db)?;
     for (name, files) in enrolled {
-        let photos = embed_person(&p, name, &files[..1], &bars)?;
+        let photos = embed_person(&p, name, &files[..1], &[], &bars)?;
         g.enroll(name, &model_id(&p), &photos)?;
     }
     let files: Vec<PathBuf> = calib.iter().map(|p| p.1[0].clone()).collect();

@@ -170,6 +170,39 @@ fn gallery_enroll_calibrate_identify_remove() {
         let o = recog(&args, &h);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+    // A photo of someone else under an enrolled name is enrolled with a warning, compared with
+    // the photos already stored.
+    let o = recog(
+        &[
+            "gallery",
+            "enroll",
+            "Tony Blair",
+            &lfw(&h, "Serena_Williams/Serena_Williams_0002.jpg"),
+            "--db",
+            db_s,
+        ],
+        &h,
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("far from Tony Blair's other photos"), "{err}");
+    assert!(
+        recog(&["gallery", "remove", "Tony Blair", "--db", db_s], &h)
+            .status
+            .success()
+    );
+    let o = recog(
+        &[
+            "gallery",
+            "enroll",
+            "Tony Blair",
+            &lfw(&h, "Tony_Blair/Tony_Blair_0001.jpg"),
+            "--db",
+            db_s,
+        ],
+        &h,
+    );
+    assert!(o.status.success());
     let cal = recog(
         &[
             "gallery",
