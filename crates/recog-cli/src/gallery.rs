@@ -253,15 +253,8 @@ fn embed_person(
                 continue;
             }
         };
-        let faces = pipe
-            .all_faces(std::slice::from_ref(&img))?
-            .pop()
-            .unwrap_or_default();
-        let n_faces = faces.len();
-        let Some((f, emb)) =
-            face::pick_central(&img, &faces.iter().map(|x| x.0.clone()).collect::<Vec<_>>())
-                .and_then(|best| faces.into_iter().find(|x| x.0 == best))
-        else {
+        let (central, n_faces) = pipe.central_face(&img)?;
+        let Some((f, emb)) = central else {
             bars.warn(&format!("{}: no face found; skipped", p.display()));
             continue;
         };
@@ -385,24 +378,17 @@ fn capture(
     if chosen.is_empty() {
         bail!("{source}: no frame of {seen} showed exactly one face; nothing captured");
     }
+    // The faces were located while scanning: embed their chips, no second detection.
+    let chips: Vec<image::RgbImage> = chosen.iter().map(|c| p.chip(&c.2, &c.3)).collect();
     let mut photos = Vec::new();
-    for (i, (_, idx, frame, f)) in chosen.iter().enumerate() {
+    for (i, ((_, _, frame, f), emb)) in chosen.iter().zip(p.embed_chips(&chips)?).enumerate() {
+        use sha2::{Digest, Sha256};
         let path = out.join(format!("{name}_{:03}.jpg", i + 1));
         let crop = draw::face_thumbnail(frame, f, 224)?;
         std::fs::write(&path, &crop).with_context(|| format!("writing {}", path.display()))?;
-        let Some((_, emb)) = p
-            .all_faces(std::slice::from_ref(frame))?
-            .pop()
-            .unwrap_or_default()
-            .into_iter()
-            .max_by(|a, b| a.0.iou(f).total_cmp(&b.0.iou(f)))
-        else {
-            continue;
-        };
-        bars.message(&format!("frame {idx}"));
         photos.push(NewPhoto {
             path: path.display().to_string(),
-            sha256: sha256_file(&path)?,
+            sha256: recog::home::hex(&Sha256::digest(&crop)),
             embedding: emb,
             thumbnail: draw::face_thumbnail(frame, f, 96).ok(),
         });
@@ -644,7 +630,16 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             }
         };
         let found = rec.recognize(&img)?;
-        let faces: Vec<(face::FaceBox, ())> = found.iter().map(|r| (r.face.clone(), ())).collect();
+        if let Some(dir) = &a.annotate {
+            let marks: Vec<_> = found
+                .iter()
+                .map(|r| {
+                    draw::identity_mark(r.face.clone(), r.answer.name.as_deref(), r.answer.distance)
+                })
+                .collect();
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+            draw::annotate(&img, &marks).save(dir.join(format!("{stem}.identified.png")))?;
+        }
         let answers: Vec<FaceAnswer> = found
             .into_iter()
             .map(|r| FaceAnswer {
@@ -652,30 +647,6 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
                 answer: r.answer,
             })
             .collect();
-        if let Some(dir) = &a.annotate {
-            let marks: Vec<_> = faces
-                .iter()
-                .zip(&answers)
-                .map(|((f, _), ans)| {
-                    let label = format!(
-                        "{} {:.2}",
-                        ans.answer.name.as_deref().unwrap_or("unknown"),
-                        ans.answer.distance
-                    );
-                    (
-                        f.clone(),
-                        Some(label),
-                        if ans.answer.name.is_some() {
-                            draw::GREEN
-                        } else {
-                            draw::RED
-                        },
-                    )
-                })
-                .collect();
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-            draw::annotate(&img, &marks).save(dir.join(format!("{stem}.identified.png")))?;
-        }
         out.push(ImageAnswer {
             file: path.clone(),
             faces: answers,
@@ -1071,19 +1042,14 @@ pub fn demo_step(out: &Path) -> Result<String> {
         }
         let answer = best.answer.name.as_deref().unwrap_or("unknown");
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("probe");
-        let color = if best.answer.name.is_some() {
-            draw::GREEN
-        } else {
-            draw::RED
-        };
         let mut f = best.face.clone();
         f.landmarks.clear();
         draw::annotate(
             &img,
-            &[(
+            &[draw::identity_mark(
                 f,
-                Some(format!("{answer} {:.2}", best.answer.distance)),
-                color,
+                best.answer.name.as_deref(),
+                best.answer.distance,
             )],
         )
         .save(out.join(format!("{stem}.identified.png")))?;

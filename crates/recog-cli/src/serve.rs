@@ -183,19 +183,12 @@ fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {
             }
             Job::Enroll(name, bytes, tx) => {
                 let r = decode(&bytes).and_then(|img| {
-                    let faces = rec
+                    let (f, emb) = rec
                         .pipeline
-                        .all_faces(std::slice::from_ref(&img))
+                        .central_face(&img)
                         .map_err(internal)?
-                        .pop()
-                        .unwrap_or_default();
-                    let boxes: Vec<_> = faces.iter().map(|f| f.0.clone()).collect();
-                    let best = recog::face::pick_central(&img, &boxes)
+                        .0
                         .ok_or_else(|| bad("no face found in the photo"))?;
-                    let (f, emb) = faces
-                        .into_iter()
-                        .find(|x| x.0 == best)
-                        .ok_or_else(|| internal("face lost"))?;
                     use sha2::{Digest, Sha256};
                     let photo = NewPhoto {
                         path: format!("web:{name}"),

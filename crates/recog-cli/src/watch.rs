@@ -173,17 +173,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
                 .map(|(r, t)| {
                     let mut f = r.face.clone();
                     f.landmarks.clear();
-                    let label = format!(
-                        "{} {:.2}",
-                        t.label.as_deref().unwrap_or("unknown"),
-                        r.answer.distance
-                    );
-                    let color = if t.label.is_some() {
-                        draw::GREEN
-                    } else {
-                        draw::RED
-                    };
-                    (f, Some(label), color)
+                    draw::identity_mark(f, t.label.as_deref(), r.answer.distance)
                 })
                 .collect();
             let annotated = draw::annotate(&frame, &marks);

@@ -14,6 +14,17 @@ pub const GREEN: Rgb<u8> = Rgb([40, 200, 60]);
 /// Red.
 pub const RED: Rgb<u8> = Rgb([220, 40, 40]);
 
+/// One face's mark for [`annotate`]: "name distance" (or "unknown distance") in green when
+/// named, red when not.
+pub fn identity_mark(
+    face: FaceBox,
+    name: Option<&str>,
+    distance: f32,
+) -> (FaceBox, Option<String>, Rgb<u8>) {
+    let label = format!("{} {distance:.2}", name.unwrap_or("unknown"));
+    (face, Some(label), if name.is_some() { GREEN } else { RED })
+}
+
 /// Draws each face's box (2 px), keypoints and, if given, a label above the box.
 pub fn annotate(img: &RgbImage, faces: &[(FaceBox, Option<String>, Rgb<u8>)]) -> RgbImage {
     let mut out = img.clone();

@@ -321,6 +321,19 @@ impl FacePipeline {
             .collect())
     }
 
+    /// The face that covers the image centre (else the best score) with its descriptor, and
+    /// how many faces the image holds: what enrolling a photo of one person needs.
+    pub fn central_face(&self, img: &RgbImage) -> Result<(Option<EmbeddedFace>, usize)> {
+        let faces = self
+            .all_faces(std::slice::from_ref(img))?
+            .pop()
+            .unwrap_or_default();
+        let n = faces.len();
+        let boxes: Vec<FaceBox> = faces.iter().map(|x| x.0.clone()).collect();
+        let best = pick_central(img, &boxes).and_then(|b| faces.into_iter().find(|x| x.0 == b));
+        Ok((best, n))
+    }
+
     /// Descriptors of chips; with `flip`, the mean of each chip's and its mirror's.
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         if !self.flip {

@@ -215,28 +215,11 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn euclid(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
-}
-
 /// The distance of `metric` between two embeddings.
 pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     match metric {
-        Metric::Euclidean => euclid(a, b),
-        Metric::Cosine => {
-            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-            let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if na == 0.0 || nb == 0.0 {
-                1.0
-            } else {
-                1.0 - dot / (na * nb)
-            }
-        }
+        Metric::Euclidean => crate::metric::distance::euclidean(a, b),
+        Metric::Cosine => crate::metric::distance::cosine(a, b),
     }
 }
 
@@ -293,12 +276,15 @@ impl Gallery {
             .map_err(|e| self.err(e))
     }
 
+    fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.meta(key)?
+            .map(|s| serde_json::from_str(&s).map_err(|e| self.err(e)))
+            .transpose()
+    }
+
     /// The model of the stored embeddings, if any were stored.
     pub fn model(&self) -> Result<Option<ModelId>> {
-        match self.meta("model")? {
-            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(e)),
-            None => Ok(None),
-        }
+        self.meta_json("model")
     }
 
     /// Refuses a model other than the gallery's.
@@ -452,10 +438,7 @@ impl Gallery {
 
     /// The stored calibration, if any.
     pub fn calibration(&self) -> Result<Option<Calibration>> {
-        match self.meta("calibration")? {
-            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| self.err(e)),
-            None => Ok(None),
-        }
+        self.meta_json("calibration")
     }
 
     /// Stores a calibration.
@@ -570,9 +553,23 @@ impl Gallery {
     }
 }
 
-/// For each photo, the distance to the nearest photo of another person.
-pub fn nearest_impostors(e: &[(String, Vec<f32>)], metric: Metric) -> Vec<f32> {
-    impostor_scores(e, e, metric)
+/// The gallery's people ranked by their nearest photo to `query` (ties by name), leaving out
+/// the person named `exclude`: a hash map of per-person minima, the plain way.
+fn ranked_people<'g>(
+    gallery: &'g [(String, Vec<f32>)],
+    query: &[f32],
+    metric: Metric,
+    exclude: Option<&str>,
+) -> Vec<(&'g str, f32)> {
+    let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
+    for (name, v) in gallery.iter().filter(|(n, _)| Some(n.as_str()) != exclude) {
+        let d = distance(metric, v, query);
+        let e = best.entry(name.as_str()).or_insert(f32::MAX);
+        *e = e.min(d);
+    }
+    let mut ranked: Vec<(&str, f32)> = best.into_iter().collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+    ranked
 }
 
 /// For each probe, the distances to the nearest and the runner-up gallery *people* among
@@ -582,21 +579,13 @@ pub fn impostor_pairs(
     probes: &[(String, Vec<f32>)],
     metric: Metric,
 ) -> Vec<(f32, Option<f32>)> {
-    let mut out = Vec::new();
-    for (ni, vi) in probes {
-        let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
-        for (nj, vj) in gallery.iter().filter(|(nj, _)| nj != ni) {
-            let d = distance(metric, vi, vj);
-            let e = best.entry(nj.as_str()).or_insert(f32::MAX);
-            *e = e.min(d);
-        }
-        let mut d: Vec<f32> = best.into_values().collect();
-        d.sort_by(|a, b| a.total_cmp(b));
-        if let Some(&d1) = d.first() {
-            out.push((d1, d.get(1).copied()));
-        }
-    }
-    out
+    probes
+        .iter()
+        .filter_map(|(name, v)| {
+            let ranked = ranked_people(gallery, v, metric, Some(name));
+            ranked.first().map(|r| (r.1, ranked.get(1).map(|r| r.1)))
+        })
+        .collect()
 }
 
 /// Calibrates a rule on impostor (nearest, runner-up) pairs.
@@ -638,18 +627,10 @@ pub fn impostor_scores(
     probes: &[(String, Vec<f32>)],
     metric: Metric,
 ) -> Vec<f32> {
-    let mut out = Vec::new();
-    for (ni, vi) in probes {
-        let m = gallery
-            .iter()
-            .filter(|(nj, _)| nj != ni)
-            .map(|(_, vj)| distance(metric, vi, vj))
-            .fold(f32::MAX, f32::min);
-        if m < f32::MAX {
-            out.push(m);
-        }
-    }
-    out
+    impostor_pairs(gallery, probes, metric)
+        .into_iter()
+        .map(|p| p.0)
+        .collect()
 }
 
 /// The threshold that accepts at most a fraction `far` of impostor distances
@@ -685,14 +666,7 @@ pub fn calibrate(impostors: &[f32], far: f64, metric: Metric, source: &str) -> C
 /// distance, by Euclidean distance: the plain reference implementation (a hash map per query)
 /// that [`Index::search`] is tested and benchmarked against.
 pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -> Match {
-    let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
-    for (name, v) in gallery {
-        let d = euclid(v, query);
-        let e = best.entry(name.as_str()).or_insert(f32::MAX);
-        *e = e.min(d);
-    }
-    let mut ranked: Vec<(&str, f32)> = best.into_iter().collect();
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+    let ranked = ranked_people(gallery, query, Metric::Euclidean, None);
     let (nearest, distance) = ranked
         .first()
         .map_or((None, f32::MAX), |r| (Some(r.0.to_string()), r.1));

@@ -61,6 +61,19 @@ fn prepare(path: &Path) -> Result<Option<String>> {
         .map(|e| e.to_ascii_lowercase()))
 }
 
+/// The legend box every chart uses (upper left, white, framed).
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Calls a generic drawing function on the backend the file extension asks for.
 macro_rules! render {
     ($path:expr, $size:expr, $f:ident ( $($arg:expr),* )) => {{
@@ -160,13 +173,7 @@ where
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     }
 }
@@ -252,9 +259,7 @@ pub fn sprite(
     w: usize,
     size: u32,
 ) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
+    let ext = prepare(path)?;
     let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
     let (x0, x1, y0, y1) = bounds(pts.iter().copied());
     let span = (size as usize).saturating_sub(w.max(h)) as f64;
@@ -276,10 +281,6 @@ pub fn sprite(
             ])
         })
     };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
     match ext.as_deref() {
         Some("png") => {
             let mut canvas = image::RgbaImage::from_pixel(size, size, image::Rgba([0, 0, 0, 255]));
@@ -532,13 +533,7 @@ where
             .label(label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&mut chart)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -637,13 +632,7 @@ where
         root.draw(&Text::new(shown, (20, 880), ("sans-serif", 13)))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&mut chart)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -657,9 +646,7 @@ pub fn picture_map(
     clusters: &[usize],
     size: u32,
 ) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
+    let ext = prepare(path)?;
     let pts: Vec<(f64, f64)> = xy.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
     let (x0, x1, y0, y1) = bounds(pts.iter().copied());
     let t = thumbs
@@ -674,10 +661,6 @@ pub fn picture_map(
             ((y1 - p.1) / (y1 - y0) * span) as i64 + 2,
         )
     };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
     if ext.as_deref() == Some("svg") {
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
