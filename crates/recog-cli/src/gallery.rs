@@ -283,8 +283,9 @@ fn embed_person(
             .map(|b| recog::metric::distance::euclidean(&a.embedding, b))
             .collect();
         if let Some(min) = others.iter().cloned().reduce(f32::min) {
-            if min > 0.6 {
-                bars.warn(&format!("{}: far from {name}'s other photos (nearest {min:.3} > 0.6): is it the same person?", a.path));
+            let far = pipe.embedder.match_distance();
+            if min > far {
+                bars.warn(&format!("{}: far from {name}'s other photos (nearest {min:.3} > {far}): is it the same person?", a.path));
             }
         }
     }
@@ -336,8 +337,8 @@ fn capture(
     if name.trim().is_empty() || name.contains(['/', '\\']) {
         bail!("{name:?}: a name must be non-empty and hold no path separator");
     }
-    let p = crate::face::pipeline(pipe_args)?;
     let mut g = Gallery::open(&db.path())?;
+    let p = crate::face::pipeline_for(pipe_args, &g)?;
     g.check_model(&model_id(&p))?;
     let out = out.unwrap_or_else(|| Home::from_env().root.join("captures").join(name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -411,8 +412,8 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             db,
             pipe,
         } => {
-            let p = crate::face::pipeline(&pipe)?;
             let mut g = Gallery::open(&db.path())?;
+            let p = crate::face::pipeline_for(&pipe, &g)?;
             g.check_model(&model_id(&p))?;
             let stored: Vec<Vec<f32>> = g
                 .embeddings()?
@@ -431,8 +432,8 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             );
         }
         GalleryCommand::EnrollDir { dir, db, pipe } => {
-            let p = crate::face::pipeline(&pipe)?;
             let mut g = Gallery::open(&db.path())?;
+            let p = crate::face::pipeline_for(&pipe, &g)?;
             g.check_model(&model_id(&p))?;
             // Sub-folders name their photos; a photo directly in DIR is named by its stem.
             let mut by: std::collections::BTreeMap<String, Vec<PathBuf>> =
@@ -513,7 +514,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             let c = match &from {
                 None => g.calibrate_self(far, metric.into(), rule.into())?,
                 Some(dir) => {
-                    let p = crate::face::pipeline(&pipe)?;
+                    let p = crate::face::pipeline_for(&pipe, &g)?;
                     g.check_model(&model_id(&p))?;
                     let labelled = embed_labelled(&p, dir, per_person, &bars)?;
                     g.calibrate_labelled(
@@ -600,8 +601,8 @@ struct ImageAnswer {
 }
 
 pub fn identify(a: &IdentifyArgs) -> Result<()> {
-    let p = crate::face::pipeline(&a.pipe)?;
     let g = Gallery::open(&a.db.path())?;
+    let p = crate::face::pipeline_for(&a.pipe, &g)?;
     let rec = gallery::Recognizer::new(p, &g, a.threshold)?;
     if rec.index().is_empty() {
         bail!(
@@ -701,7 +702,17 @@ fn eval_lfw(
     let t0 = std::time::Instant::now();
     // Embeddings are kept next to the report, so other scorings can be tried on them without
     // embedding 13,233 photos again (`--reuse`).
-    let cache = out.join("embeddings.json");
+    let (cache, verify, model_name) = match pipe_args
+        .face_model
+        .unwrap_or(crate::face::FaceModelArg::Dlib)
+    {
+        crate::face::FaceModelArg::Dlib => (out.join("embeddings.json"), 0.6, "dlib ResNet"),
+        crate::face::FaceModelArg::Mobilefacenet => (
+            out.join("embeddings-mobilefacenet.json"),
+            face::MobileFaceNetEmbedder::MATCH_DISTANCE,
+            "MobileFaceNet",
+        ),
+    };
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let cached: Option<Vec<Vec<f32>>> = if reuse {
         std::fs::read_to_string(&cache)
@@ -755,7 +766,7 @@ fn eval_lfw(
     let mut reports = Vec::new();
     for (_, rule) in rules {
         reports.push(gallery::evaluate_open_set(
-            &enrolled, &known, &unknown, far, rule,
+            &enrolled, &known, &unknown, far, rule, verify,
         )?);
     }
     std::fs::create_dir_all(out)?;
@@ -775,8 +786,8 @@ fn eval_lfw(
     recog::plot::line_chart(
         &out.join("dir_far.png"),
         &format!(
-            "LFW one-shot open-set identification ({} enrolled)",
-            reports[0].enrolled
+            "LFW one-shot open-set identification ({} enrolled, {})",
+            reports[0].enrolled, model_name
         ),
         "log10 FAR (never-enrolled probes accepted)",
         "DIR (enrolled probes named correctly)",
@@ -785,13 +796,14 @@ fn eval_lfw(
     let text = serde_json::to_string_pretty(&serde_json::json!({
         "distance_rule": &reports[0], "ratio_rule": &reports[1],
         "images": files.len(), "seconds": secs, "embeddings_reused": reused,
+        "model": model_name,
     }))?;
     std::fs::write(out.join("openset.json"), &text)?;
     if json {
         println!("{text}");
     } else {
         let r = &reports[0];
-        println!("{} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images{})", r.enrolled, r.known_probes, r.unknown_probes, files.len(),
+        println!("{model_name}: {} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images{})", r.enrolled, r.known_probes, r.unknown_probes, files.len(),
             if reused { ", embeddings reused".to_string() } else { format!(", {:.1} images/s", files.len() as f64 / secs) });
         println!(
             "rank-1 without a threshold: {:.2}%",

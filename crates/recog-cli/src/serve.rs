@@ -133,6 +133,8 @@ struct AppState {
     jobs: mpsc::Sender<Job>,
     token: Option<String>,
     stats: Arc<Mutex<Stats>>,
+    /// The model's verification distance: the tracker's identity gate.
+    match_distance: f32,
 }
 
 fn decode(bytes: &[u8]) -> std::result::Result<image::RgbImage, ApiError> {
@@ -368,7 +370,10 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
     if let Ok(mut st) = s.stats.lock() {
         st.clients += 1;
     }
-    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut tracker = Tracker::new(TrackerConfig {
+        max_jump: Some(s.match_distance),
+        ..Default::default()
+    });
     while let Some(Ok(msg)) = socket.recv().await {
         let reply = match msg {
             Message::Binary(bytes) => match s.ask(|tx| Job::Identify(bytes, tx)).await {
@@ -437,18 +442,18 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     let (jobs, rx) = mpsc::channel();
     // The models hold backend tensors that are not `Send`: the engine thread loads its own
     // and reports whether that worked before the server starts.
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<f32>>(1);
     let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
     std::thread::spawn(move || {
         let start = || -> Result<(Recognizer, Gallery)> {
-            let pipe = crate::face::pipeline(&pipe_args)?;
             let g = Gallery::open(&db)?;
+            let pipe = crate::face::pipeline_for(&pipe_args, &g)?;
             let rec = Recognizer::new(pipe, &g, threshold)?;
             Ok((rec, g))
         };
         match start() {
             Ok((rec, g)) => {
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(rec.pipeline.embedder.match_distance()));
                 engine(rec, g, rx);
             }
             Err(e) => {
@@ -456,7 +461,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             }
         }
     });
-    ready_rx
+    let match_distance = ready_rx
         .recv()
         .context("the recognition engine did not start")??;
     let limit = a.max_upload_mib.max(1) * 1024 * 1024;
@@ -464,6 +469,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         jobs,
         token: token.clone(),
         stats: Arc::new(Mutex::new(Stats::default())),
+        match_distance,
     };
     let app = Router::new()
         .route("/", get(page))

@@ -86,8 +86,8 @@ struct Summary {
 }
 
 pub fn run(a: &WatchArgs) -> Result<()> {
-    let pipe = crate::face::pipeline(&a.pipe)?;
     let g = Gallery::open(&a.db.path())?;
+    let pipe = crate::face::pipeline_for(&a.pipe, &g)?;
     let rec = Recognizer::new(pipe, &g, a.threshold)?;
     if rec.index().is_empty() {
         eprintln!(
@@ -131,6 +131,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
     });
     let mut tracker = Tracker::new(TrackerConfig {
         window: a.vote_window,
+        max_jump: Some(rec.pipeline.embedder.match_distance()),
         ..Default::default()
     });
     let mut sinks: Vec<FrameSink> = Vec::new();

@@ -366,3 +366,111 @@ fn a_killed_enrolment_leaves_whole_people() {
         assert_eq!(p["photos"].as_u64(), expected.get(name).copied(), "{v}");
     }
 }
+
+/// MobileFaceNet end to end: verify, then a gallery enrolled with `--face-model mobilefacenet`
+/// that later commands query without the flag (the gallery names its model), and a query
+/// with the other network refused. Needs `RECOG_MOBILEFACENET` (CI fetches the file with
+/// `tools/fetch_mobilefacenet.sh`) or `RECOG_HOME/models/mobilefacenet/MobileFaceNet.tflite`.
+#[test]
+fn mobilefacenet_gallery_is_queried_with_its_own_model() {
+    let Some(h) = home() else { return };
+    let model = std::env::var_os("RECOG_MOBILEFACENET")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| h.join("models/mobilefacenet/MobileFaceNet.tflite"));
+    if !model.exists() {
+        eprintln!("skipping: no {}", model.display());
+        return;
+    }
+    let same = recog(
+        &[
+            "face",
+            "verify",
+            "--face-model",
+            "mobilefacenet",
+            &lfw(&h, "Colin_Powell/Colin_Powell_0001.jpg"),
+            &lfw(&h, "Colin_Powell/Colin_Powell_0002.jpg"),
+            "--json",
+        ],
+        &h,
+    );
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(v["same"], true, "{v}");
+    assert_eq!(v["model"], "mobilefacenet", "{v}");
+    assert!(
+        (v["threshold"].as_f64().unwrap() - 1.06).abs() < 1e-6,
+        "{v}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let db_s = db.to_str().unwrap();
+    for (name, photo) in [
+        ("Colin Powell", "Colin_Powell/Colin_Powell_0001.jpg"),
+        ("Tony Blair", "Tony_Blair/Tony_Blair_0001.jpg"),
+        (
+            "Serena Williams",
+            "Serena_Williams/Serena_Williams_0001.jpg",
+        ),
+    ] {
+        let o = recog(
+            &[
+                "gallery",
+                "enroll",
+                name,
+                &lfw(&h, photo),
+                "--db",
+                db_s,
+                "--face-model",
+                "mobilefacenet",
+            ],
+            &h,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // No flag: the gallery's model is used, and its verification distance is the default
+    // threshold of an uncalibrated gallery.
+    let o = recog(
+        &[
+            "identify",
+            &lfw(&h, "Colin_Powell/Colin_Powell_0003.jpg"),
+            &lfw(&h, "Serena_Williams/Serena_Williams_0002.jpg"),
+            &lfw(&h, "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"),
+            "--db",
+            db_s,
+            "--json",
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["faces"][0]["name"], "Colin Powell", "{v}");
+    assert_eq!(v[1]["faces"][0]["name"], "Serena Williams", "{v}");
+    assert!(v[2]["faces"][0]["name"].is_null(), "{v}");
+    assert!(
+        (v[0]["faces"][0]["threshold"].as_f64().unwrap() - 1.06).abs() < 1e-6,
+        "{v}"
+    );
+    // The other network is refused with the gallery's model named.
+    let o = recog(
+        &[
+            "identify",
+            &lfw(&h, "Colin_Powell/Colin_Powell_0003.jpg"),
+            "--db",
+            db_s,
+            "--face-model",
+            "dlib",
+        ],
+        &h,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mobilefacenet") && err.contains("re-enrol"),
+        "{err}"
+    );
+}

@@ -193,3 +193,54 @@ fn landmark68_matches_face_api_js() {
     let max_err = max_abs_diff(&got, &want);
     assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }
+
+/// MobileFaceNet (`MobileFaceNet.tflite`) run by recog's graph executor vs TensorFlow Lite's
+/// interpreter (`tools/reference/mobilefacenet_reference.py`, ai-edge-litert) on a batch of
+/// two patterned inputs, raw outputs (before normalisation).
+#[test]
+fn mobilefacenet_matches_tflite() {
+    let home = Home::from_env();
+    let p = ModelPaths::in_home(&home);
+    if !p.mobilefacenet.exists() {
+        eprintln!(
+            "skipping: no {} (set RECOG_MOBILEFACENET)",
+            p.mobilefacenet.display()
+        );
+        return;
+    }
+    let device = recog::default_device();
+    let emb = face::MobileFaceNetEmbedder::load(&p.mobilefacenet, &device).unwrap();
+    // input (b, y, x, c) = (((7y + 13x + 29c + 3b) mod 256) - 127.5) / 128, as the script
+    // writes it in NHWC; here in NCHW.
+    let s = 112;
+    let mut v = vec![0f32; 2 * 3 * s * s];
+    for b in 0..2 {
+        for c in 0..3 {
+            for y in 0..s {
+                for x in 0..s {
+                    v[((b * 3 + c) * s + y) * s + x] =
+                        (((7 * y + 13 * x + 29 * c + 3 * b) % 256) as f32 - 127.5) / 128.0;
+                }
+            }
+        }
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, s, s]), &device);
+    let got: Vec<f32> = emb
+        .net()
+        .forward_raw(x)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let want: Vec<f32> = serde_json::from_str(&fixture("mobilefacenet_reference.json")).unwrap();
+    let d = max_abs_diff(&got, &want);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    eprintln!("MobileFaceNet: max |recog - tflite| = {d:.2e}, largest output {scale:.3}");
+    // float32 summation orders differ between the runtimes.
+    assert!(
+        d < 1e-4 * scale.max(1.0),
+        "max |recog - tflite| = {d} (outputs up to {scale})"
+    );
+    // And the two inputs give different descriptors (the batch is not mixed up).
+    assert!(max_abs_diff(&got[..192], &got[192..]) > 1e-3);
+}

@@ -99,6 +99,45 @@ pub fn dlib_template(size: usize, padding: f32) -> [[f32; 2]; 4] {
     })
 }
 
+/// InsightFace's 112x112 template (`arcface_dst`): the subject's right eye (left in the
+/// image), left eye, nose tip, right and left mouth corners.
+pub const ARCFACE_112: [[f32; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
+/// The five ArcFace points from 68 iBUG landmarks: eye centres, nose tip, mouth corners.
+pub fn five_from_68(l: &[[f32; 2]]) -> Option<[[f32; 2]; 5]> {
+    if l.len() < 68 {
+        return None;
+    }
+    let mean = |r: std::ops::RangeInclusive<usize>| {
+        let n = r.clone().count() as f32;
+        let s = r.fold([0.0, 0.0], |s, i| [s[0] + l[i][0], s[1] + l[i][1]]);
+        [s[0] / n, s[1] / n]
+    };
+    Some([mean(36..=41), mean(42..=47), l[30], l[48], l[54]])
+}
+
+/// An ArcFace-layout chip of side `size` (the template scaled from 112) from five points
+/// (eyes, nose tip, mouth corners) or four (eyes, nose tip, mouth centre: BlazeFace's).
+pub fn align_arcface(img: &RgbImage, points: &[[f32; 2]], size: usize) -> RgbImage {
+    let k = size as f32 / 112.0;
+    let t = ARCFACE_112.map(|[x, y]| [x * k, y * k]);
+    let tf = if points.len() >= 5 {
+        Similarity::fit(&t, &points[..5])
+    } else {
+        let mouth = [(t[3][0] + t[4][0]) / 2.0, (t[3][1] + t[4][1]) / 2.0];
+        let from = [t[0], t[1], t[2], mouth];
+        let n = points.len().min(4);
+        Similarity::fit(&from[..n], &points[..n])
+    };
+    warp(img, &tf, size)
+}
+
 /// A similarity transform `q = [a -b; b a] p + t` (rotation, uniform scale, shift).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Similarity {

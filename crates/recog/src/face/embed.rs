@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use image::RgbImage;
 
-use crate::nn::{FaceResNet, FaceResNetConfig};
+use crate::nn::{FaceResNet, FaceResNetConfig, MobileFaceNet, MobileFaceNetConfig};
 use crate::{Error, Result};
 
 /// Maps aligned face chips to descriptors.
@@ -21,6 +21,108 @@ pub trait Embedder {
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>>;
     /// SHA-256 of the weights, so that stored embeddings name the exact model.
     fn weights_sha256(&self) -> String;
+    /// How chips are cut for this network.
+    fn layout(&self) -> ChipLayout {
+        ChipLayout::Dlib
+    }
+    /// Euclidean distance under which two descriptors are usually one person: the
+    /// uncalibrated default threshold, the far-photo warning and the tracker's identity
+    /// gate (dlib's network: 0.6).
+    fn match_distance(&self) -> f32 {
+        0.6
+    }
+}
+
+/// The verification distance of the network a gallery names (its [`Embedder::name`]): 0.6
+/// for dlib's, [`MobileFaceNetEmbedder::MATCH_DISTANCE`] for MobileFaceNet.
+pub fn match_distance_of(model_name: &str) -> f32 {
+    if model_name == MobileFaceNetEmbedder::NAME {
+        MobileFaceNetEmbedder::MATCH_DISTANCE
+    } else {
+        0.6
+    }
+}
+
+/// Where a network expects the face inside its chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChipLayout {
+    /// dlib's `get_face_chip_details`: the mean 68-point shape with the pipeline's padding.
+    Dlib,
+    /// InsightFace's 112x112 five-point template (eyes, nose tip, mouth corners), used by
+    /// ArcFace-family networks such as MobileFaceNet.
+    ArcFace,
+}
+
+/// MobileFaceNet (`MobileFaceNet.tflite`), 112x112 -> 192-d unit vectors.
+pub struct MobileFaceNetEmbedder {
+    net: MobileFaceNet,
+    device: Device,
+}
+
+impl MobileFaceNetEmbedder {
+    /// Euclidean distance at which LFW View 1's training pairs (`pairsDevTrain.txt`) are
+    /// best split into same and different people with recog's default pipeline; see the
+    /// README's results table for the command.
+    pub const MATCH_DISTANCE: f32 = 1.06;
+    /// The model name stored with embeddings.
+    pub const NAME: &'static str = "mobilefacenet";
+
+    /// Loads `MobileFaceNet.tflite`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        Ok(Self {
+            net: MobileFaceNetConfig::tflite().load(path, device)?,
+            device: device.clone(),
+        })
+    }
+
+    /// The network.
+    pub fn net(&self) -> &MobileFaceNet {
+        &self.net
+    }
+}
+
+impl Embedder for MobileFaceNetEmbedder {
+    fn input_size(&self) -> usize {
+        self.net.config().input_size
+    }
+
+    fn dim(&self) -> usize {
+        self.net.config().dim
+    }
+
+    fn name(&self) -> String {
+        Self::NAME.into()
+    }
+
+    fn weights_sha256(&self) -> String {
+        self.net.sha256.clone()
+    }
+
+    fn layout(&self) -> ChipLayout {
+        ChipLayout::ArcFace
+    }
+
+    fn match_distance(&self) -> f32 {
+        Self::MATCH_DISTANCE
+    }
+
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if chips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.input_size();
+        let x = chips_to_tensor(chips, size, &self.device)?;
+        let y: Vec<f32> = self
+            .net
+            .forward(x)?
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Checkpoint {
+                path: "mobilefacenet".into(),
+                problem: format!("{e:?}"),
+            })?;
+        Ok(y.chunks(self.dim()).map(<[f32]>::to_vec).collect())
+    }
 }
 
 /// The face ResNet (face-api.js port of dlib's network), 150x150 -> 128-d.

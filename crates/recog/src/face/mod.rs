@@ -18,7 +18,9 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{BlazeFaceDetector, Detector};
-pub use embed::{Embedder, FaceResNetEmbedder};
+pub use embed::{
+    match_distance_of, ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder,
+};
 
 use crate::progress::Progress;
 use crate::{Error, Home, Result};
@@ -95,6 +97,19 @@ pub struct ModelPaths {
     pub haar: PathBuf,
     /// face-api.js 68-point landmark manifest (TFJS).
     pub landmark68: PathBuf,
+    /// MobileFaceNet (TFLite); `$RECOG_MOBILEFACENET` overrides it.
+    pub mobilefacenet: PathBuf,
+}
+
+/// Which descriptor network a pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaceModel {
+    /// dlib's ResNet (face-api.js weights), 150x150 -> 128-d.
+    #[default]
+    Dlib,
+    /// MobileFaceNet (MobileFaceNet_TF weights, TFLite), 112x112 -> 192-d.
+    MobileFaceNet,
 }
 
 impl ModelPaths {
@@ -113,6 +128,10 @@ impl ModelPaths {
             landmark68: home
                 .model_dir("face-api")
                 .join("face_landmark_68_model-weights_manifest.json"),
+            mobilefacenet: std::env::var_os("RECOG_MOBILEFACENET")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.model_dir("mobilefacenet").join("MobileFaceNet.tflite")),
         }
     }
 }
@@ -180,10 +199,25 @@ impl FacePipeline {
     /// BlazeFace (with a refining second pass) + 68-point landmarks + face ResNet with
     /// mirror averaging, from a recog home: the configuration measured on LFW.
     pub fn standard(home: &Home, device: &burn::tensor::Device) -> Result<Self> {
+        Self::with_model(home, device, FaceModel::Dlib)
+    }
+
+    /// [`FacePipeline::standard`] with another descriptor network.
+    pub fn with_model(
+        home: &Home,
+        device: &burn::tensor::Device,
+        model: FaceModel,
+    ) -> Result<Self> {
         let p = ModelPaths::in_home(home);
+        let embedder: Box<dyn Embedder> = match model {
+            FaceModel::Dlib => Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
+            FaceModel::MobileFaceNet => {
+                Box::new(MobileFaceNetEmbedder::load(&p.mobilefacenet, device)?)
+            }
+        };
         Ok(Self {
             detector: Box::new(BlazeFaceDetector::load(&p.blazeface, device)?),
-            embedder: Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
+            embedder,
             padding: 0.25,
             points: AlignPoints::EyesNoseMouth,
             refine: true,
@@ -196,6 +230,14 @@ impl FacePipeline {
     /// face fills the chip as the template would.
     pub fn chip(&self, img: &RgbImage, face: &FaceBox) -> RgbImage {
         let size = self.embedder.input_size();
+        if self.embedder.layout() == ChipLayout::ArcFace {
+            if let Some(p5) = align::five_from_68(&face.landmarks) {
+                return align::align_arcface(img, &p5, size);
+            }
+            if face.keypoints.len() >= 4 {
+                return align::align_arcface(img, &face.keypoints[..4], size);
+            }
+        }
         if face.landmarks.len() == 68 {
             align::align68(img, &face.landmarks, size, self.padding)
         } else if face.keypoints.len() >= 4 {

@@ -89,12 +89,13 @@ pub enum Rule {
     Ratio,
 }
 
-/// The largest distance a [`Rule::Ratio`] accepts: dlib's verification threshold 0.6
-/// (Euclidean; for unit vectors, cosine distance 0.6^2 / 2 = 0.18).
-pub fn verification_distance(metric: Metric) -> f32 {
+/// The largest distance a [`Rule::Ratio`] accepts: the model's verification distance
+/// `euclidean` ([`crate::face::Embedder::match_distance`]; dlib's 0.6), or for cosine its
+/// unit-vector equivalent `euclidean^2 / 2` (0.18 for dlib's).
+pub fn verification_distance(metric: Metric, euclidean: f32) -> f32 {
     match metric {
-        Metric::Euclidean => 0.6,
-        Metric::Cosine => 0.18,
+        Metric::Euclidean => euclidean,
+        Metric::Cosine => euclidean * euclidean / 2.0,
     }
 }
 
@@ -163,6 +164,10 @@ pub struct Calibration {
     /// What the threshold applies to.
     #[serde(default)]
     pub rule: Rule,
+    /// The distance cap of [`Rule::Ratio`] (the model's verification distance in `metric`);
+    /// absent in galleries calibrated before it was stored, which were dlib's (0.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_distance: Option<f32>,
 }
 
 impl Calibration {
@@ -173,7 +178,9 @@ impl Calibration {
             threshold: self.threshold,
             max_distance: match self.rule {
                 Rule::Distance => f32::MAX,
-                Rule::Ratio => verification_distance(self.metric),
+                Rule::Ratio => self
+                    .max_distance
+                    .unwrap_or_else(|| verification_distance(self.metric, 0.6)),
             },
         }
     }
@@ -461,7 +468,15 @@ impl Gallery {
         if pairs.is_empty() {
             return Err(self.err("calibration needs photos of at least two people"));
         }
-        Ok(calibrate_rule(&pairs, far, metric, rule, "gallery"))
+        let cap = verification_distance(metric, self.match_distance()?);
+        Ok(calibrate_rule(&pairs, far, metric, rule, cap, "gallery"))
+    }
+
+    /// The Euclidean verification distance of the model that made the gallery's embeddings.
+    fn match_distance(&self) -> Result<f32> {
+        Ok(self
+            .model()?
+            .map_or(0.6, |m| crate::face::match_distance_of(&m.name)))
     }
 
     /// Calibrates on a labelled set of photos (e.g. LFW): each photo's distance to the
@@ -481,7 +496,8 @@ impl Gallery {
                 "calibration from {source}: no photo has a gallery person of another name to compare with"
             )));
         }
-        Ok(calibrate_rule(&pairs, far, metric, rule, source))
+        let cap = verification_distance(metric, self.match_distance()?);
+        Ok(calibrate_rule(&pairs, far, metric, rule, cap, source))
     }
 
     /// A searchable index of the stored embeddings, with the calibrated metric (Euclidean if
@@ -588,17 +604,19 @@ pub fn impostor_pairs(
         .collect()
 }
 
-/// Calibrates a rule on impostor (nearest, runner-up) pairs.
+/// Calibrates a rule on impostor (nearest, runner-up) pairs; `verify` is the ratio rule's
+/// distance cap ([`verification_distance`]).
 pub fn calibrate_rule(
     pairs: &[(f32, Option<f32>)],
     far: f64,
     metric: Metric,
     rule: Rule,
+    verify: f32,
     source: &str,
 ) -> Calibration {
     let cap = match rule {
         Rule::Distance => f32::MAX,
-        Rule::Ratio => verification_distance(metric),
+        Rule::Ratio => verify,
     };
     // A stranger beyond the cap is rejected whatever the score: give it an infinite score so
     // that the FAR counts it among the rejected.
@@ -614,6 +632,9 @@ pub fn calibrate_rule(
         .collect();
     let mut c = calibrate(&scores, far, metric, source);
     c.rule = rule;
+    if rule == Rule::Ratio {
+        c.max_distance = Some(cap);
+    }
     if !c.threshold.is_finite() {
         c.threshold = f32::MAX;
     }
@@ -659,6 +680,7 @@ pub fn calibrate(impostors: &[f32], far: f64, metric: Metric, source: &str) -> C
         metric,
         source: Some(source.to_string()),
         rule: Rule::Distance,
+        max_distance: None,
     }
 }
 
@@ -814,7 +836,7 @@ mod tests {
         let acc = Acceptance {
             rule: Rule::Ratio,
             threshold: 0.5,
-            max_distance: verification_distance(Metric::Euclidean),
+            max_distance: verification_distance(Metric::Euclidean, 0.6),
         };
         let m = |d1: f32, d2: Option<f32>| Match {
             name: None,
@@ -836,11 +858,11 @@ mod tests {
         let mut pairs: Vec<(f32, Option<f32>)> = (1..=10)
             .map(|i| (0.05, Some(0.05 / (i as f32 / 10.0))))
             .collect();
-        let c = calibrate_rule(&pairs, 0.2, Metric::Euclidean, Rule::Ratio, "t");
+        let c = calibrate_rule(&pairs, 0.2, Metric::Euclidean, Rule::Ratio, 0.6, "t");
         assert!((c.threshold - 0.25).abs() < 1e-4, "{}", c.threshold);
         assert_eq!(c.acceptance().max_distance, 0.6);
         pairs.push((0.9, Some(10.0)));
-        let c = calibrate_rule(&pairs, 0.0, Metric::Euclidean, Rule::Ratio, "t");
+        let c = calibrate_rule(&pairs, 0.0, Metric::Euclidean, Rule::Ratio, 0.6, "t");
         assert!(c.threshold < 0.1);
     }
 
@@ -907,12 +929,14 @@ pub struct OpenSetIdReport {
 }
 
 /// Evaluates open-set identification; `far` is the calibration target.
+/// `verify` is the model's Euclidean verification distance (the ratio rule's cap).
 pub fn evaluate_open_set(
     enrolled: &[(String, Vec<f32>)],
     known: &[(String, Vec<f32>)],
     unknown: &[Vec<f32>],
     far: f64,
     rule: Rule,
+    verify: f32,
 ) -> Result<OpenSetIdReport> {
     let metric = Metric::Euclidean;
     let pairs = impostor_pairs(enrolled, enrolled, metric);
@@ -924,9 +948,10 @@ pub fn evaluate_open_set(
             metric,
             source: None,
             rule: Rule::Distance,
+            max_distance: None,
         }
     } else {
-        calibrate_rule(&pairs, far, metric, rule, "gallery")
+        calibrate_rule(&pairs, far, metric, rule, verify, "gallery")
     };
     let cap = calibration.acceptance().max_distance;
     let index = Index::new(enrolled, metric)?;
@@ -1003,7 +1028,7 @@ mod open_set_tests {
             ("b".to_string(), vec![4.0, 0.0]),
         ];
         let unknown = vec![vec![5.0, 5.0]];
-        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0, Rule::Distance).unwrap();
+        let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0, Rule::Distance, 0.6).unwrap();
         // Each enrolled photo's nearest impostor is at 10; FAR 0 puts the threshold just below.
         assert!(r.calibration.threshold < 10.0 && r.calibration.threshold > 9.9);
         assert_eq!(r.rank1_closed_set, 0.5);

@@ -8,7 +8,8 @@ use super::{Acceptance, Gallery, Index, Match, ModelId};
 use crate::face::{FaceBox, FacePipeline};
 use crate::Result;
 
-/// Threshold used when a gallery was never calibrated: dlib's verification threshold.
+/// Threshold used with dlib's network when a gallery was never calibrated: its verification
+/// threshold (other networks use their [`crate::face::Embedder::match_distance`]).
 pub const DEFAULT_THRESHOLD: f32 = 0.6;
 
 /// One recognised face.
@@ -44,7 +45,7 @@ pub struct Recognizer {
 impl Recognizer {
     /// Checks that the gallery was made by the pipeline's model and loads its index; the
     /// decision is a distance threshold `threshold` if given, else the gallery's calibrated
-    /// rule, else the distance [`DEFAULT_THRESHOLD`].
+    /// rule, else the model's verification distance (dlib's: [`DEFAULT_THRESHOLD`]).
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
         let mut r = Self {
@@ -62,9 +63,10 @@ impl Recognizer {
         self.index = gallery.index()?;
         self.acceptance = match self.fixed_threshold {
             Some(t) => Acceptance::distance(t),
-            None => gallery
-                .calibration()?
-                .map_or(Acceptance::distance(DEFAULT_THRESHOLD), |c| c.acceptance()),
+            None => gallery.calibration()?.map_or(
+                Acceptance::distance(self.pipeline.embedder.match_distance()),
+                |c| c.acceptance(),
+            ),
         };
         Ok(())
     }

@@ -4,10 +4,13 @@ pub mod blazeface;
 pub mod embedding_net;
 pub mod face_landmark68;
 pub mod face_resnet;
+pub mod mobilefacenet;
+pub mod tf_graph;
 pub mod vgg_face;
 
 pub use blazeface::{BlazeFace, BlazeFaceConfig};
 pub use embedding_net::{EmbeddingNet, EmbeddingNetConfig};
 pub use face_landmark68::{FaceLandmark68, FaceLandmark68Config};
 pub use face_resnet::{FaceResNet, FaceResNetConfig};
+pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use vgg_face::{VggFace, VggFaceConfig, VggOutput};

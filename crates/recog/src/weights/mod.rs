@@ -7,6 +7,7 @@
 pub mod hdf5;
 pub mod onnx;
 pub mod tfjs;
+pub mod tflite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

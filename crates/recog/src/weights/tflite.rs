@@ -1,0 +1,389 @@
+//! TensorFlow Lite models (`.tflite`): a FlatBuffer holding tensors, their constant buffers
+//! and the operators of one subgraph.
+//!
+//! Only what running a float32 convolutional network needs is read: tensors (shape, type,
+//! name, constant data), the operator codes and, for convolutions and element-wise ops,
+//! their options (padding, strides, dilations, fused activation). Field numbers follow
+//! TensorFlow's `schema.fbs` (version 3). Quantised models are refused.
+
+use std::path::{Path, PathBuf};
+
+use super::read_file;
+use crate::{Error, Result};
+
+/// TFLite builtin operator codes (`BuiltinOperator` in `schema.fbs`) that recog runs.
+pub mod op {
+    /// `ADD`.
+    pub const ADD: i32 = 0;
+    /// `CONV_2D`.
+    pub const CONV_2D: i32 = 3;
+    /// `DEPTHWISE_CONV_2D`.
+    pub const DEPTHWISE_CONV_2D: i32 = 4;
+    /// `MUL`.
+    pub const MUL: i32 = 18;
+    /// `RELU`.
+    pub const RELU: i32 = 19;
+    /// `RELU6`.
+    pub const RELU6: i32 = 21;
+    /// `RESHAPE`.
+    pub const RESHAPE: i32 = 22;
+    /// `SUB`.
+    pub const SUB: i32 = 41;
+    /// `ABS`.
+    pub const ABS: i32 = 101;
+}
+
+/// One tensor of the subgraph.
+#[derive(Debug, Clone)]
+pub struct TfLiteTensor {
+    /// Name given by the converter.
+    pub name: String,
+    /// Shape (NHWC for images; conv filters `[out, h, w, in]`, depthwise `[1, h, w, out]`).
+    pub shape: Vec<usize>,
+    /// `TensorType`: 0 float32, 2 int32, 3 uint8, 9 int8, ...
+    pub dtype: i8,
+    /// The constant values (float32 and int32 as `f32`), if the tensor has a buffer.
+    pub data: Option<Vec<f32>>,
+}
+
+/// Options of an operator (those of convolutions and element-wise ops; zero elsewhere).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TfLiteOptions {
+    /// `Padding`: 0 SAME, 1 VALID.
+    pub padding: i8,
+    /// (height, width).
+    pub stride: [usize; 2],
+    /// (height, width).
+    pub dilation: [usize; 2],
+    /// `ActivationFunctionType`: 0 none, 1 relu, 3 relu6.
+    pub activation: i8,
+}
+
+/// One operator: its builtin code, tensor indices and options.
+#[derive(Debug, Clone)]
+pub struct TfLiteOp {
+    /// `BuiltinOperator` code (see [`op`]).
+    pub code: i32,
+    /// Input tensor indices (-1 for an omitted optional input).
+    pub inputs: Vec<i32>,
+    /// Output tensor indices.
+    pub outputs: Vec<i32>,
+    /// Parsed options.
+    pub options: TfLiteOptions,
+}
+
+/// The first subgraph of a `.tflite` file.
+#[derive(Debug, Clone)]
+pub struct TfLiteModel {
+    /// Where it was read from.
+    pub source: PathBuf,
+    /// Tensors by index.
+    pub tensors: Vec<TfLiteTensor>,
+    /// Operators in execution order.
+    pub ops: Vec<TfLiteOp>,
+    /// Subgraph input tensor indices.
+    pub inputs: Vec<i32>,
+    /// Subgraph output tensor indices.
+    pub outputs: Vec<i32>,
+    /// SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// A FlatBuffer table, by its position in the buffer.
+#[derive(Clone, Copy)]
+struct Table {
+    pos: usize,
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    path: &'a Path,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, what: impl std::fmt::Display) -> Error {
+        Error::Checkpoint {
+            path: self.path.to_path_buf(),
+            problem: format!("not a valid TFLite FlatBuffer: {what}"),
+        }
+    }
+
+    fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N]> {
+        at.checked_add(N)
+            .and_then(|end| self.buf.get(at..end))
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| self.err(format!("read past the end at byte {at}")))
+    }
+
+    fn u32(&self, at: usize) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes(at)?))
+    }
+
+    fn i32(&self, at: usize) -> Result<i32> {
+        Ok(i32::from_le_bytes(self.bytes(at)?))
+    }
+
+    fn u16(&self, at: usize) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.bytes(at)?))
+    }
+
+    fn table(&self, pos: usize) -> Table {
+        Table { pos }
+    }
+
+    /// Position of field `id` of table `t`, if present.
+    fn field(&self, t: Table, id: usize) -> Result<Option<usize>> {
+        let vt = usize::try_from(t.pos as i64 - self.i32(t.pos)? as i64)
+            .map_err(|_| self.err(format!("vtable before the start at table {}", t.pos)))?;
+        let vt_len = self.u16(vt)? as usize;
+        let slot = 4 + 2 * id;
+        if slot + 2 > vt_len {
+            return Ok(None);
+        }
+        let off = self.u16(vt + slot)? as usize;
+        Ok((off != 0).then_some(t.pos + off))
+    }
+
+    /// Follows the offset stored at `at` (tables, vectors, strings).
+    fn deref(&self, at: usize) -> Result<usize> {
+        Ok(at + self.u32(at)? as usize)
+    }
+
+    fn sub_table(&self, t: Table, id: usize) -> Result<Option<Table>> {
+        Ok(match self.field(t, id)? {
+            Some(p) => Some(self.table(self.deref(p)?)),
+            None => None,
+        })
+    }
+
+    /// (element start, length) of the vector in field `id`.
+    fn vector(&self, t: Table, id: usize) -> Result<Option<(usize, usize)>> {
+        Ok(match self.field(t, id)? {
+            Some(p) => {
+                let v = self.deref(p)?;
+                Some((v + 4, self.u32(v)? as usize))
+            }
+            None => None,
+        })
+    }
+
+    fn tables(&self, t: Table, id: usize) -> Result<Vec<Table>> {
+        let Some((start, n)) = self.vector(t, id)? else {
+            return Ok(Vec::new());
+        };
+        (0..n)
+            .map(|i| Ok(self.table(self.deref(start + 4 * i)?)))
+            .collect()
+    }
+
+    fn ints(&self, t: Table, id: usize) -> Result<Vec<i32>> {
+        let Some((start, n)) = self.vector(t, id)? else {
+            return Ok(Vec::new());
+        };
+        (0..n).map(|i| self.i32(start + 4 * i)).collect()
+    }
+
+    fn string(&self, t: Table, id: usize) -> Result<String> {
+        let Some((start, n)) = self.vector(t, id)? else {
+            return Ok(String::new());
+        };
+        let b = self
+            .buf
+            .get(start..start + n)
+            .ok_or_else(|| self.err("string past the end"))?;
+        Ok(String::from_utf8_lossy(b).into_owned())
+    }
+
+    fn scalar_i32(&self, t: Table, id: usize, default: i32) -> Result<i32> {
+        Ok(match self.field(t, id)? {
+            Some(p) => self.i32(p)?,
+            None => default,
+        })
+    }
+
+    fn scalar_i8(&self, t: Table, id: usize, default: i8) -> Result<i8> {
+        Ok(match self.field(t, id)? {
+            Some(p) => self.bytes::<1>(p)?[0] as i8,
+            None => default,
+        })
+    }
+}
+
+/// Reads a `.tflite` file's first subgraph.
+pub fn load(path: &Path) -> Result<TfLiteModel> {
+    use sha2::{Digest, Sha256};
+    let buf = read_file(path)?;
+    let sha256 = crate::home::hex(&Sha256::digest(&buf));
+    let r = Reader { buf: &buf, path };
+    if buf.get(4..8) != Some(b"TFL3".as_slice()) {
+        return Err(r.err("no TFL3 file identifier"));
+    }
+    let model = r.table(r.deref(0)?);
+    let codes: Vec<i32> = r
+        .tables(model, 1)?
+        .into_iter()
+        .map(|c| {
+            // `builtin_code` (field 3) replaced the byte-sized `deprecated_builtin_code`
+            // (field 0); files carry the larger of the two.
+            let old = r.scalar_i8(c, 0, 0)? as i32;
+            let new = r.scalar_i32(c, 3, 0)?;
+            Ok(old.max(new))
+        })
+        .collect::<Result<_>>()?;
+    let buffers = r.tables(model, 4)?;
+    let subgraph = *r
+        .tables(model, 2)?
+        .first()
+        .ok_or_else(|| r.err("no subgraph"))?;
+    let mut tensors = Vec::new();
+    for t in r.tables(subgraph, 0)? {
+        let shape: Vec<usize> = r
+            .ints(t, 0)?
+            .into_iter()
+            .map(|d| d.max(0) as usize)
+            .collect();
+        let dtype = r.scalar_i8(t, 1, 0)?;
+        let name = r.string(t, 3)?;
+        if r.sub_table(t, 4)?
+            .map(|q| r.field(q, 2)) // quantization.scale
+            .transpose()?
+            .flatten()
+            .is_some()
+        {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                problem: format!("tensor {name} is quantised; only float32 models are supported"),
+            });
+        }
+        let buffer = match r.field(t, 2)? {
+            Some(p) => r.u32(p)? as usize,
+            None => 0,
+        };
+        let data = match buffers.get(buffer) {
+            Some(&b) => match r.vector(b, 0)? {
+                Some((start, n)) if n > 0 => {
+                    let bytes = buf
+                        .get(start..start + n)
+                        .ok_or_else(|| r.err("buffer past the end"))?;
+                    let values: Vec<f32> = match dtype {
+                        0 => bytes
+                            .chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect(),
+                        2 => bytes
+                            .chunks_exact(4)
+                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                            .collect(),
+                        other => {
+                            return Err(Error::Checkpoint {
+                                path: path.to_path_buf(),
+                                problem: format!("tensor {name} has type {other}; float32 and int32 constants are supported"),
+                            })
+                        }
+                    };
+                    let want: usize = shape.iter().product();
+                    if values.len() != want {
+                        return Err(Error::Shape {
+                            name: format!("{name} in {}", path.display()),
+                            expected: shape.clone(),
+                            got: vec![values.len()],
+                        });
+                    }
+                    Some(values)
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        tensors.push(TfLiteTensor {
+            name,
+            shape,
+            dtype,
+            data,
+        });
+    }
+    let mut ops = Vec::new();
+    for o in r.tables(subgraph, 3)? {
+        let idx = match r.field(o, 0)? {
+            Some(p) => r.u32(p)? as usize,
+            None => 0,
+        };
+        let code = *codes
+            .get(idx)
+            .ok_or_else(|| r.err(format!("operator code index {idx}")))?;
+        let mut options = TfLiteOptions {
+            stride: [1, 1],
+            dilation: [1, 1],
+            ..Default::default()
+        };
+        if let Some(opt) = r.sub_table(o, 4)? {
+            match code {
+                op::CONV_2D => {
+                    options.padding = r.scalar_i8(opt, 0, 0)?;
+                    options.stride = [
+                        r.scalar_i32(opt, 2, 1)? as usize,
+                        r.scalar_i32(opt, 1, 1)? as usize,
+                    ];
+                    options.activation = r.scalar_i8(opt, 3, 0)?;
+                    options.dilation = [
+                        r.scalar_i32(opt, 5, 1)? as usize,
+                        r.scalar_i32(opt, 4, 1)? as usize,
+                    ];
+                }
+                op::DEPTHWISE_CONV_2D => {
+                    options.padding = r.scalar_i8(opt, 0, 0)?;
+                    options.stride = [
+                        r.scalar_i32(opt, 2, 1)? as usize,
+                        r.scalar_i32(opt, 1, 1)? as usize,
+                    ];
+                    options.activation = r.scalar_i8(opt, 4, 0)?;
+                    options.dilation = [
+                        r.scalar_i32(opt, 6, 1)? as usize,
+                        r.scalar_i32(opt, 5, 1)? as usize,
+                    ];
+                }
+                op::ADD | op::SUB | op::MUL => {
+                    options.activation = r.scalar_i8(opt, 0, 0)?;
+                }
+                _ => {}
+            }
+        }
+        ops.push(TfLiteOp {
+            code,
+            inputs: r.ints(o, 1)?,
+            outputs: r.ints(o, 2)?,
+            options,
+        });
+    }
+    Ok(TfLiteModel {
+        source: path.to_path_buf(),
+        tensors,
+        ops,
+        inputs: r.ints(subgraph, 1)?,
+        outputs: r.ints(subgraph, 2)?,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_tflite_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.tflite");
+        std::fs::write(&p, b"{\"format\": \"graph-model\"}").unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("model.tflite") && err.contains("TFL3"),
+            "{err}"
+        );
+        // A header that points past the end is an error, not a panic.
+        let mut b = vec![0xff, 0xff, 0, 0];
+        b.extend(b"TFL3");
+        std::fs::write(&p, &b).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("past the end"), "{err}");
+    }
+}
