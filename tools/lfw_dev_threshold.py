@@ -1,6 +1,7 @@
 """The verification distance of a face network on LFW View 1's training pairs
-(`pairsDevTrain.txt`, 1,100 pairs): embeds the pairs' images with `recog face embed`, prints the
-accuracy-maximising threshold and the true-accept rates at 1% and 0.1% false accepts.
+(`pairsDevTrain.txt`, 1,100 same and 1,100 different pairs): embeds the pairs' images with
+`recog face embed`, prints the accuracy-maximising threshold and the true-accept rates at 1%
+and 0.1% false accepts.
 
 This is how `MobileFaceNetEmbedder::MATCH_DISTANCE` (1.06) was chosen: on View 1, never on the
 View 2 folds or the open-set evaluation that report results.

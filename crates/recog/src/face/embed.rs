@@ -110,18 +110,8 @@ impl Embedder for MobileFaceNetEmbedder {
         if chips.is_empty() {
             return Ok(Vec::new());
         }
-        let size = self.input_size();
-        let x = chips_to_tensor(chips, size, &self.device)?;
-        let y: Vec<f32> = self
-            .net
-            .forward(x)?
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Checkpoint {
-                path: "mobilefacenet".into(),
-                problem: format!("{e:?}"),
-            })?;
-        Ok(y.chunks(self.dim()).map(<[f32]>::to_vec).collect())
+        let x = chips_to_tensor(chips, self.input_size(), &self.device)?;
+        rows(self.net.forward(x)?, "mobilefacenet")
     }
 }
 
@@ -153,6 +143,19 @@ impl FaceResNetEmbedder {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.net.forward(x)
     }
+}
+
+/// The rows of a `[n, dim]` descriptor batch, read back from the device.
+fn rows(y: Tensor<2>, model: &str) -> Result<Vec<Vec<f32>>> {
+    let dim = y.dims()[1].max(1);
+    let v: Vec<f32> = y
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::Checkpoint {
+            path: model.into(),
+            problem: format!("{e:?}"),
+        })?;
+    Ok(v.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
 /// Packs RGB chips into a `[n, 3, s, s]` float tensor of 0..255 values.
@@ -201,15 +204,6 @@ impl Embedder for FaceResNetEmbedder {
             return Ok(Vec::new());
         }
         let x = chips_to_tensor(chips, self.cfg.input_size, &self.device)?;
-        let y: Vec<f32> = self
-            .net
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Checkpoint {
-                path: "face_recognition_model".into(),
-                problem: format!("{e:?}"),
-            })?;
-        Ok(y.chunks(self.cfg.dim).map(<[f32]>::to_vec).collect())
+        rows(self.net.forward(x), "face_recognition_model")
     }
 }
