@@ -286,6 +286,50 @@ mod tests {
     }
 
     #[test]
+    fn arcface_chip_puts_the_five_points_on_the_template() {
+        // Pixel (x, y) holds (x, y, 0); the face's points are the template shifted by (10, 20),
+        // so chip pixel (u, v) must sample image pixel (u + 10, v + 20).
+        let img = RgbImage::from_fn(200, 200, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let pts: Vec<[f32; 2]> = ARCFACE_112
+            .iter()
+            .map(|p| [p[0] + 10.0, p[1] + 20.0])
+            .collect();
+        let chip = align_arcface(&img, &pts, 112);
+        assert_eq!(chip.get_pixel(0, 0).0, [10, 20, 0]);
+        assert_eq!(chip.get_pixel(56, 71).0, [66, 91, 0]);
+        // Four points (BlazeFace: eyes, nose, mouth centre) give the same chip here.
+        let mouth = [(pts[3][0] + pts[4][0]) / 2.0, (pts[3][1] + pts[4][1]) / 2.0];
+        let four = [pts[0], pts[1], pts[2], mouth];
+        assert_eq!(align_arcface(&img, &four, 112), chip);
+    }
+
+    #[test]
+    fn five_points_from_68_landmarks() {
+        assert!(five_from_68(&[[0.0, 0.0]; 67]).is_none());
+        let mut l = vec![[0.0f32, 0.0]; 68];
+        for (i, p) in l.iter_mut().enumerate().take(42).skip(36) {
+            *p = [10.0 + i as f32, 5.0]; // mean x = 10 + 38.5
+        }
+        for p in &mut l[42..=47] {
+            *p = [60.0, 7.0];
+        }
+        l[30] = [35.0, 30.0];
+        l[48] = [20.0, 50.0];
+        l[54] = [50.0, 51.0];
+        let p = five_from_68(&l).unwrap();
+        assert_eq!(
+            p,
+            [
+                [48.5, 5.0],
+                [60.0, 7.0],
+                [35.0, 30.0],
+                [20.0, 50.0],
+                [50.0, 51.0]
+            ]
+        );
+    }
+
+    #[test]
     fn identity_warp_copies_pixels() {
         let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 7]));
         let id = Similarity {

@@ -864,6 +864,16 @@ mod tests {
         pairs.push((0.9, Some(10.0)));
         let c = calibrate_rule(&pairs, 0.0, Metric::Euclidean, Rule::Ratio, 0.6, "t");
         assert!(c.threshold < 0.1);
+        // Another network's verification distance is the cap, stored with the calibration;
+        // a calibration stored before the cap was (dlib galleries) reads back as 0.6, and
+        // under cosine the cap is the unit-vector equivalent d^2 / 2.
+        let c = calibrate_rule(&pairs, 0.2, Metric::Euclidean, Rule::Ratio, 1.06, "t");
+        assert_eq!(c.acceptance().max_distance, 1.06);
+        let mut old: serde_json::Value = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("max_distance");
+        let old: Calibration = serde_json::from_value(old).unwrap();
+        assert_eq!(old.acceptance().max_distance, 0.6);
+        assert!((verification_distance(Metric::Cosine, 1.06) - 0.5618).abs() < 1e-6);
     }
 
     /// By hand: gallery a (0,0), b (3,4); labelled photos a' (0,1) (compared with b only:
