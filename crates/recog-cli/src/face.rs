@@ -18,7 +18,7 @@ use crate::progress::Bars;
 pub enum FaceCommand {
     /// Find faces: boxes and keypoints as JSON, plus annotated images.
     Detect(DetectArgs),
-    /// Embed the (most central) face of each image with the face ResNet.
+    /// Embed the (most central) face of each image with the face network (`--face-model`: dlib's ResNet or MobileFaceNet).
     Embed(EmbedArgs),
     /// Distance between the faces of two images, and same/different at a threshold.
     Verify(VerifyArgs),
@@ -102,6 +102,14 @@ impl PipeArgs {
             landmark_crop: 1.3,
             projection: None,
         }
+    }
+}
+
+/// The network's name for plot legends.
+fn pipe_label(o: &PipeArgs) -> &'static str {
+    match o.face_model.unwrap_or(FaceModelArg::Dlib) {
+        FaceModelArg::Dlib => "face ResNet",
+        FaceModelArg::Mobilefacenet => "MobileFaceNet",
     }
 }
 
@@ -740,7 +748,7 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         "false accept rate",
         "true accept rate",
         &[Series {
-            label: "face ResNet + BlazeFace alignment".into(),
+            label: format!("{} + BlazeFace alignment", pipe_label(&a.pipe)),
             points: roc,
         }],
     )?;
