@@ -121,6 +121,20 @@ impl WeightMap {
     }
 }
 
+/// Little-endian float32 values (a trailing partial value is ignored).
+pub(crate) fn le_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Little-endian int32 values, as `f32` (shape and index constants).
+pub(crate) fn le_i32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+        .collect()
+}
+
 /// Reads a whole file, naming it on failure.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))

@@ -72,10 +72,7 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
                 }
             }
             (2, Value::Varint(v)) => dtype = v as i64,
-            (4, Value::Bytes(p)) => values.extend(
-                p.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
+            (4, Value::Bytes(p)) => values.extend(super::le_f32(p)),
             (4, Value::Fixed32(v)) => values.push(f32::from_bits(v)),
             (5 | 7, Value::Bytes(p)) => {
                 values.extend(varints(p)?.into_iter().map(|v| v as i64 as f32))
@@ -91,10 +88,7 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
     }
     if let Some(r) = raw {
         values = match dtype {
-            FLOAT => r
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            FLOAT => super::le_f32(r),
             DOUBLE => r
                 .chunks_exact(8)
                 .map(|c| {
@@ -107,10 +101,7 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
                     i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
                 })
                 .collect(),
-            INT32 => r
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-                .collect(),
+            INT32 => super::le_i32(r),
             UINT8 => r.iter().map(|&v| v as f32).collect(),
             INT8 => r.iter().map(|&v| v as i8 as f32).collect(),
             other => return Err(format!("{name}: unsupported data type {other}")),

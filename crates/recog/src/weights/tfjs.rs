@@ -129,14 +129,8 @@ enum Kind {
 
 fn decode(b: &[u8], kind: Kind) -> Vec<f32> {
     match kind {
-        Kind::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Kind::I32 => b
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-            .collect(),
+        Kind::F32 => super::le_f32(b),
+        Kind::I32 => super::le_i32(b),
         Kind::F16 => b
             .chunks_exact(2)
             .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))

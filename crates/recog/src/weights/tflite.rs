@@ -46,8 +46,9 @@ pub struct TfLiteTensor {
     pub data: Option<Vec<f32>>,
 }
 
-/// Options of an operator (those of convolutions and element-wise ops; zero elsewhere).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Options of an operator (those of convolutions and element-wise ops; the defaults
+/// elsewhere).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TfLiteOptions {
     /// `Padding`: 0 SAME, 1 VALID.
     pub padding: i8,
@@ -57,6 +58,18 @@ pub struct TfLiteOptions {
     pub dilation: [usize; 2],
     /// `ActivationFunctionType`: 0 none, 1 relu, 3 relu6.
     pub activation: i8,
+}
+
+impl Default for TfLiteOptions {
+    /// SAME padding, unit strides and dilations, no activation (the schema's defaults).
+    fn default() -> Self {
+        Self {
+            padding: 0,
+            stride: [1, 1],
+            dilation: [1, 1],
+            activation: 0,
+        }
+    }
 }
 
 /// One operator: its builtin code, tensor indices and options.
@@ -209,6 +222,41 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The values of a constant tensor whose buffer holds `n` bytes at `start`.
+fn constant(
+    r: &Reader,
+    start: usize,
+    n: usize,
+    dtype: i8,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>> {
+    let bytes = start
+        .checked_add(n)
+        .and_then(|end| r.buf.get(start..end))
+        .ok_or_else(|| r.err("buffer past the end"))?;
+    let values = match dtype {
+        0 => super::le_f32(bytes),
+        2 => super::le_i32(bytes),
+        other => {
+            return Err(Error::Checkpoint {
+                path: r.path.to_path_buf(),
+                problem: format!(
+                    "tensor {name} has type {other}; float32 and int32 constants are supported"
+                ),
+            })
+        }
+    };
+    if values.len() != shape.iter().product::<usize>() {
+        return Err(Error::Shape {
+            name: format!("{name} in {}", r.path.display()),
+            expected: shape.to_vec(),
+            got: vec![values.len()],
+        });
+    }
+    Ok(values)
+}
+
 /// Reads a `.tflite` file's first subgraph.
 pub fn load(path: &Path) -> Result<TfLiteModel> {
     use sha2::{Digest, Sha256};
@@ -260,39 +308,11 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
             None => 0,
         };
         let data = match buffers.get(buffer) {
-            Some(&b) => match r.vector(b, 0)? {
-                Some((start, n)) if n > 0 => {
-                    let bytes = buf
-                        .get(start..start + n)
-                        .ok_or_else(|| r.err("buffer past the end"))?;
-                    let values: Vec<f32> = match dtype {
-                        0 => bytes
-                            .chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect(),
-                        2 => bytes
-                            .chunks_exact(4)
-                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-                            .collect(),
-                        other => {
-                            return Err(Error::Checkpoint {
-                                path: path.to_path_buf(),
-                                problem: format!("tensor {name} has type {other}; float32 and int32 constants are supported"),
-                            })
-                        }
-                    };
-                    let want: usize = shape.iter().product();
-                    if values.len() != want {
-                        return Err(Error::Shape {
-                            name: format!("{name} in {}", path.display()),
-                            expected: shape.clone(),
-                            got: vec![values.len()],
-                        });
-                    }
-                    Some(values)
-                }
-                _ => None,
-            },
+            Some(&b) => r.vector(b, 0)?.filter(|&(_, n)| n > 0),
+            None => None,
+        };
+        let data = match data {
+            Some((start, n)) => Some(constant(&r, start, n, dtype, &name, &shape)?),
             None => None,
         };
         tensors.push(TfLiteTensor {
@@ -311,11 +331,7 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
         let code = *codes
             .get(idx)
             .ok_or_else(|| r.err(format!("operator code index {idx}")))?;
-        let mut options = TfLiteOptions {
-            stride: [1, 1],
-            dilation: [1, 1],
-            ..Default::default()
-        };
+        let mut options = TfLiteOptions::default();
         if let Some(opt) = r.sub_table(o, 4)? {
             match code {
                 op::CONV_2D => {
