@@ -31,8 +31,6 @@ pub struct MobileFaceNetConfig {
     pub mean: f32,
     /// Multiplies the centred pixels.
     pub scale: f32,
-    /// Feed the channels as BGR (OpenCV order) instead of RGB.
-    pub bgr: bool,
 }
 
 impl MobileFaceNetConfig {
@@ -44,7 +42,6 @@ impl MobileFaceNetConfig {
             dim: 192,
             mean: 127.5,
             scale: 1.0 / 128.0,
-            bgr: false,
         }
     }
 
@@ -77,7 +74,6 @@ impl MobileFaceNet {
 
     /// `[n, 3, 112, 112]` RGB chips (0..255) -> `[n, 192]` unit-length descriptors.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
-        let x = if self.cfg.bgr { x.flip([1]) } else { x };
         let x = x.sub_scalar(self.cfg.mean).mul_scalar(self.cfg.scale);
         let y = self.graph.forward(x)?;
         // Trained with a margin loss on normalised features: direction is identity.

@@ -21,14 +21,7 @@ use crate::weights::tflite::TfLiteModel;
 use crate::weights::HostTensor;
 use crate::{Error, Result};
 
-/// Activation fused into a convolution (`fused_ops` after `BiasAdd`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Act {
-    None,
-    Relu,
-    Relu6,
-}
-
+/// Element-wise ops of one input; also the activations TFLite fuses into other ops.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Unary {
     Relu,
@@ -63,7 +56,8 @@ struct Conv {
     dilation: [usize; 2],
     groups: usize,
     same: bool,
-    act: Act,
+    /// Fused activation.
+    act: Option<Unary>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +70,7 @@ struct Step {
     rank: usize,
 }
 
-/// An executable TFJS graph: steps in topological order, one input, one output.
+/// An executable graph: steps in topological order, one input, one output.
 #[derive(Debug, Clone)]
 pub struct TfGraph {
     steps: Vec<Step>,
@@ -99,12 +93,17 @@ fn const_nchw(t: &HostTensor, device: &Device) -> Option<Tensor<4>> {
     Some(Tensor::from_data(TensorData::new(host.data, shape), device))
 }
 
-impl TfGraph {
-    /// Names of the graph's nodes, in execution order.
-    pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.steps.iter().map(|s| s.name.as_str())
+impl Unary {
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Unary::Relu => burn::tensor::activation::relu(x),
+            Unary::Relu6 => x.clamp(0.0, 6.0),
+            Unary::Abs => x.abs(),
+        }
     }
+}
 
+impl TfGraph {
     /// Runs the graph on an NCHW batch (the graph's NHWC input, transposed) and returns
     /// the output node as `[n, c]` (a TensorFlow rank-2 output).
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
@@ -187,19 +186,11 @@ impl TfGraph {
                         ConvOptions::new_with_padding(*stride, pad, *dilation, *groups),
                     );
                     match act {
-                        Act::None => y,
-                        Act::Relu => burn::tensor::activation::relu(y),
-                        Act::Relu6 => y.clamp(0.0, 6.0),
+                        Some(u) => u.apply(y),
+                        None => y,
                     }
                 }
-                Op::Unary(u) => {
-                    let a = arg(0)?;
-                    match u {
-                        Unary::Relu => burn::tensor::activation::relu(a),
-                        Unary::Relu6 => a.clamp(0.0, 6.0),
-                        Unary::Abs => a.abs(),
-                    }
-                }
+                Op::Unary(u) => u.apply(arg(0)?),
                 Op::Binary(b) => {
                     let (l, r) = (arg(0)?, arg(1)?);
                     match b {
@@ -217,9 +208,7 @@ impl TfGraph {
             problem: "the output was not computed".into(),
         })
     }
-}
 
-impl TfGraph {
     /// Builds the executable graph of a TFLite model's first subgraph (one input, its
     /// first output).
     pub fn from_tflite(m: &TfLiteModel, device: &Device) -> Result<Self> {
@@ -277,9 +266,9 @@ impl TfGraph {
             Ok(steps.len() - 1)
         };
         let act_of = |name: &str, a: i8| match a {
-            0 => Ok(Act::None),
-            1 => Ok(Act::Relu),
-            3 => Ok(Act::Relu6),
+            0 => Ok(None),
+            1 => Ok(Some(Unary::Relu)),
+            3 => Ok(Some(Unary::Relu6)),
             other => Err(fail(name, format!("fused activation {other}"))),
         };
         for o in &m.ops {
@@ -308,21 +297,18 @@ impl TfGraph {
                         data: wd,
                     };
                     // TFLite filters: conv [out, h, w, in], depthwise [1, h, w, out]; burn:
-                    // [out, in / groups, h, w].
-                    let (weight, groups) = if o.code == op::CONV_2D {
-                        let p = host.permute(&[0, 3, 1, 2]);
-                        let s = [p.shape[0], p.shape[1], p.shape[2], p.shape[3]];
-                        (Tensor::from_data(TensorData::new(p.data, s), device), 1)
+                    // [out, in / groups, h, w], a depthwise conv having one group per input
+                    // channel.
+                    let (perm, groups) = if o.code == op::CONV_2D {
+                        ([0, 3, 1, 2], 1)
                     } else {
-                        let p = host.permute(&[3, 0, 1, 2]);
-                        let s = [p.shape[0], p.shape[1], p.shape[2], p.shape[3]];
-                        let cin = tensor(arg(0)?)?.shape.get(3).copied().unwrap_or(s[0]);
-                        (
-                            Tensor::from_data(TensorData::new(p.data, s), device),
-                            cin.max(1),
-                        )
+                        let cin = tensor(arg(0)?)?.shape.get(3).copied().unwrap_or(w.shape[3]);
+                        ([3, 0, 1, 2], cin.max(1))
                     };
-                    let cout = weight.dims()[0];
+                    let p = host.permute(&perm);
+                    let s = [p.shape[0], p.shape[1], p.shape[2], p.shape[3]];
+                    let weight = Tensor::from_data(TensorData::new(p.data, s), device);
+                    let cout = s[0];
                     let bias = match o.inputs.get(2).copied().filter(|&b| b >= 0) {
                         Some(b) => {
                             let b = tensor(b)?;
@@ -375,19 +361,14 @@ impl TfGraph {
                         return Err(fail(&name, "rank-3 values are not supported".into()));
                     }
                     match act_of(&name, o.options.activation)? {
-                        Act::None => (Op::Binary(bin), vec![a, b], r),
-                        act => {
+                        None => (Op::Binary(bin), vec![a, b], r),
+                        Some(u) => {
                             steps.push(Step {
                                 name: format!("{name}/pre-activation"),
                                 op: Op::Binary(bin),
                                 inputs: vec![a, b],
                                 rank: r,
                             });
-                            let u = if act == Act::Relu {
-                                Unary::Relu
-                            } else {
-                                Unary::Relu6
-                            };
                             (Op::Unary(u), vec![steps.len() - 1], r)
                         }
                     }
