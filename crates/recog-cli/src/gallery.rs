@@ -702,16 +702,12 @@ fn eval_lfw(
     let t0 = std::time::Instant::now();
     // Embeddings are kept next to the report, so other scorings can be tried on them without
     // embedding 13,233 photos again (`--reuse`).
-    let (cache, verify, model_name) = match pipe_args
-        .face_model
-        .unwrap_or(crate::face::FaceModelArg::Dlib)
-    {
-        crate::face::FaceModelArg::Dlib => (out.join("embeddings.json"), 0.6, "dlib ResNet"),
-        crate::face::FaceModelArg::Mobilefacenet => (
-            out.join("embeddings-mobilefacenet.json"),
-            face::MobileFaceNetEmbedder::MATCH_DISTANCE,
-            "MobileFaceNet",
-        ),
+    let model = pipe_args.model();
+    let (verify, model_name) = (model.match_distance(), model.label());
+    // dlib's cache keeps the name it had before there was a choice of network.
+    let cache = match model {
+        face::FaceModel::Dlib => out.join("embeddings.json"),
+        m => out.join(format!("embeddings-{}.json", m.name())),
     };
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let cached: Option<Vec<Vec<f32>>> = if reuse {

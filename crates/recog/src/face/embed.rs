@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use image::RgbImage;
 
+use super::FaceModel;
 use crate::nn::{FaceResNet, FaceResNetConfig, MobileFaceNet, MobileFaceNetConfig};
 use crate::{Error, Result};
 
@@ -33,16 +34,6 @@ pub trait Embedder {
     }
 }
 
-/// The verification distance of the network a gallery names (its [`Embedder::name`]): 0.6
-/// for dlib's, [`MobileFaceNetEmbedder::MATCH_DISTANCE`] for MobileFaceNet.
-pub fn match_distance_of(model_name: &str) -> f32 {
-    if model_name == MobileFaceNetEmbedder::NAME {
-        MobileFaceNetEmbedder::MATCH_DISTANCE
-    } else {
-        0.6
-    }
-}
-
 /// Where a network expects the face inside its chip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChipLayout {
@@ -60,13 +51,6 @@ pub struct MobileFaceNetEmbedder {
 }
 
 impl MobileFaceNetEmbedder {
-    /// Euclidean distance at which LFW View 1's training pairs (`pairsDevTrain.txt`) are
-    /// best split into same and different people with recog's default pipeline; see the
-    /// README's results table for the command.
-    pub const MATCH_DISTANCE: f32 = 1.06;
-    /// The model name stored with embeddings.
-    pub const NAME: &'static str = "mobilefacenet";
-
     /// Loads `MobileFaceNet.tflite`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         Ok(Self {
@@ -91,7 +75,7 @@ impl Embedder for MobileFaceNetEmbedder {
     }
 
     fn name(&self) -> String {
-        Self::NAME.into()
+        FaceModel::MobileFaceNet.name().into()
     }
 
     fn weights_sha256(&self) -> String {
@@ -103,7 +87,7 @@ impl Embedder for MobileFaceNetEmbedder {
     }
 
     fn match_distance(&self) -> f32 {
-        Self::MATCH_DISTANCE
+        FaceModel::MobileFaceNet.match_distance()
     }
 
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
@@ -192,7 +176,7 @@ impl Embedder for FaceResNetEmbedder {
     }
 
     fn name(&self) -> String {
-        "face-resnet-dlib".into()
+        FaceModel::Dlib.name().into()
     }
 
     fn weights_sha256(&self) -> String {

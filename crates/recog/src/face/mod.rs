@@ -18,9 +18,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{BlazeFaceDetector, Detector};
-pub use embed::{
-    match_distance_of, ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder,
-};
+pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder};
 
 use crate::progress::Progress;
 use crate::{Error, Home, Result};
@@ -110,6 +108,42 @@ pub enum FaceModel {
     Dlib,
     /// MobileFaceNet (MobileFaceNet_TF weights, TFLite), 112x112 -> 192-d.
     MobileFaceNet,
+}
+
+impl FaceModel {
+    /// The name stored with its embeddings ([`Embedder::name`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaceModel::Dlib => "face-resnet-dlib",
+            FaceModel::MobileFaceNet => "mobilefacenet",
+        }
+    }
+
+    /// The network whose embeddings are stored under `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [FaceModel::Dlib, FaceModel::MobileFaceNet]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// A readable name for plots and reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaceModel::Dlib => "dlib ResNet",
+            FaceModel::MobileFaceNet => "MobileFaceNet",
+        }
+    }
+
+    /// Euclidean distance under which two descriptors are usually one person
+    /// ([`Embedder::match_distance`]). dlib's 0.6 is its author's; MobileFaceNet's 1.06 is the
+    /// distance that best splits LFW View 1's training pairs (`pairsDevTrain.txt`) with recog's
+    /// default pipeline (`tools/lfw_dev_threshold.py`).
+    pub fn match_distance(self) -> f32 {
+        match self {
+            FaceModel::Dlib => 0.6,
+            FaceModel::MobileFaceNet => 1.06,
+        }
+    }
 }
 
 impl ModelPaths {

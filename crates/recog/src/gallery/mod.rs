@@ -476,7 +476,9 @@ impl Gallery {
     fn match_distance(&self) -> Result<f32> {
         Ok(self
             .model()?
-            .map_or(0.6, |m| crate::face::match_distance_of(&m.name)))
+            .and_then(|m| crate::face::FaceModel::from_name(&m.name))
+            .unwrap_or_default()
+            .match_distance())
     }
 
     /// Calibrates on a labelled set of photos (e.g. LFW): each photo's distance to the

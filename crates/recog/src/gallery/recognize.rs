@@ -8,10 +8,6 @@ use super::{Acceptance, Gallery, Index, Match, ModelId};
 use crate::face::{FaceBox, FacePipeline};
 use crate::Result;
 
-/// Threshold used with dlib's network when a gallery was never calibrated: its verification
-/// threshold (other networks use their [`crate::face::Embedder::match_distance`]).
-pub const DEFAULT_THRESHOLD: f32 = 0.6;
-
 /// One recognised face.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recognized {
@@ -33,6 +29,23 @@ pub fn model_id(p: &FacePipeline) -> ModelId {
     }
 }
 
+/// A gallery's index and the decision in force: a fixed distance threshold, else the
+/// gallery's calibration, else the pipeline's verification distance.
+fn read(
+    gallery: &Gallery,
+    pipeline: &FacePipeline,
+    fixed: Option<f32>,
+) -> Result<(Index, Acceptance)> {
+    let acceptance = match fixed {
+        Some(t) => Acceptance::distance(t),
+        None => gallery.calibration()?.map_or(
+            Acceptance::distance(pipeline.embedder.match_distance()),
+            |c| c.acceptance(),
+        ),
+    };
+    Ok((gallery.index()?, acceptance))
+}
+
 /// A face pipeline with a gallery's index and threshold.
 pub struct Recognizer {
     /// Detection, alignment, embedding.
@@ -45,29 +58,21 @@ pub struct Recognizer {
 impl Recognizer {
     /// Checks that the gallery was made by the pipeline's model and loads its index; the
     /// decision is a distance threshold `threshold` if given, else the gallery's calibrated
-    /// rule, else the model's verification distance (dlib's: [`DEFAULT_THRESHOLD`]).
+    /// rule, else the model's verification distance ([`crate::face::Embedder::match_distance`]).
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
-        let mut r = Self {
+        let (index, acceptance) = read(gallery, &pipeline, threshold)?;
+        Ok(Self {
             pipeline,
-            index: Index::new(&[], Default::default())?,
-            acceptance: Acceptance::distance(DEFAULT_THRESHOLD),
+            index,
+            acceptance,
             fixed_threshold: threshold,
-        };
-        r.reload(gallery)?;
-        Ok(r)
+        })
     }
 
     /// Re-reads the gallery (after an enrolment or a removal).
     pub fn reload(&mut self, gallery: &Gallery) -> Result<()> {
-        self.index = gallery.index()?;
-        self.acceptance = match self.fixed_threshold {
-            Some(t) => Acceptance::distance(t),
-            None => gallery.calibration()?.map_or(
-                Acceptance::distance(self.pipeline.embedder.match_distance()),
-                |c| c.acceptance(),
-            ),
-        };
+        (self.index, self.acceptance) = read(gallery, &self.pipeline, self.fixed_threshold)?;
         Ok(())
     }
 
