@@ -40,10 +40,10 @@ pub struct ClusterArgs {
     /// Clustering method.
     #[arg(long, value_enum, default_value_t = MethodArg::Kmeans)]
     pub method: MethodArg,
-    /// Distance threshold of agglomerative clustering (face descriptors: about the
-    /// verification threshold).
-    #[arg(long, default_value_t = 0.6)]
-    pub threshold: f64,
+    /// Distance threshold of agglomerative clustering [default: the face network's
+    /// verification distance: 1.06 for MobileFaceNet, 0.6 for dlib's ResNet].
+    #[arg(long)]
+    pub threshold: Option<f64>,
     /// K-means restarts per k.
     #[arg(long, default_value_t = 5)]
     pub restarts: usize,
@@ -191,6 +191,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let bars = Bars::new(a.json);
     let mut skipped = 0;
+    let mut failed = 0;
     let (x, n, d, names, labels, thumbs) = if a.input.ends_with(".npy") {
         let (x, n, d) = read_npy(Path::new(&a.input))?;
         (
@@ -207,13 +208,17 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
             None => image_files(Path::new(&a.input))?,
         };
         if files.is_empty() {
-            bail!("{}: no PNG/JPEG images found", a.input);
+            bail!("{}: no image files found", a.input);
         }
         if let Some(model) = &a.digits_model {
-            let (x, names, labs, thumbs) = embed_digits(model, &files, &mut skipped, &bars)?;
+            let (x, names, labs, thumbs) = embed_digits(model, &files, &mut failed, &bars)?;
             let n = names.len();
             let d = x.len().checked_div(n).unwrap_or(0);
-            return finish(a, t0, skipped, x, n, d, names, Some(labs), thumbs);
+            finish(a, t0, skipped, x, n, d, names, Some(labs), thumbs)?;
+            if failed > 0 {
+                bail!("{failed} images could not be read; clustered the others");
+            }
+            return Ok(());
         }
         let pipe = crate::face::pipeline(&a.pipe)?;
         let paths: Vec<PathBuf> = files.iter().map(|f| f.0.clone()).collect();
@@ -221,6 +226,11 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         let (mut x, mut names, mut labs, mut thumbs) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((p, l), r) in files.iter().zip(&res) {
+            if let Some(e) = &r.error {
+                failed += 1;
+                eprintln!("error: {e}");
+                continue;
+            }
             match &r.face {
                 Some(f) if !r.embedding.is_empty() => {
                     x.extend_from_slice(&r.embedding);
@@ -247,7 +257,11 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         let d = x.len().checked_div(n).unwrap_or(0);
         (x, n, d, names, Some(labs), thumbs)
     };
-    finish(a, t0, skipped, x, n, d, names, labels, thumbs)
+    finish(a, t0, skipped, x, n, d, names, labels, thumbs)?;
+    if failed > 0 {
+        bail!("{failed} images could not be read; clustered the others");
+    }
+    Ok(())
 }
 
 type Embedded = (Vec<f32>, Vec<String>, Vec<String>, Vec<image::RgbImage>);
@@ -256,7 +270,7 @@ type Embedded = (Vec<f32>, Vec<String>, Vec<String>, Vec<image::RgbImage>);
 fn embed_digits(
     model: &Path,
     files: &[(PathBuf, String)],
-    skipped: &mut usize,
+    failed: &mut usize,
     bars: &Bars,
 ) -> Result<Embedded> {
     let device = recog::default_device();
@@ -277,8 +291,8 @@ fn embed_digits(
                 labs.push(l.clone());
             }
             Err(e) => {
-                *skipped += 1;
-                bars.warn(&format!("{e}, left out"));
+                *failed += 1;
+                eprintln!("error: {e}");
             }
         }
     }
@@ -328,10 +342,13 @@ fn finish(
             ("kmeans".to_string(), k, sol.labels)
         }
         MethodArg::Agglomerative => {
-            let l = agglomerative::average_linkage(&x, n, d, a.threshold);
+            let threshold = a
+                .threshold
+                .unwrap_or(f64::from(a.pipe.model().match_distance()));
+            let l = agglomerative::average_linkage(&x, n, d, threshold);
             let k = l.iter().copied().max().map_or(0, |m| m + 1);
             (
-                format!("agglomerative (average linkage, threshold {})", a.threshold),
+                format!("agglomerative (average linkage, threshold {threshold})"),
                 k,
                 l,
             )

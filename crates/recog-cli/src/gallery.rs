@@ -234,22 +234,64 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(recog::home::hex(&Sha256::digest(&b)))
 }
 
+/// What enrolment did with the photos it was given, beyond enrolling them.
+#[derive(Debug, Default)]
+struct EnrollTally {
+    /// Already enrolled for this person (same file SHA-256): skipped.
+    already: usize,
+    /// Already enrolled under another name: refused.
+    refused: usize,
+    /// Unreadable files.
+    failed: usize,
+}
+
 /// Embeds a person's photos, warning on no face, several faces, or a photo far from the others.
 /// `stored` are the embeddings the gallery already holds for this person: a new photo is also
-/// compared with them.
+/// compared with them. A photo whose file is already enrolled for this person is skipped, and
+/// one enrolled under another name is refused, so that enrolment can be re-run.
 fn embed_person(
     pipe: &FacePipeline,
+    g: &Gallery,
     name: &str,
     images: &[PathBuf],
     stored: &[Vec<f32>],
     bars: &Bars,
+    tally: &mut EnrollTally,
 ) -> Result<Vec<NewPhoto>> {
-    let mut out = Vec::new();
+    let mut out: Vec<NewPhoto> = Vec::new();
     for p in images {
+        let sha = match sha256_file(p) {
+            Ok(s) => s,
+            Err(e) => {
+                tally.failed += 1;
+                eprintln!("error: {e:#}");
+                continue;
+            }
+        };
+        match g.owner_of(&sha)? {
+            Some(owner) if owner == name => {
+                tally.already += 1;
+                continue;
+            }
+            Some(owner) => {
+                tally.refused += 1;
+                bars.warn(&format!(
+                    "{}: this photo is already enrolled as {owner}; not enrolled as {name}",
+                    p.display()
+                ));
+                continue;
+            }
+            None => {}
+        }
+        if out.iter().any(|o| o.sha256 == sha) {
+            tally.already += 1;
+            continue;
+        }
         let img = match face::load_rgb(p) {
             Ok(i) => i,
             Err(e) => {
-                bars.warn(&format!("{e}; skipped"));
+                tally.failed += 1;
+                eprintln!("error: {e}");
                 continue;
             }
         };
@@ -268,7 +310,7 @@ fn embed_person(
         }
         out.push(NewPhoto {
             path: p.display().to_string(),
-            sha256: sha256_file(p)?,
+            sha256: sha,
             thumbnail: draw::face_thumbnail(&img, &f, 96).ok(),
             embedding: emb,
         });
@@ -290,6 +332,27 @@ fn embed_person(
         }
     }
     Ok(out)
+}
+
+/// The enrolment summary's tail ("; 3 already enrolled, skipped") and the exit status.
+fn finish_enrolment(t: &EnrollTally, total_files: usize) -> Result<String> {
+    let mut tail = String::new();
+    if t.already > 0 {
+        tail.push_str(&format!("; {} already enrolled, skipped", t.already));
+    }
+    if t.refused > 0 {
+        tail.push_str(&format!(
+            "; {} enrolled under another name, refused",
+            t.refused
+        ));
+    }
+    if t.failed > 0 {
+        bail!(
+            "{} of {total_files} photos could not be read{tail}",
+            t.failed
+        );
+    }
+    Ok(tail)
 }
 
 /// Embeds up to `per_person` photos of each person of a labelled folder (photos with no face
@@ -421,15 +484,28 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 .filter(|(n, _)| n == &name)
                 .map(|(_, e)| e)
                 .collect();
-            let photos = embed_person(&p, &name, &images, &stored, &bars)?;
-            if photos.is_empty() {
+            let mut tally = EnrollTally::default();
+            let photos = embed_person(&p, &g, &name, &images, &stored, &bars, &mut tally)?;
+            if photos.is_empty() && tally.already == 0 && tally.refused == 0 {
+                finish_enrolment(&tally, images.len())?;
                 bail!("no usable photo of {name}: nothing enrolled");
             }
-            let n = g.enroll(&name, &model_id(&p), &photos)?;
-            println!(
+            let n = if photos.is_empty() {
+                0
+            } else {
+                g.enroll(&name, &model_id(&p), &photos)?
+            };
+            let line = format!(
                 "enrolled {n} photo(s) of {name} into {}",
                 db.path().display()
             );
+            match finish_enrolment(&tally, images.len()) {
+                Ok(tail) => println!("{line}{tail}"),
+                Err(e) => {
+                    println!("{line}");
+                    return Err(e);
+                }
+            }
         }
         GalleryCommand::EnrollDir { dir, db, pipe } => {
             let mut g = Gallery::open(&db.path())?;
@@ -452,19 +528,33 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 }
             }
             let mut total = 0;
+            let mut tally = EnrollTally::default();
+            let files_in_dir: usize = by.values().map(Vec::len).sum();
             for (name, files) in &by {
-                let photos = embed_person(&p, name, files, &[], &bars)?;
+                let before = tally.already;
+                let photos = embed_person(&p, &g, name, files, &[], &bars, &mut tally)?;
                 if photos.is_empty() {
-                    bars.warn(&format!("{name}: no usable photo; not enrolled"));
+                    if tally.already == before {
+                        bars.warn(&format!("{name}: no usable photo; not enrolled"));
+                    }
                     continue;
                 }
+                // One transaction per person: a kill leaves whole people, and a re-run
+                // skips the photos already enrolled.
                 total += g.enroll(name, &model_id(&p), &photos)?;
             }
-            println!(
+            let line = format!(
                 "enrolled {total} photo(s) of {} people into {}",
                 by.len(),
                 db.path().display()
             );
+            match finish_enrolment(&tally, files_in_dir) {
+                Ok(tail) => println!("{line}{tail}"),
+                Err(e) => {
+                    println!("{line}");
+                    return Err(e);
+                }
+            }
         }
         GalleryCommand::List { db, json } => {
             let g = Gallery::open(&db.path())?;
@@ -1001,7 +1091,15 @@ pub fn demo_step(out: &Path) -> Result<String> {
     let p = crate::face::pipeline(&PipeArgs::default_args())?;
     let mut g = Gallery::open(&db)?;
     for (name, files) in enrolled {
-        let photos = embed_person(&p, name, &files[..1], &[], &bars)?;
+        let photos = embed_person(
+            &p,
+            &g,
+            name,
+            &files[..1],
+            &[],
+            &bars,
+            &mut EnrollTally::default(),
+        )?;
         g.enroll(name, &model_id(&p), &photos)?;
     }
     let files: Vec<PathBuf> = calib.iter().map(|p| p.1[0].clone()).collect();

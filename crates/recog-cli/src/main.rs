@@ -5,6 +5,7 @@ mod commands;
 mod digits;
 mod face;
 mod gallery;
+mod models;
 mod progress;
 mod serve;
 mod watch;
@@ -19,6 +20,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = commands::Cli::parse();
+    if cli.offline {
+        // Every command reads its home from the environment; set before any thread starts.
+        std::env::set_var("RECOG_OFFLINE", "1");
+    }
     // Rust ignores SIGPIPE, so `recog ... | head` would panic on the closed pipe. Commands that
     // only print get the default action back (exit quietly, like other Unix tools); those that
     // feed FFmpeg or serve sockets keep ignoring it and report broken pipes as errors.

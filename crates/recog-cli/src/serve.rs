@@ -138,9 +138,9 @@ struct AppState {
 }
 
 fn decode(bytes: &[u8]) -> std::result::Result<image::RgbImage, ApiError> {
-    image::load_from_memory(bytes)
+    recog::data::image_file::decode_bytes(bytes)
         .map(|i| i.to_rgb8())
-        .map_err(|e| bad(format!("not a PNG or JPEG image: {e}")))
+        .map_err(|e| bad(format!("cannot decode the image: {e}")))
 }
 
 fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {

@@ -242,12 +242,12 @@ fn gallery_enroll_calibrate_identify_remove() {
         "a person never enrolled is unknown: {v}"
     );
     // The default rule is the ratio test: unknown means the ratio is over the threshold or
-    // the distance over 0.6.
+    // the distance over the default network's (MobileFaceNet's) verification distance.
     let u = &v[1]["faces"][0];
     assert_eq!(u["rule"], "ratio", "{v}");
     assert!(
         u["ratio"].as_f64().unwrap() > u["threshold"].as_f64().unwrap()
-            || u["distance"].as_f64().unwrap() > 0.6,
+            || u["distance"].as_f64().unwrap() > 1.06,
         "{v}"
     );
     // Calibration from a labelled folder of strangers, on the distance rule.
@@ -306,8 +306,10 @@ fn gallery_enroll_calibrate_identify_remove() {
 
 /// `kill -9` in the middle of `gallery enroll-dir`: every person in the database afterwards
 /// has all of their photos (each person is one transaction), and the database still opens.
+/// Running it again completes the gallery: each person has exactly their 12 photos, none
+/// twice.
 #[test]
-fn a_killed_enrolment_leaves_whole_people() {
+fn a_killed_enrolment_leaves_whole_people_and_a_rerun_completes_it() {
     let Some(h) = home() else { return };
     let dir = tempfile::tempdir().unwrap();
     let people = dir.path().join("people");
@@ -334,6 +336,7 @@ fn a_killed_enrolment_leaves_whole_people() {
         .arg("--db")
         .arg(&db)
         .env("RECOG_HOME", &h)
+        .env("RECOG_OFFLINE", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -365,28 +368,92 @@ fn a_killed_enrolment_leaves_whole_people() {
         let name = p["name"].as_str().unwrap();
         assert_eq!(p["photos"].as_u64(), expected.get(name).copied(), "{v}");
     }
+    let done = listed.len();
+
+    let again = recog(
+        &[
+            "gallery",
+            "enroll-dir",
+            people.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        &h,
+    );
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        out.contains(&format!("enrolled {} photo(s)", (6 - done) * 12)),
+        "{out}"
+    );
+    if done > 0 {
+        assert!(
+            out.contains(&format!("{} already enrolled, skipped", done * 12)),
+            "{out}"
+        );
+    }
+    let l = recog(
+        &["gallery", "list", "--db", db.to_str().unwrap(), "--json"],
+        &h,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
+    let listed = v["people"].as_array().unwrap();
+    assert_eq!(listed.len(), 6, "{v}");
+    for p in listed {
+        assert_eq!(p["photos"].as_u64(), Some(12), "{v}");
+    }
 }
 
-/// MobileFaceNet end to end: verify, then a gallery enrolled with `--face-model mobilefacenet`
-/// that later commands query without the flag (the gallery names its model), and a query
-/// with the other network refused. Needs `RECOG_MOBILEFACENET` (CI fetches the file with
-/// `tools/fetch_mobilefacenet.sh`) or `RECOG_HOME/models/mobilefacenet/MobileFaceNet.tflite`.
+/// The same photo under a second name is refused, with the first name in the warning; the
+/// same photo again under its own name is skipped and counted.
 #[test]
-fn mobilefacenet_gallery_is_queried_with_its_own_model() {
+fn a_photo_enrolled_twice_is_skipped_or_refused() {
     let Some(h) = home() else { return };
-    let model = std::env::var_os("RECOG_MOBILEFACENET")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| h.join("models/mobilefacenet/MobileFaceNet.tflite"));
-    if !model.exists() {
-        eprintln!("skipping: no {}", model.display());
-        return;
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    let db_s = db.to_str().unwrap();
+    let photo = lfw(&h, "Colin_Powell/Colin_Powell_0001.jpg");
+    let o = recog(
+        &["gallery", "enroll", "Colin Powell", &photo, "--db", db_s],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = recog(
+        &["gallery", "enroll", "Colin Powell", &photo, "--db", db_s],
+        &h,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("enrolled 0 photo(s)") && out.contains("1 already enrolled, skipped"),
+        "{out}"
+    );
+    let o = recog(
+        &["gallery", "enroll", "Someone Else", &photo, "--db", db_s],
+        &h,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("already enrolled as Colin Powell"), "{err}");
+    let l = recog(&["gallery", "list", "--db", db_s, "--json"], &h);
+    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
+    assert_eq!(v["people"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["people"][0]["photos"], 1, "{v}");
+}
+
+/// The default network is MobileFaceNet (verify names it, with its 1.06 distance), and a
+/// gallery made with dlib's ResNet keeps that network: later commands query it without the
+/// flag, and a query with the default network is refused with the gallery's model named.
+#[test]
+fn a_dlib_gallery_keeps_its_network_under_the_mobilefacenet_default() {
+    let Some(h) = home() else { return };
     let same = recog(
         &[
             "face",
             "verify",
-            "--face-model",
-            "mobilefacenet",
             &lfw(&h, "Colin_Powell/Colin_Powell_0001.jpg"),
             &lfw(&h, "Colin_Powell/Colin_Powell_0002.jpg"),
             "--json",
@@ -426,7 +493,7 @@ fn mobilefacenet_gallery_is_queried_with_its_own_model() {
                 "--db",
                 db_s,
                 "--face-model",
-                "mobilefacenet",
+                "dlib",
             ],
             &h,
         );
@@ -452,7 +519,7 @@ fn mobilefacenet_gallery_is_queried_with_its_own_model() {
     assert_eq!(v[1]["faces"][0]["name"], "Serena Williams", "{v}");
     assert!(v[2]["faces"][0]["name"].is_null(), "{v}");
     assert!(
-        (v[0]["faces"][0]["threshold"].as_f64().unwrap() - 1.06).abs() < 1e-6,
+        (v[0]["faces"][0]["threshold"].as_f64().unwrap() - 0.6).abs() < 1e-6,
         "{v}"
     );
     // The other network is refused with the gallery's model named.
@@ -463,14 +530,14 @@ fn mobilefacenet_gallery_is_queried_with_its_own_model() {
             "--db",
             db_s,
             "--face-model",
-            "dlib",
+            "mobilefacenet",
         ],
         &h,
     );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("mobilefacenet") && err.contains("re-enrol"),
+        err.contains("face-resnet-dlib") && err.contains("re-enrol"),
         "{err}"
     );
 }

@@ -56,6 +56,21 @@ pub enum Error {
         /// Why the download failed.
         problem: String,
     },
+    /// A pretrained model is missing and could not be installed.
+    #[error(
+        "model {model} is missing and could not be installed ({problem}); run `recog models fetch {model}` \
+         (with network access), or put {files} into {dir}"
+    )]
+    Model {
+        /// The model's registry name.
+        model: String,
+        /// Its files, relative to a models folder, comma separated.
+        files: String,
+        /// The models folder they are installed into.
+        dir: PathBuf,
+        /// Why it could not be installed.
+        problem: String,
+    },
     /// A tensor has a shape other than the one expected.
     #[error("shape mismatch for {name}: expected {expected:?}, got {got:?}")]
     Shape {

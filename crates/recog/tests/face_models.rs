@@ -1,5 +1,7 @@
 //! Pretrained face models checked against their reference implementations, on the weights in
-//! `RECOG_HOME/models` (CI sets `RECOG_HOME=../shared`); the tests say so when they skip.
+//! `RECOG_HOME`'s models search path (CI: `RECOG_HOME=../shared` and the models fetched into
+//! `RECOG_MODEL_PATH`); they say so when they skip, and fail instead when
+//! `RECOG_TEST_DATA=required` (as CI sets it).
 //!
 //! - face ResNet vs face-api.js 0.22.2 (`tools/reference/face_resnet_reference.js`);
 //! - BlazeFace vs onnxruntime (`tools/reference/blazeface_reference.py`).
@@ -8,15 +10,31 @@ use burn::tensor::{Tensor, TensorData};
 use recog::face::{self, Detector, ModelPaths};
 use recog::Home;
 
+/// Skips with a message, or fails when the test data is meant to be there.
+fn skip(what: &str) {
+    assert!(
+        std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
+        "RECOG_TEST_DATA=required but {what} is missing"
+    );
+    eprintln!("skipping: {what} is missing");
+}
+
 fn paths() -> Option<(Home, ModelPaths)> {
     let home = Home::from_env();
     let p = ModelPaths::in_home(&home);
-    if p.face_resnet.exists() && p.blazeface.exists() {
-        Some((home, p))
-    } else {
-        eprintln!("skipping: face models not under RECOG_HOME/models");
-        None
+    for f in [
+        &p.face_resnet,
+        &p.blazeface,
+        &p.haar,
+        &p.landmark68,
+        &p.mobilefacenet,
+    ] {
+        if !f.exists() {
+            skip(&f.display().to_string());
+            return None;
+        }
     }
+    Some((home, p))
 }
 
 fn pattern(h: usize, w: usize) -> Vec<f32> {
@@ -110,7 +128,7 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
         .data_dir("lfw")
         .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
     if !img_path.exists() {
-        eprintln!("skipping: LFW not under RECOG_HOME/data");
+        skip("LFW under RECOG_HOME/data");
         return;
     }
     let device = recog::default_device();
@@ -146,7 +164,7 @@ fn haar_matches_opencv() {
             .join("images")
             .join(d["image"].as_str().unwrap());
         if !path.exists() {
-            eprintln!("skipping: LFW not under RECOG_HOME/data");
+            skip("LFW under RECOG_HOME/data");
             return;
         }
         let img = face::load_rgb(&path).unwrap();
@@ -199,15 +217,7 @@ fn landmark68_matches_face_api_js() {
 /// two patterned inputs, raw outputs (before normalisation).
 #[test]
 fn mobilefacenet_matches_tflite() {
-    let home = Home::from_env();
-    let p = ModelPaths::in_home(&home);
-    if !p.mobilefacenet.exists() {
-        eprintln!(
-            "skipping: no {} (set RECOG_MOBILEFACENET)",
-            p.mobilefacenet.display()
-        );
-        return;
-    }
+    let Some((_, p)) = paths() else { return };
     let device = recog::default_device();
     let emb = face::MobileFaceNetEmbedder::load(&p.mobilefacenet, &device).unwrap();
     // input (b, y, x, c) = (((7y + 13x + 29c + 3b) mod 256) - 127.5) / 128, as the script

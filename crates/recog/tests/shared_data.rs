@@ -60,6 +60,12 @@ fn real_idx_sets_match_reference_figures() {
             .join("train-images-idx3-ubyte.gz")
             .exists()
         {
+            assert!(
+                std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
+                "RECOG_TEST_DATA=required but {:?} is not in {}",
+                r.set,
+                home.root.display()
+            );
             eprintln!("skipping {:?}: not in {}", r.set, home.root.display());
             continue;
         }

@@ -3,29 +3,44 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `RECOG_HOME` if it holds the face models and LFW (else a message and `None`: the caller
-/// returns, so the test passes without them).
-pub fn home() -> Option<PathBuf> {
-    let h = PathBuf::from(std::env::var_os("RECOG_HOME")?);
-    let ok = h
-        .join("models/face-api/face_recognition_model-weights_manifest.json")
-        .exists()
-        && h.join("models/blazeface/face_detection_front_128x128_barracuda.onnx")
-            .exists()
-        && h.join("data/lfw/images").is_dir();
-    if ok {
-        Some(h)
-    } else {
-        eprintln!("skipping: RECOG_HOME lacks the face models or LFW");
-        None
-    }
+/// Whether the test data is meant to be there (`RECOG_TEST_DATA=required`, as CI sets it):
+/// then a missing model or LFW fails the test instead of skipping it.
+pub fn data_required() -> bool {
+    std::env::var("RECOG_TEST_DATA").is_ok_and(|v| v == "required")
 }
 
-/// Runs the `recog` binary with `RECOG_HOME` set.
+/// Skips (a message, then `None`) or, when the data is required, fails.
+pub fn missing<T>(what: &str) -> Option<T> {
+    assert!(
+        !data_required(),
+        "RECOG_TEST_DATA=required but {what} is missing"
+    );
+    eprintln!("skipping: {what} is missing");
+    None
+}
+
+/// `RECOG_HOME` if it holds LFW and every face model is installed in its models search path
+/// (`RECOG_MODEL_PATH`, then `RECOG_HOME/models`); else see [`missing`].
+pub fn home() -> Option<PathBuf> {
+    let Some(h) = std::env::var_os("RECOG_HOME").map(PathBuf::from) else {
+        return missing("RECOG_HOME");
+    };
+    if !h.join("data/lfw/images").is_dir() {
+        return missing("LFW under RECOG_HOME/data/lfw");
+    }
+    let home = recog::Home::from_env();
+    if let Some(m) = home.model_status().into_iter().find(|s| !s.installed) {
+        return missing(&format!("the {} model (recog models fetch)", m.entry.name));
+    }
+    Some(h)
+}
+
+/// Runs the `recog` binary with `RECOG_HOME` set, offline: no test reaches the internet.
 pub fn recog(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recog"))
         .args(args)
         .env("RECOG_HOME", home)
+        .env("RECOG_OFFLINE", "1")
         .output()
         .expect("run recog")
 }

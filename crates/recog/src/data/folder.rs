@@ -1,29 +1,20 @@
-//! Labelled image folders: `root/<class>/<image>.{png,jpg,jpeg}`.
+//! Labelled image folders: `root/<class>/<image>` (JPEG, PNG, WebP, BMP, TIFF, GIF).
 
 use std::path::{Path, PathBuf};
 
-use crate::data::Dataset;
+use crate::data::{image_file, Dataset};
 use crate::error::{Error, Result};
 
-/// Whether a path names a PNG or JPEG file (by extension, any case).
+/// Whether a path names an image file by its extension, any case
+/// ([`image_file::EXTENSIONS`]); decoding itself goes by content.
 pub fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .as_deref(),
-        Some("png" | "jpg" | "jpeg")
-    )
+    image_file::has_image_extension(p)
 }
 
 /// Loads an image as grayscale, resized to `height` x `width`, light-on-dark like MNIST
 /// (images whose border is lighter than their centre are inverted).
 pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })?;
-    let g = img.to_luma8();
+    let g = image_file::decode(path)?.to_luma8();
     if g.width() == 0 || g.height() == 0 {
         return Err(Error::Image {
             path: path.to_path_buf(),

@@ -85,13 +85,9 @@ pub fn mnistify(gray: &[u8], width: usize, height: usize, invert: Option<bool>) 
     Some(out)
 }
 
-/// Reads a PNG or JPEG file of any size and normalises it like MNIST.
+/// Reads an image file of any size and format and normalises it like MNIST.
 pub fn mnistify_file(path: &Path) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })?;
-    let g = img.to_luma8();
+    let g = crate::data::image_file::decode(path)?.to_luma8();
     let (w, h) = (g.width() as usize, g.height() as usize);
     if w == 0 || h == 0 {
         return Err(Error::Image {

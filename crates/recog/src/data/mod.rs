@@ -3,6 +3,7 @@
 pub mod folder;
 pub mod glyphs;
 pub mod idx;
+pub mod image_file;
 pub mod mnistify;
 pub mod sampler;
 

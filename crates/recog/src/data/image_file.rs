@@ -1,0 +1,207 @@
+//! Reading image files as people have them: the format is taken from the content, never the
+//! extension (a WebP saved as `.jpg` is common); EXIF orientation is applied, so a phone photo
+//! stored sideways comes out upright; grayscale, 16-bit and alpha images become 8-bit RGB or
+//! gray; and every format is held to the same size limits, so a decompression bomb is
+//! refused instead of exhausting memory.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let p = dir.path().join("photo.jpg"); // a PNG under a JPEG name
+//! image::RgbImage::new(4, 3).save_with_format(&p, image::ImageFormat::Png).unwrap();
+//! let img = recog::data::image_file::decode(&p).unwrap();
+//! assert_eq!((img.width(), img.height()), (4, 3));
+//! ```
+
+use std::io::{BufReader, Cursor};
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+
+use crate::error::{Error, Result};
+
+/// Largest side accepted, in pixels (a 200-megapixel phone photo is about 16,320 wide).
+pub const MAX_SIDE: u32 = 20_000;
+
+/// Largest decoded buffer accepted, in bytes.
+pub const MAX_ALLOC: u64 = 1 << 30;
+
+/// File extensions (any case) that folder listings treat as images.
+pub const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"];
+
+/// Whether a path names an image file by its extension (the decoder itself looks at the
+/// content).
+pub fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_SIDE);
+    l.max_image_height = Some(MAX_SIDE);
+    l.max_alloc = Some(MAX_ALLOC);
+    l
+}
+
+/// Decodes an image file by its content (JPEG, PNG, WebP, BMP, TIFF, GIF's first frame)
+/// and turns it upright by its EXIF orientation. Errors name the file.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(&bytes).map_err(|problem| Error::Image {
+        path: path.to_path_buf(),
+        problem,
+    })
+}
+
+/// [`decode`] for bytes in memory (uploads, video frames); the error is the decoder's text.
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    let mut reader = ImageReader::new(BufReader::new(Cursor::new(bytes)))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format().is_none() {
+        return Err("not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF, GIF)".into());
+    }
+    reader.limits(limits());
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    // A broken EXIF block is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("empty image".into());
+    }
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageFormat, Rgb, RgbImage};
+
+    fn sample() -> RgbImage {
+        RgbImage::from_fn(6, 4, |x, y| Rgb([(x * 40) as u8, (y * 60) as u8, 7]))
+    }
+
+    fn encoded(img: &DynamicImage, f: ImageFormat) -> Vec<u8> {
+        let mut c = Cursor::new(Vec::new());
+        img.write_to(&mut c, f).unwrap();
+        c.into_inner()
+    }
+
+    #[test]
+    fn every_common_format_decodes_by_content() {
+        let img = DynamicImage::ImageRgb8(sample());
+        for f in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::WebP,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+            ImageFormat::Gif,
+        ] {
+            let src = if f == ImageFormat::Gif {
+                DynamicImage::ImageRgba8(img.to_rgba8())
+            } else {
+                img.clone()
+            };
+            let got = decode_bytes(&encoded(&src, f)).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!((got.width(), got.height()), (6, 4), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn gray_16_bit_and_alpha_become_rgb() {
+        let g16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            3,
+            2,
+            image::Luma([40_000u16]),
+        ));
+        let got = decode_bytes(&encoded(&g16, ImageFormat::Png))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(got.get_pixel(0, 0).0, [156, 156, 156]);
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            2,
+            2,
+            image::Rgba([10, 20, 30, 0]),
+        ));
+        let got = decode_bytes(&encoded(&rgba, ImageFormat::Png))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(got.get_pixel(1, 1).0, [10, 20, 30]);
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_errors_not_panics() {
+        assert!(decode_bytes(b"definitely not an image").is_err());
+        let png = encoded(&DynamicImage::ImageRgb8(sample()), ImageFormat::Png);
+        assert!(decode_bytes(&png[..png.len() / 2]).is_err());
+        assert!(decode_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn decompression_bomb_header_is_refused_for_every_format() {
+        // A PNG whose header claims 100,000 x 100,000 pixels.
+        let png = encoded(
+            &DynamicImage::ImageRgb8(RgbImage::new(1, 1)),
+            ImageFormat::Png,
+        );
+        let mut bomb = png.clone();
+        bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(decode_bytes(&bomb).is_err());
+        // A BMP claiming 30,000 x 30,000.
+        let mut bmp = encoded(
+            &DynamicImage::ImageRgb8(RgbImage::new(1, 1)),
+            ImageFormat::Bmp,
+        );
+        bmp[18..22].copy_from_slice(&30_000i32.to_le_bytes());
+        bmp[22..26].copy_from_slice(&30_000i32.to_le_bytes());
+        assert!(decode_bytes(&bmp).is_err());
+    }
+
+    /// A JPEG with an EXIF APP1 segment holding only the orientation tag.
+    pub(crate) fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+        let jpeg = encoded(&DynamicImage::ImageRgb8(img.clone()), ImageFormat::Jpeg);
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08");
+        tiff.extend_from_slice(&1u16.to_be_bytes());
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes());
+        tiff.extend_from_slice(&3u16.to_be_bytes());
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_be_bytes());
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend(app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_turns_a_sideways_photo_upright() {
+        // Stored rotated 90 degrees clockwise-to-view (orientation 6): 4 wide, 6 high.
+        let upright = sample();
+        let stored = image::imageops::rotate270(&upright);
+        let got = decode_bytes(&jpeg_with_orientation(&stored, 6))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!((got.width(), got.height()), (6, 4));
+        let stored8 = image::imageops::rotate90(&upright);
+        let got8 = decode_bytes(&jpeg_with_orientation(&stored8, 8))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!((got8.width(), got8.height()), (6, 4));
+        // The bright corner (x = 5, top) is back at the top right.
+        let tr = got.get_pixel(5, 0).0[0] as i32;
+        let bl = got.get_pixel(0, 3).0[0] as i32;
+        assert!(tr > bl + 100, "{tr} {bl}");
+    }
+}
