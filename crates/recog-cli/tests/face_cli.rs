@@ -99,8 +99,11 @@ fn embed_writes_npy_and_finetune_saves_a_projection() {
     let bytes = std::fs::read(&npy).unwrap();
     assert!(bytes.starts_with(b"\x93NUMPY"));
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    assert!(String::from_utf8_lossy(&bytes[10..10 + header_len]).contains("(6, 128)"));
-    assert_eq!(bytes.len(), 10 + header_len + 6 * 128 * 4);
+    assert!(
+        String::from_utf8_lossy(&bytes[10..10 + header_len]).contains("(6, 192)"),
+        "the default network is 192-d"
+    );
+    assert_eq!(bytes.len(), 10 + header_len + 6 * 192 * 4);
     let proj = dir.path().join("proj");
     let out = recog(
         &[

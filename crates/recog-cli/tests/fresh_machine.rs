@@ -269,38 +269,56 @@ fn a_phone_photo_stored_sideways_is_named_at_the_upright_distance() {
         );
         assert!(o.status.success(), "{}", text(&o));
     }
-    // Another photo of him, cropped to 240 x 240 so that JPEG's 16-pixel blocks fall on the
-    // same pixels whichever way the image is turned: the upright and the sideways files then
-    // hold the same picture.
+    // Another photo of him, stored sideways as a phone stores it: the pixels turned 90
+    // degrees counter-clockwise with EXIF orientation 6 (the viewer turns them clockwise), or
+    // clockwise with orientation 8. The upright reference is what a viewer shows: the
+    // sideways file's own decoded pixels turned by hand, saved losslessly, so that JPEG's
+    // rounding (which does not commute with turning) cannot hide or fake a difference.
     let src = recog::face::load_rgb(&h.join("data/lfw/images/Colin_Powell/Colin_Powell_0003.jpg"))
         .unwrap();
-    let upright = image::imageops::crop_imm(&src, 5, 5, 240, 240).to_image();
-    let up = dir.path().join("upright.jpg");
-    std::fs::write(&up, jpeg_with_orientation(&upright, 1)).unwrap();
-    // Orientation 6: the pixels are stored turned 90 degrees counter-clockwise, and the
-    // viewer must turn them clockwise; 8 is the other way round.
-    let six = dir.path().join("phone6.jpg");
-    std::fs::write(
-        &six,
-        jpeg_with_orientation(&image::imageops::rotate270(&upright), 6),
-    )
-    .unwrap();
-    let eight = dir.path().join("phone8.jpg");
-    std::fs::write(
-        &eight,
-        jpeg_with_orientation(&image::imageops::rotate90(&upright), 8),
-    )
-    .unwrap();
-    let (o, v) = identify_json(&h, db_s, &[&up, &six, &eight]);
+    let mut files = Vec::new();
+    for (orientation, stored, turn) in [
+        (
+            6u16,
+            image::imageops::rotate270(&src),
+            image::imageops::rotate90 as fn(&image::RgbImage) -> image::RgbImage,
+        ),
+        (
+            8,
+            image::imageops::rotate90(&src),
+            image::imageops::rotate270,
+        ),
+    ] {
+        let bytes = jpeg_with_orientation(&stored, orientation);
+        let phone = dir.path().join(format!("phone{orientation}.jpg"));
+        std::fs::write(&phone, &bytes).unwrap();
+        // The image crate's plain decoder ignores EXIF: these are the stored pixels.
+        let raw = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(raw.dimensions(), (src.height(), src.width()));
+        let upright = dir.path().join(format!("upright{orientation}.png"));
+        turn(&raw).save(&upright).unwrap();
+        files.push((upright, phone));
+    }
+    let all: Vec<&Path> = files
+        .iter()
+        .flat_map(|(u, p)| [u.as_path(), p.as_path()])
+        .collect();
+    let (o, v) = identify_json(&h, db_s, &all);
     assert!(o.status.success(), "{}", text(&o));
-    let d0 = v[0]["faces"][0]["distance"].as_f64().unwrap();
-    for i in 0..3 {
-        assert_eq!(v[i]["faces"][0]["name"], "Colin Powell", "{v}");
-        let d = v[i]["faces"][0]["distance"].as_f64().unwrap();
-        assert!(
-            (d - d0).abs() < 1e-3,
-            "file {i}: distance {d} vs upright {d0}: {v}"
+    for pair in 0..2 {
+        let (u, p) = (&v[2 * pair]["faces"][0], &v[2 * pair + 1]["faces"][0]);
+        assert_eq!(u["name"], "Colin Powell", "{v}");
+        assert_eq!(
+            p["name"], "Colin Powell",
+            "the sideways photo is named: {v}"
         );
+        let (du, dp) = (
+            u["distance"].as_f64().unwrap(),
+            p["distance"].as_f64().unwrap(),
+        );
+        assert!((du - dp).abs() < 1e-3, "sideways {dp} vs upright {du}: {v}");
     }
 }
 

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod install;
+pub mod lfw;
 pub mod registry;
 
 use std::io::Read;
