@@ -90,6 +90,9 @@ pub fn run(c: ModelsCommand) -> Result<()> {
             for r in &reports {
                 let line = match &r.outcome {
                     FetchOutcome::AlreadyInstalled => "already installed, checked".to_string(),
+                    FetchOutcome::Installed { downloaded: 0 } => {
+                        "installed (from the package above), checked".to_string()
+                    }
                     FetchOutcome::Installed { downloaded } => {
                         format!(
                             "installed ({} package downloaded), checked",

@@ -92,3 +92,28 @@ fn real_idx_sets_match_reference_figures() {
         );
     }
 }
+
+/// Decoding by content (with EXIF orientation) gives LFW's photos exactly the pixels that the
+/// extension-based decoder gave when the LFW figures in README were measured, so those
+/// figures hold for the new decoding path: every 25th LFW image, pixel for pixel.
+#[test]
+fn lfw_photos_decode_to_the_pixels_the_lfw_figures_were_measured_on() {
+    let home = Home::from_env();
+    let dir = home.data_dir("lfw").join("images");
+    let Ok(people) = recog::data::folder::people(&dir) else {
+        assert!(
+            std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
+            "RECOG_TEST_DATA=required but {} is missing",
+            dir.display()
+        );
+        eprintln!("skipping: no {}", dir.display());
+        return;
+    };
+    let files: Vec<_> = people.iter().flat_map(|p| p.1.iter()).step_by(25).collect();
+    assert!(files.len() > 500, "{}", files.len());
+    for f in files {
+        let old = image::open(f).unwrap().to_rgb8();
+        let new = recog::face::load_rgb(f).unwrap();
+        assert!(old == new, "{}", f.display());
+    }
+}

@@ -83,7 +83,8 @@ pub enum FetchOutcome {
     AlreadyInstalled,
     /// Downloaded and installed.
     Installed {
-        /// Bytes downloaded for it (the tarball, shared by models of one package).
+        /// Bytes downloaded for it: the package tarball, or 0 when another model of the same
+        /// package had just downloaded it.
         downloaded: u64,
     },
     /// It could not be installed.
@@ -262,6 +263,7 @@ impl Home {
                 continue;
             }
             let url = format!("{}/{}", self.registry_url(), e.tarball_path());
+            let first_use = !tarballs.contains_key(&url);
             let got = tarballs
                 .entry(url.clone())
                 .or_insert_with(|| {
@@ -276,7 +278,7 @@ impl Home {
             let outcome = match got.and_then(|(bytes, n)| {
                 install_from_tarball(&bytes, &todo, &self.install_root())
                     .map_err(|p| format!("{url}: {p}"))
-                    .map(|()| n)
+                    .map(|()| if first_use { n } else { 0 })
             }) {
                 Ok(downloaded) => FetchOutcome::Installed { downloaded },
                 Err(problem) => FetchOutcome::Failed { problem },
