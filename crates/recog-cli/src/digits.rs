@@ -18,7 +18,7 @@ use crate::progress::Bars;
 pub enum DigitsCommand {
     /// Fit a recognizer (head + calibrated distance) on a trained embedding checkpoint.
     Fit(FitArgs),
-    /// Name the digit in PNG/JPEG files of any size, or say "unknown".
+    /// Name the digit in image files of any size and format, or say "unknown".
     Predict(PredictArgs),
     /// Compare the three methods on MNIST test digits plus unknown sets.
     Eval(EvalArgs),

@@ -19,7 +19,7 @@ use crate::progress::Bars;
 pub enum FaceCommand {
     /// Find faces: boxes and keypoints as JSON, plus annotated images.
     Detect(DetectArgs),
-    /// Embed the (most central) face of each image with the face network (`--face-model`: dlib's ResNet or MobileFaceNet).
+    /// Embed the (most central) face of each image with the face network (`--face-model`: MobileFaceNet, the default, or dlib's ResNet).
     Embed(EmbedArgs),
     /// Distance between the faces of two images, and same/different at a threshold.
     Verify(VerifyArgs),
@@ -148,7 +148,7 @@ pub enum PointsArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct DetectArgs {
-    /// Image files (PNG/JPEG).
+    /// Image files (JPEG, PNG, WebP, BMP, TIFF, GIF; read by content).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// Folder for annotated copies (`<stem>.faces.png`); none if omitted.
@@ -173,7 +173,7 @@ pub enum DetectorArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct EmbedArgs {
-    /// Image files (PNG/JPEG).
+    /// Image files (JPEG, PNG, WebP, BMP, TIFF, GIF; read by content).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// Write the embeddings as a float32 `.npy` array (rows in argument order).

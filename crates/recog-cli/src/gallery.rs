@@ -157,7 +157,7 @@ pub enum GalleryCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct IdentifyArgs {
-    /// Images (PNG/JPEG).
+    /// Images (JPEG, PNG, WebP, BMP, TIFF, GIF; read by content).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     #[command(flatten)]

@@ -2,7 +2,7 @@
 //!
 //! - [`detect`]: the [`Detector`] trait; BlazeFace (default) and the notebook's Haar cascade.
 //! - [`align`]: similarity transform from keypoints to the embedding network's template.
-//! - [`embed`]: the [`Embedder`] trait; the face ResNet (128-d).
+//! - [`embed`]: the [`Embedder`] trait; MobileFaceNet (192-d, the default) and dlib's face ResNet (128-d).
 
 pub mod align;
 pub mod detect;
