@@ -62,8 +62,9 @@ pub struct FinetuneArgs {
 /// Alignment and embedding options shared by the face commands.
 #[derive(Args, Debug, Clone)]
 pub struct PipeArgs {
-    /// Descriptor network: MobileFaceNet (the default: best on every figure measured) or
-    /// dlib's ResNet. Default: the gallery's network for gallery commands, else MobileFaceNet.
+    /// Descriptor network: MobileFaceNet (the default: best on every figure measured), dlib's
+    /// ResNet, or the notebook's VGG-Face (once added with `recog models add vgg-face PATH`).
+    /// Default: the gallery's network for gallery commands, else MobileFaceNet.
     #[arg(long, value_enum)]
     pub face_model: Option<FaceModelArg>,
     /// Keypoints the alignment fits.
@@ -112,6 +113,8 @@ impl PipeArgs {
             None => face::FaceModel::default(),
             Some(FaceModelArg::Dlib) => face::FaceModel::Dlib,
             Some(FaceModelArg::Mobilefacenet) => face::FaceModel::MobileFaceNet,
+            Some(FaceModelArg::VggFace) => face::FaceModel::VggFace,
+            Some(FaceModelArg::VggFaceFc7) => face::FaceModel::VggFaceFc7,
         }
     }
 }
@@ -123,6 +126,11 @@ pub enum FaceModelArg {
     Dlib,
     /// MobileFaceNet, 192-d.
     Mobilefacenet,
+    /// VGG-Face, the notebook's network: 2622-d fc8 (your `vgg_face_weights.h5`, added with
+    /// `recog models add vgg-face PATH`).
+    VggFace,
+    /// VGG-Face's 4096-d fc7 output.
+    VggFaceFc7,
 }
 
 /// Applies `--projection` to pipeline results, if given.

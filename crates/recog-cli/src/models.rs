@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
+use recog::home::added::VGG_FACE;
 use recog::home::install::{FetchOutcome, FileState};
 use recog::home::registry::Pretrained;
 use recog::Home;
@@ -26,11 +27,24 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Re-check the size and SHA-256 of every installed model file.
+    /// Re-check the size and SHA-256 of every installed model file (and of an added VGG-Face).
     Verify {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Register a model file of your own that no registry ships: `vgg-face PATH` (the
+    /// notebook's `vgg_face_weights.h5`; its layout is checked, its SHA-256 recorded).
+    Add {
+        /// The model: `vgg-face`.
+        name: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Verification distance between unit descriptors measured on LFW View 1
+        /// (`tools/lfw_dev_threshold.py --face-model vgg-face`) [default: the notebook's cosine
+        /// threshold 0.40, i.e. 0.894].
+        #[arg(long)]
+        match_distance: Option<f32>,
     },
 }
 
@@ -67,6 +81,15 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                     e.weights_licence
                 );
             }
+            let vgg = home.vgg_face();
+            println!(
+                "{:<16} {:<10} {:>8}  {:<36} {:<10} non-commercial research (VGG-Face licence)",
+                VGG_FACE,
+                if vgg.is_ok() { "added" } else { "no" },
+                vgg.as_ref().map_or("580 MB".into(), |r| mb(r.size)),
+                "your file: recog models add vgg-face",
+                "-"
+            );
         }
         ModelsCommand::Fetch { names, json } => {
             let mut ids = Vec::new();
@@ -150,6 +173,18 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                     println!("{:<16} {:<10} {}", r.model, s, r.path.display());
                 }
             }
+            if let Ok(reg) = home.vgg_face() {
+                let got = recog::home::install::sha256_file(&reg.path)?;
+                let s = if got == reg.sha256 {
+                    "ok".to_string()
+                } else {
+                    bad += 1;
+                    format!("WRONG SHA-256 ({got})")
+                };
+                if !json {
+                    println!("{:<16} {:<10} {}", VGG_FACE, s, reg.path.display());
+                }
+            }
             if !json {
                 println!(
                     "{} files: {} ok, {missing} missing, {bad} damaged",
@@ -158,8 +193,33 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                 );
             }
             if bad > 0 {
-                bail!("{bad} installed model files do not match the registry: run `recog models fetch` again");
+                bail!("{bad} installed model files do not match the registry: run `recog models fetch` (or `models add`) again");
             }
+        }
+        ModelsCommand::Add {
+            name,
+            path,
+            match_distance,
+        } => {
+            if name != VGG_FACE {
+                bail!(
+                    "`models add` registers {VGG_FACE} only; the other models install themselves (`recog models fetch {name}`)"
+                );
+            }
+            let reg = home.add_vgg_face(&path, match_distance, &Bars::new(false))?;
+            let widths = &reg.config.conv_widths;
+            println!(
+                "added {VGG_FACE}: {} ({}, SHA-256 {}); conv widths {}..{}, fc {}, {} identities; verification distance {:.4}{}",
+                reg.path.display(),
+                mb(reg.size),
+                &reg.sha256[..16],
+                widths.first().copied().unwrap_or(0),
+                widths.last().copied().unwrap_or(0),
+                reg.config.fc_width,
+                reg.config.classes,
+                reg.match_distance(),
+                if reg.match_distance.is_some() { " (measured)" } else { " (the notebook's cosine 0.40; measure one with tools/lfw_dev_threshold.py --face-model vgg-face)" }
+            );
         }
     }
     Ok(())

@@ -124,3 +124,72 @@ fn not_an_hdf5_file_is_a_clear_error() {
     let err = load_keras(&p).unwrap_err().to_string();
     assert!(err.contains("x.h5") && err.contains("HDF5"), "{err}");
 }
+
+/// Registered through the home (`recog models add vgg-face`): the layout is read off the file
+/// (widths / 16 here), and the embedder gives the NumPy reference's descriptor, unit length,
+/// for a chip holding the reference's input pattern.
+#[test]
+fn an_added_reduced_file_embeds_a_chip_as_numpy_does() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &["--width-div", "16"]);
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("reference.json")).unwrap())
+            .unwrap();
+    let home = recog::Home::new(dir.path().join("home"));
+    let reg = home
+        .add_vgg_face(
+            &dir.path().join("vgg_face_weights.h5"),
+            None,
+            &recog::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(reg.config.conv_widths[0], 4);
+    assert_eq!(reg.config.fc_width, 256);
+    assert_eq!(home.vgg_face().unwrap(), reg);
+    let px = pattern();
+    let chip = image::RgbImage::from_fn(224, 224, |x, y| {
+        let at = |c: usize| px[(c * 224 + y as usize) * 224 + x as usize] as u8;
+        image::Rgb([at(0), at(1), at(2)])
+    });
+    use recog::face::Embedder;
+    for (output, key) in [(VggOutput::Fc8, "descriptor"), (VggOutput::Fc7, "fc7")] {
+        let emb =
+            recog::face::VggFaceEmbedder::load(&reg, output, &recog::default_device()).unwrap();
+        let got = emb.embed(std::slice::from_ref(&chip)).unwrap().remove(0);
+        let want: Vec<f64> = serde_json::from_value(reference[key].clone()).unwrap();
+        let norm = want.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let want: Vec<f64> = want.iter().map(|v| v / norm).collect();
+        assert_eq!(got.len(), emb.dim());
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (*g as f64 - w).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-4, "{key}: max |rust - numpy| = {err}");
+    }
+}
+
+/// The published layout is recognised from the full-size file, and a file of another layout
+/// is refused with the layer named.
+#[test]
+fn the_full_size_layout_is_read_off_the_file_and_others_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &["--constant"]);
+    let (map, layers) = load_keras(&dir.path().join("vgg_face_weights.h5")).unwrap();
+    let cfg = VggFaceConfig::from_layers(&map, &layers, VggOutput::Fc8).unwrap();
+    assert_eq!(cfg, VggFaceConfig::vgg_face());
+    // conv2_2 made 99 wide: conv3_1 no longer takes its channels, and the error says so.
+    let mut map = map;
+    let k = layers[3].weights[0].clone();
+    map.tensors.get_mut(&k).unwrap().shape = vec![3, 3, 128, 99];
+    let e = VggFaceConfig::from_layers(&map, &layers, VggOutput::Fc8)
+        .unwrap_err()
+        .to_string();
+    let next = &layers[4].weights[0];
+    assert!(
+        e.contains(next.as_str())
+            && e.contains("[3, 3, 128, 256]")
+            && e.contains("[3, 3, 99, out]"),
+        "{e}"
+    );
+}

@@ -36,6 +36,7 @@ pub fn home() -> Option<PathBuf> {
 }
 
 /// Runs the `recog` binary with `RECOG_HOME` set, offline: no test reaches the internet.
+#[allow(dead_code)] // not every test file that shares these helpers runs recog this way
 pub fn recog(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recog"))
         .args(args)

@@ -32,6 +32,11 @@ pub trait Embedder {
     fn match_distance(&self) -> f32 {
         0.6
     }
+    /// Whether descriptors are compared as unit vectors (cosine), so that the mean of a chip's
+    /// and its mirror's descriptor is scaled back to unit length.
+    fn unit_length(&self) -> bool {
+        false
+    }
 }
 
 /// Where a network expects the face inside its chip.
@@ -96,6 +101,91 @@ impl Embedder for MobileFaceNetEmbedder {
         }
         let x = chips_to_tensor(chips, self.input_size(), &self.device)?;
         rows(self.net.forward(x)?, "mobilefacenet")
+    }
+}
+
+/// VGG-Face (the notebook's network, from the user's `vgg_face_weights.h5`), 224x224 ->
+/// 2622-d fc8 (the notebook's descriptor) or 4096-d fc7, L2-normalised, so that the
+/// Euclidean distance ranks pairs as the notebook's cosine distance does
+/// (`d = sqrt(2 * cosine distance)`).
+pub struct VggFaceEmbedder {
+    net: crate::nn::VggFace,
+    output: crate::nn::VggOutput,
+    dim: usize,
+    sha256: String,
+    match_distance: f32,
+    device: Device,
+}
+
+impl VggFaceEmbedder {
+    /// Loads a registered weights file ([`crate::Home::vgg_face`]).
+    pub fn load(
+        reg: &crate::home::added::VggFaceRegistration,
+        output: crate::nn::VggOutput,
+        device: &Device,
+    ) -> Result<Self> {
+        let (mut map, layers) = crate::weights::hdf5::load_keras(&reg.path)?;
+        let cfg = crate::nn::VggFaceConfig {
+            output,
+            ..reg.config.clone()
+        };
+        let net = cfg.load(&mut map, &layers, device)?;
+        let dim = match output {
+            crate::nn::VggOutput::Fc8 => cfg.classes,
+            crate::nn::VggOutput::Fc7 => cfg.fc_width,
+        };
+        Ok(Self {
+            net,
+            output,
+            dim,
+            sha256: reg.sha256.clone(),
+            match_distance: reg.match_distance(),
+            device: device.clone(),
+        })
+    }
+}
+
+impl Embedder for VggFaceEmbedder {
+    fn input_size(&self) -> usize {
+        224
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn name(&self) -> String {
+        match self.output {
+            crate::nn::VggOutput::Fc8 => FaceModel::VggFace.name().into(),
+            crate::nn::VggOutput::Fc7 => FaceModel::VggFaceFc7.name().into(),
+        }
+    }
+
+    fn weights_sha256(&self) -> String {
+        self.sha256.clone()
+    }
+
+    fn match_distance(&self) -> f32 {
+        self.match_distance
+    }
+
+    fn unit_length(&self) -> bool {
+        true
+    }
+
+    fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if chips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = chips_to_tensor(chips, 224, &self.device)?;
+        let mut out = rows(self.net.forward(x), "vgg-face")?;
+        for r in &mut out {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if n > 0.0 {
+                r.iter_mut().for_each(|v| *v /= n);
+            }
+        }
+        Ok(out)
     }
 }
 

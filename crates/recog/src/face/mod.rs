@@ -18,7 +18,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{BlazeFaceDetector, Detector};
-pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder};
+pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder, VggFaceEmbedder};
 
 use crate::home::registry::{self, Pretrained};
 use crate::progress::Progress;
@@ -104,6 +104,13 @@ pub enum FaceModel {
     /// MobileFaceNet (MobileFaceNet_TF weights, TFLite), 112x112 -> 192-d.
     #[default]
     MobileFaceNet,
+    /// VGG-Face, the notebook's network (the user's `vgg_face_weights.h5`), 224x224 ->
+    /// 2622-d fc8, unit length.
+    #[serde(rename = "vgg-face")]
+    VggFace,
+    /// VGG-Face's 4096-d fc7 output, unit length.
+    #[serde(rename = "vgg-face-fc7")]
+    VggFaceFc7,
 }
 
 impl FaceModel {
@@ -112,14 +119,21 @@ impl FaceModel {
         match self {
             FaceModel::Dlib => "face-resnet-dlib",
             FaceModel::MobileFaceNet => "mobilefacenet",
+            FaceModel::VggFace => "vgg-face",
+            FaceModel::VggFaceFc7 => "vgg-face-fc7",
         }
     }
 
     /// The network whose embeddings are stored under `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        [FaceModel::Dlib, FaceModel::MobileFaceNet]
-            .into_iter()
-            .find(|m| m.name() == name)
+        [
+            FaceModel::Dlib,
+            FaceModel::MobileFaceNet,
+            FaceModel::VggFace,
+            FaceModel::VggFaceFc7,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 
     /// A readable name for plots and reports.
@@ -127,27 +141,35 @@ impl FaceModel {
         match self {
             FaceModel::Dlib => "dlib ResNet",
             FaceModel::MobileFaceNet => "MobileFaceNet",
+            FaceModel::VggFace => "VGG-Face",
+            FaceModel::VggFaceFc7 => "VGG-Face fc7",
         }
     }
 
     /// Euclidean distance under which two descriptors are usually one person
     /// ([`Embedder::match_distance`]). dlib's 0.6 is its author's; MobileFaceNet's 1.06 is the
     /// distance that best splits LFW View 1's training pairs (`pairsDevTrain.txt`) with recog's
-    /// default pipeline (`tools/lfw_dev_threshold.py`).
+    /// default pipeline (`tools/lfw_dev_threshold.py`). VGG-Face's is the notebook's cosine
+    /// threshold until the user records one measured the same way
+    /// ([`crate::home::added::VggFaceRegistration::match_distance`], which its embedder uses).
     pub fn match_distance(self) -> f32 {
         match self {
             FaceModel::Dlib => 0.6,
             FaceModel::MobileFaceNet => 1.06,
+            FaceModel::VggFace | FaceModel::VggFaceFc7 => {
+                crate::home::added::VGG_FACE_DEFAULT_DISTANCE
+            }
         }
     }
 }
 
 impl FaceModel {
-    /// The registry model holding its weights.
-    pub fn weights(self) -> Pretrained {
+    /// The registry model holding its weights (none for VGG-Face: the user adds it).
+    pub fn weights(self) -> Option<Pretrained> {
         match self {
-            FaceModel::Dlib => Pretrained::FaceResnet,
-            FaceModel::MobileFaceNet => Pretrained::MobileFaceNet,
+            FaceModel::Dlib => Some(Pretrained::FaceResnet),
+            FaceModel::MobileFaceNet => Some(Pretrained::MobileFaceNet),
+            FaceModel::VggFace | FaceModel::VggFaceFc7 => None,
         }
     }
 }
@@ -255,19 +277,25 @@ impl FacePipeline {
         model: FaceModel,
         progress: &dyn Progress,
     ) -> Result<Self> {
-        let p = ModelPaths::ensure(
-            home,
-            &[
-                Pretrained::Blazeface,
-                Pretrained::FaceLandmark68,
-                model.weights(),
-            ],
-            progress,
-        )?;
+        let mut needed = vec![Pretrained::Blazeface, Pretrained::FaceLandmark68];
+        needed.extend(model.weights());
+        let p = ModelPaths::ensure(home, &needed, progress)?;
         let embedder: Box<dyn Embedder> = match model {
             FaceModel::Dlib => Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
             FaceModel::MobileFaceNet => {
                 Box::new(MobileFaceNetEmbedder::load(&p.mobilefacenet, device)?)
+            }
+            FaceModel::VggFace | FaceModel::VggFaceFc7 => {
+                let output = if model == FaceModel::VggFace {
+                    crate::nn::VggOutput::Fc8
+                } else {
+                    crate::nn::VggOutput::Fc7
+                };
+                Box::new(embed::VggFaceEmbedder::load(
+                    &home.vgg_face()?,
+                    output,
+                    device,
+                )?)
             }
         };
         Ok(Self {
@@ -455,12 +483,19 @@ impl FacePipeline {
         all.extend(chips.iter().map(image::imageops::flip_horizontal));
         let e = self.embedder.embed(&all)?;
         let n = chips.len();
+        let unit = self.embedder.unit_length();
         Ok((0..n)
             .map(|i| {
-                e[i].iter()
+                let mut m: Vec<f32> = e[i]
+                    .iter()
                     .zip(&e[i + n])
                     .map(|(a, b)| (a + b) / 2.0)
-                    .collect()
+                    .collect();
+                let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if unit && norm > 0.0 {
+                    m.iter_mut().for_each(|v| *v /= norm);
+                }
+                m
             })
             .collect())
     }

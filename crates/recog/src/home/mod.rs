@@ -11,6 +11,7 @@
 //! assert_eq!(home.install_root(), std::path::Path::new("/data/recog/models"));
 //! ```
 
+pub mod added;
 pub mod install;
 pub mod lfw;
 pub mod registry;

@@ -66,6 +66,79 @@ impl VggFaceConfig {
         }
     }
 
+    /// The configuration a Keras weights file holds, read off its kernel shapes: 16 layers
+    /// with weights, thirteen 3x3 convolutions in blocks of 2, 2, 3, 3, 3 equal widths, each
+    /// taking the previous one's channels (3 for the first), then a 7x7 fc6 and two 1x1
+    /// layers. Anything else is an error naming the layer and its shape. The published
+    /// network reads as [`VggFaceConfig::vgg_face`]; test files of reduced width read as
+    /// what they are.
+    pub fn from_layers(map: &WeightMap, layers: &[KerasLayer], output: VggOutput) -> Result<Self> {
+        let err = |problem: String| Error::Checkpoint {
+            path: map.source.clone(),
+            problem,
+        };
+        if layers.len() != 16 {
+            return Err(err(format!(
+                "VGG-Face has 16 layers with weights, the file has {}",
+                layers.len()
+            )));
+        }
+        let mut cin = 3;
+        let mut widths = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let kname = l
+                .weights
+                .first()
+                .ok_or_else(|| err(format!("layer {} should hold kernel and bias", l.name)))?;
+            let shape = map
+                .tensors
+                .get(kname)
+                .map(|t| t.shape.clone())
+                .unwrap_or_default();
+            let k = match i {
+                0..=12 => 3,
+                13 => 7,
+                _ => 1,
+            };
+            match shape.as_slice() {
+                &[kh, kw, ci, co] if kh == k && kw == k && ci == cin && co > 0 => {
+                    widths.push(co);
+                    cin = co;
+                }
+                _ => {
+                    return Err(err(format!(
+                        "{kname}: expected a [{k}, {k}, {cin}, out] kernel, got {shape:?}"
+                    )))
+                }
+            }
+        }
+        let mut start = 0;
+        for n in [2, 2, 3, 3, 3] {
+            let block = &widths[start..start + n];
+            if block.iter().any(|&w| w != block[0]) {
+                return Err(err(format!(
+                    "convolutions {}..{} should share one width, got {block:?}",
+                    start + 1,
+                    start + n
+                )));
+            }
+            start += n;
+        }
+        if widths[13] != widths[14] {
+            return Err(err(format!(
+                "fc6 and fc7 should share one width, got {} and {}",
+                widths[13], widths[14]
+            )));
+        }
+        Ok(Self {
+            input_size: 224,
+            conv_widths: widths[..13].to_vec(),
+            fc_width: widths[13],
+            classes: widths[15],
+            output,
+        })
+    }
+
     /// Builds the network from a Keras weights file's layers (see
     /// [`crate::weights::hdf5::load_keras`]); shapes are checked layer by layer.
     pub fn load(
