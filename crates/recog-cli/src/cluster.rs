@@ -89,6 +89,15 @@ struct Summary {
     nmi: Option<f64>,
     purity: Option<f64>,
     seconds: f64,
+    /// Files that could not be read, with why: the others were clustered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FileError>,
+}
+
+#[derive(Serialize, Clone)]
+struct FileError {
+    file: String,
+    error: String,
 }
 
 fn image_files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
@@ -191,7 +200,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let bars = Bars::new(a.json);
     let mut skipped = 0;
-    let mut failed = 0;
+    let mut errors: Vec<FileError> = Vec::new();
     let (x, n, d, names, labels, thumbs) = if a.input.ends_with(".npy") {
         let (x, n, d) = read_npy(Path::new(&a.input))?;
         (
@@ -211,12 +220,15 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
             bail!("{}: no image files found", a.input);
         }
         if let Some(model) = &a.digits_model {
-            let (x, names, labs, thumbs) = embed_digits(model, &files, &mut failed, &bars)?;
+            let (x, names, labs, thumbs) = embed_digits(model, &files, &mut errors, &bars)?;
             let n = names.len();
             let d = x.len().checked_div(n).unwrap_or(0);
-            finish(a, t0, skipped, x, n, d, names, Some(labs), thumbs)?;
-            if failed > 0 {
-                bail!("{failed} images could not be read; clustered the others");
+            finish(a, t0, skipped, &errors, x, n, d, names, Some(labs), thumbs)?;
+            if !errors.is_empty() {
+                bail!(
+                    "{} images could not be read; clustered the others",
+                    errors.len()
+                );
             }
             return Ok(());
         }
@@ -227,8 +239,11 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((p, l), r) in files.iter().zip(&res) {
             if let Some(e) = &r.error {
-                failed += 1;
                 eprintln!("error: {e}");
+                errors.push(FileError {
+                    file: p.display().to_string(),
+                    error: e.clone(),
+                });
                 continue;
             }
             match &r.face {
@@ -257,9 +272,12 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         let d = x.len().checked_div(n).unwrap_or(0);
         (x, n, d, names, Some(labs), thumbs)
     };
-    finish(a, t0, skipped, x, n, d, names, labels, thumbs)?;
-    if failed > 0 {
-        bail!("{failed} images could not be read; clustered the others");
+    finish(a, t0, skipped, &errors, x, n, d, names, labels, thumbs)?;
+    if !errors.is_empty() {
+        bail!(
+            "{} images could not be read; clustered the others",
+            errors.len()
+        );
     }
     Ok(())
 }
@@ -270,7 +288,7 @@ type Embedded = (Vec<f32>, Vec<String>, Vec<String>, Vec<image::RgbImage>);
 fn embed_digits(
     model: &Path,
     files: &[(PathBuf, String)],
-    failed: &mut usize,
+    errors: &mut Vec<FileError>,
     bars: &Bars,
 ) -> Result<Embedded> {
     let device = recog::default_device();
@@ -291,8 +309,11 @@ fn embed_digits(
                 labs.push(l.clone());
             }
             Err(e) => {
-                *failed += 1;
                 eprintln!("error: {e}");
+                errors.push(FileError {
+                    file: p.display().to_string(),
+                    error: e.to_string(),
+                });
             }
         }
     }
@@ -307,6 +328,7 @@ fn finish(
     a: &ClusterArgs,
     t0: std::time::Instant,
     skipped: usize,
+    errors: &[FileError],
     x: Vec<f32>,
     n: usize,
     d: usize,
@@ -454,6 +476,7 @@ fn finish(
         purity: truth.as_ref().map(|t| metrics::purity(t, &assign)),
         elbow,
         seconds: t0.elapsed().as_secs_f64(),
+        errors: errors.to_vec(),
     };
     let json = serde_json::to_string_pretty(
         &serde_json::json!({"summary": &summary, "assignments": &rows}),

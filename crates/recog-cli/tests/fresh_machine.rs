@@ -369,3 +369,55 @@ fn a_webp_named_jpg_is_read_and_a_corrupt_file_does_not_stop_the_batch() {
         "{v}"
     );
 }
+
+#[test]
+fn cluster_reports_a_corrupt_file_and_clusters_the_others() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people");
+    for (p, n) in [("Colin_Powell", 2), ("Serena_Williams", 2)] {
+        std::fs::create_dir_all(people.join(p)).unwrap();
+        for i in 1..=n {
+            let f = format!("{p}_{i:04}.jpg");
+            std::fs::copy(
+                h.join("data/lfw/images").join(p).join(&f),
+                people.join(p).join(&f),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(
+        people.join("Serena_Williams/broken.jpg"),
+        b"\xff\xd8\xff not really",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = common::recog(
+        &[
+            "cluster",
+            people.to_str().unwrap(),
+            "--k",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        &h,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("broken.jpg")),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["items"], 4, "{v}");
+    assert!(
+        v["errors"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.jpg"),
+        "{v}"
+    );
+}
