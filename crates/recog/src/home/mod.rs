@@ -134,6 +134,11 @@ impl Home {
             dir: dir.clone(),
             problem,
         };
+        if self.offline {
+            return Err(fail(
+                "offline (RECOG_OFFLINE / --offline) forbids downloading it".into(),
+            ));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create folder: {e}")))?;
         for f in &missing {
             let mut last = String::from("no mirror configured");
@@ -395,6 +400,22 @@ mod tests {
         assert!(e.contains("a.gz") && e.contains("SHA-256 mismatch"), "{e}");
         assert!(e.contains("toy2"), "{e}");
         assert!(!home.data_dir("toy2").join("a.gz").exists());
+    }
+
+    #[test]
+    fn offline_home_downloads_no_data_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::new(dir.path());
+        home.offline = true;
+        let e = home
+            .ensure_dataset(&builtin_spec(KnownSet::Mnist), &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("offline") && e.contains("train-images-idx3-ubyte.gz"),
+            "{e}"
+        );
+        assert!(!home.data_dir("mnist").exists());
     }
 
     #[test]
