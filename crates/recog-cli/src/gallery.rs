@@ -228,12 +228,6 @@ impl From<MetricArg> for gallery::Metric {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(recog::home::hex(&Sha256::digest(&b)))
-}
-
 /// What enrolment did with the photos it was given, beyond enrolling them.
 #[derive(Debug, Default)]
 struct EnrollTally {
@@ -260,13 +254,18 @@ fn embed_person(
 ) -> Result<Vec<NewPhoto>> {
     let mut out: Vec<NewPhoto> = Vec::new();
     for p in images {
-        let sha = match sha256_file(p) {
-            Ok(s) => s,
+        // One read: the bytes are hashed for the re-run check and decoded from memory.
+        let bytes = match std::fs::read(p) {
+            Ok(b) => b,
             Err(e) => {
                 tally.failed += 1;
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", recog::Error::io(p, e));
                 continue;
             }
+        };
+        let sha = {
+            use sha2::{Digest, Sha256};
+            recog::home::hex(&Sha256::digest(&bytes))
         };
         match g.owner_of(&sha)? {
             Some(owner) if owner == name => {
@@ -287,10 +286,14 @@ fn embed_person(
             tally.already += 1;
             continue;
         }
-        let img = match face::load_rgb(p) {
-            Ok(i) => i,
-            Err(e) => {
+        let img = match recog::data::image_file::decode_bytes(&bytes) {
+            Ok(i) => i.to_rgb8(),
+            Err(problem) => {
                 tally.failed += 1;
+                let e = recog::Error::Image {
+                    path: p.clone(),
+                    problem,
+                };
                 eprintln!("error: {e}");
                 continue;
             }

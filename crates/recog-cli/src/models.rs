@@ -173,18 +173,6 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                     println!("{:<16} {:<10} {}", r.model, s, r.path.display());
                 }
             }
-            if let Ok(reg) = home.vgg_face() {
-                let got = recog::home::install::sha256_file(&reg.path)?;
-                let s = if got == reg.sha256 {
-                    "ok".to_string()
-                } else {
-                    bad += 1;
-                    format!("WRONG SHA-256 ({got})")
-                };
-                if !json {
-                    println!("{:<16} {:<10} {}", VGG_FACE, s, reg.path.display());
-                }
-            }
             if !json {
                 println!(
                     "{} files: {} ok, {missing} missing, {bad} damaged",

@@ -10,14 +10,8 @@ use burn::tensor::{Tensor, TensorData};
 use recog::face::{self, Detector, ModelPaths};
 use recog::Home;
 
-/// Skips with a message, or fails when the test data is meant to be there.
-fn skip(what: &str) {
-    assert!(
-        std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
-        "RECOG_TEST_DATA=required but {what} is missing"
-    );
-    eprintln!("skipping: {what} is missing");
-}
+mod common;
+use common::skip;
 
 fn paths() -> Option<(Home, ModelPaths)> {
     let home = Home::from_env();

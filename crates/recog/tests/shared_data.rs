@@ -3,6 +3,8 @@
 //! histogram). They run when `RECOG_HOME` holds the data (CI sets `RECOG_HOME=../shared`) and
 //! say so when they skip.
 
+mod common;
+
 use recog::data::{self, KnownSet, Source, Split};
 use recog::{Home, NoProgress};
 
@@ -60,13 +62,7 @@ fn real_idx_sets_match_reference_figures() {
             .join("train-images-idx3-ubyte.gz")
             .exists()
         {
-            assert!(
-                std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
-                "RECOG_TEST_DATA=required but {:?} is not in {}",
-                r.set,
-                home.root.display()
-            );
-            eprintln!("skipping {:?}: not in {}", r.set, home.root.display());
+            common::skip(&format!("{:?} in {}", r.set, home.root.display()));
             continue;
         }
         let d = data::load(&Source::Known(r.set), r.split, &home, &NoProgress).unwrap();
@@ -101,12 +97,7 @@ fn lfw_photos_decode_to_the_pixels_the_lfw_figures_were_measured_on() {
     let home = Home::from_env();
     let dir = home.data_dir("lfw").join("images");
     let Ok(people) = recog::data::folder::people(&dir) else {
-        assert!(
-            std::env::var("RECOG_TEST_DATA").map_or(true, |v| v != "required"),
-            "RECOG_TEST_DATA=required but {} is missing",
-            dir.display()
-        );
-        eprintln!("skipping: no {}", dir.display());
+        common::skip(&dir.display().to_string());
         return;
     };
     let files: Vec<_> = people.iter().flat_map(|p| p.1.iter()).step_by(25).collect();

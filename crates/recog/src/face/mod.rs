@@ -372,12 +372,18 @@ impl FacePipeline {
         progress.start("embedding faces", paths.len() as u64);
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch.max(1)) {
-            let loaded: Vec<Result<RgbImage>> = chunk.iter().map(|p| load_rgb(p)).collect();
-            let imgs: Vec<RgbImage> = loaded
-                .iter()
-                .filter_map(|r| r.as_ref().ok())
-                .cloned()
-                .collect();
+            // The readable images go on; each unreadable one keeps its place as an error.
+            let mut imgs = Vec::with_capacity(chunk.len());
+            let mut loaded: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                match load_rgb(p) {
+                    Ok(img) => {
+                        imgs.push(img);
+                        loaded.push(None);
+                    }
+                    Err(e) => loaded.push(Some(e.to_string())),
+                }
+            }
             let dets = self.locate(&imgs)?;
             let mut chips = Vec::new();
             let mut meta = Vec::new();
@@ -397,13 +403,13 @@ impl FacePipeline {
             let embs = self.embed_chips(&chips)?;
             let mut e = embs.into_iter();
             let mut meta = meta.into_iter();
-            for r in loaded {
-                if let Err(err) = r {
+            for error in loaded {
+                if error.is_some() {
                     out.push(FaceResult {
                         face: None,
                         fallback: false,
                         embedding: Vec::new(),
-                        error: Some(err.to_string()),
+                        error,
                     });
                     continue;
                 }

@@ -160,14 +160,14 @@ impl Home {
     }
 
     /// Re-checks the size and SHA-256 of every installed registry file (missing ones are
-    /// listed as such).
+    /// listed as such), and of an added VGG-Face file.
     pub fn verify_models(&self, progress: &dyn Progress) -> Vec<VerifiedFile> {
         let files: Vec<(&ModelEntry, &PackageFile)> = registry::REGISTRY
             .iter()
             .flat_map(|e| e.files.iter().map(move |f| (e, f)))
             .collect();
         progress.start("verifying models", files.len() as u64);
-        let out = files
+        let mut out: Vec<VerifiedFile> = files
             .into_iter()
             .map(|(e, f)| {
                 let (path, state) = self.file_state(f, true);
@@ -179,6 +179,21 @@ impl Home {
                 }
             })
             .collect();
+        // An added VGG-Face file is checked against the hash recorded when it was added.
+        if let Ok(reg) = self.vgg_face() {
+            let state = match sha256_file(&reg.path) {
+                Ok(h) if h == reg.sha256 => FileState::Ok,
+                Ok(h) => FileState::WrongHash { sha256: h },
+                Err(e) => FileState::Unreadable {
+                    problem: e.to_string(),
+                },
+            };
+            out.push(VerifiedFile {
+                model: super::added::VGG_FACE,
+                path: reg.path,
+                state,
+            });
+        }
         progress.finish();
         out
     }
@@ -244,8 +259,7 @@ impl Home {
         progress: &dyn Progress,
     ) -> Vec<FetchReport> {
         // One download per package: dlib's ResNet and the landmark net share a tarball.
-        let mut tarballs: BTreeMap<String, std::result::Result<(Vec<u8>, u64), String>> =
-            BTreeMap::new();
+        let mut tarballs: BTreeMap<String, std::result::Result<Vec<u8>, String>> = BTreeMap::new();
         let mut out = Vec::new();
         for &e in entries {
             let source = format!("{}@{}", e.package, e.version);
@@ -264,21 +278,13 @@ impl Home {
             }
             let url = format!("{}/{}", self.registry_url(), e.tarball_path());
             let first_use = !tarballs.contains_key(&url);
-            let got = tarballs
-                .entry(url.clone())
-                .or_insert_with(|| {
-                    fetch_bytes(&url, MAX_TARBALL, &source, progress)
-                        .map(|b| {
-                            let n = b.len() as u64;
-                            (b, n)
-                        })
-                        .map_err(|p| format!("{url}: {p}"))
-                })
-                .clone();
-            let outcome = match got.and_then(|(bytes, n)| {
-                install_from_tarball(&bytes, &todo, &self.install_root())
+            let got = tarballs.entry(url.clone()).or_insert_with(|| {
+                fetch_bytes(&url, MAX_TARBALL, &source, progress).map_err(|p| format!("{url}: {p}"))
+            });
+            let outcome = match got.as_ref().map_err(String::clone).and_then(|bytes| {
+                install_from_tarball(bytes, &todo, &self.install_root())
                     .map_err(|p| format!("{url}: {p}"))
-                    .map(|()| if first_use { n } else { 0 })
+                    .map(|()| if first_use { bytes.len() as u64 } else { 0 })
             }) {
                 Ok(downloaded) => FetchOutcome::Installed { downloaded },
                 Err(problem) => FetchOutcome::Failed { problem },
@@ -393,58 +399,10 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{serve, tgz};
     use super::*;
     use crate::progress::NoProgress;
     use std::net::TcpListener;
-
-    /// Serves `files` (URL path -> bytes) over HTTP/1.1 on 127.0.0.1; 404 for anything else.
-    fn serve(files: Vec<(String, Vec<u8>)>) -> String {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { continue };
-                let mut req = [0u8; 4096];
-                let n = s.read(&mut req).unwrap_or(0);
-                let line = String::from_utf8_lossy(&req[..n]);
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let resp = match files.iter().find(|(p, _)| path == format!("/npm/{p}")) {
-                    Some((_, b)) => {
-                        let mut r = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        )
-                        .into_bytes();
-                        r.extend(b);
-                        r
-                    }
-                    None => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = s.write_all(&resp);
-            }
-        });
-        format!("http://{addr}/npm")
-    }
-
-    /// A gzipped npm-style tarball (`package/<path>`).
-    fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (p, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, format!("package/{p}"), *data)
-                .unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap()
-    }
 
     fn entry(package: &'static str, payload: &[u8]) -> &'static ModelEntry {
         let sha: &'static str = Box::leak(hex(&Sha256::digest(payload)).into_boxed_str());
@@ -485,10 +443,16 @@ mod tests {
     fn installs_only_the_named_file_into_the_first_models_folder() {
         let payload = b"weights".repeat(100);
         let e = entry("@toy/pkg", &payload);
-        let url = serve(vec![(
-            "@toy/pkg/-/pkg-1.0.0.tgz".into(),
-            tgz(&[("weights/net.bin", &payload), ("README.md", b"not wanted")]),
-        )]);
+        let url = serve(
+            "npm",
+            vec![(
+                "@toy/pkg/-/pkg-1.0.0.tgz".into(),
+                tgz(&[
+                    ("package/weights/net.bin", &payload),
+                    ("package/README.md", b"not wanted"),
+                ]),
+            )],
+        );
         let dir = tempfile::tempdir().unwrap();
         let home = home_with(&url, dir.path());
         let r = home.fetch_entries(&[e], &NoProgress);
@@ -516,10 +480,13 @@ mod tests {
     #[test]
     fn a_wrong_hash_installs_nothing() {
         let e = entry("toy-hash", b"the real weights");
-        let url = serve(vec![(
-            "toy-hash/-/toy-hash-1.0.0.tgz".into(),
-            tgz(&[("weights/net.bin", b"the fake weights")]),
-        )]);
+        let url = serve(
+            "npm",
+            vec![(
+                "toy-hash/-/toy-hash-1.0.0.tgz".into(),
+                tgz(&[("package/weights/net.bin", b"the fake weights")]),
+            )],
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = failed(&home_with(&url, dir.path()).fetch_entries(&[e], &NoProgress));
         assert!(p.contains("SHA-256 mismatch"), "{p}");
@@ -530,11 +497,14 @@ mod tests {
     fn a_corrupt_download_installs_nothing() {
         let payload = b"weights".to_vec();
         let e = entry("toy-corrupt", &payload);
-        let mut bytes = tgz(&[("weights/net.bin", &payload)]);
+        let mut bytes = tgz(&[("package/weights/net.bin", &payload)]);
         let n = bytes.len();
         bytes.truncate(n / 2);
         bytes.extend(vec![0x55; 64]);
-        let url = serve(vec![("toy-corrupt/-/toy-corrupt-1.0.0.tgz".into(), bytes)]);
+        let url = serve(
+            "npm",
+            vec![("toy-corrupt/-/toy-corrupt-1.0.0.tgz".into(), bytes)],
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = failed(&home_with(&url, dir.path()).fetch_entries(&[e], &NoProgress));
         assert!(
@@ -547,7 +517,7 @@ mod tests {
     #[test]
     fn a_404_and_an_unreachable_host_name_the_url() {
         let e = entry("toy-404", b"w");
-        let url = serve(vec![]);
+        let url = serve("npm", vec![]);
         let dir = tempfile::tempdir().unwrap();
         let p = failed(&home_with(&url, dir.path()).fetch_entries(&[e], &NoProgress));
         assert!(p.contains("404") && p.contains("toy-404-1.0.0.tgz"), "{p}");

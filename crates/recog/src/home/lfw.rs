@@ -222,56 +222,9 @@ fn unpack_images(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{serve, tgz};
     use super::*;
     use crate::progress::NoProgress;
-    use std::io::Write;
-    use std::net::TcpListener;
-
-    fn serve(files: Vec<(String, Vec<u8>)>) -> String {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { continue };
-                let mut req = [0u8; 4096];
-                let n = s.read(&mut req).unwrap_or(0);
-                let line = String::from_utf8_lossy(&req[..n]);
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let resp = match files.iter().find(|(p, _)| path == format!("/lfw/{p}")) {
-                    Some((_, b)) => {
-                        let mut r = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            b.len()
-                        )
-                        .into_bytes();
-                        r.extend(b);
-                        r
-                    }
-                    None => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = s.write_all(&resp);
-            }
-        });
-        format!("http://{addr}/lfw")
-    }
-
-    fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (p, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, p, *data).unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap()
-    }
 
     fn spec(url: &str, images: &[(&str, &[u8])]) -> LfwSpec {
         let tree: BTreeMap<String, String> = images
@@ -296,17 +249,20 @@ mod tests {
             ("Ann_A/Ann_A_0001.jpg", b"a"),
             ("Bob_B/Bob_B_0001.jpg", b"b"),
         ];
-        let url = serve(vec![
-            (
-                "lfw-deepfunneled.tgz".into(),
-                tgz(&[
-                    ("lfw-deepfunneled/Ann_A/Ann_A_0001.jpg", b"a"),
-                    ("lfw-deepfunneled/Bob_B/Bob_B_0001.jpg", b"b"),
-                    ("lfw-deepfunneled/.DS_Store", b"junk"),
-                ]),
-            ),
-            ("pairs.txt".into(), b"10\t300\n".to_vec()),
-        ]);
+        let url = serve(
+            "lfw",
+            vec![
+                (
+                    "lfw-deepfunneled.tgz".into(),
+                    tgz(&[
+                        ("lfw-deepfunneled/Ann_A/Ann_A_0001.jpg", b"a"),
+                        ("lfw-deepfunneled/Bob_B/Bob_B_0001.jpg", b"b"),
+                        ("lfw-deepfunneled/.DS_Store", b"junk"),
+                    ]),
+                ),
+                ("pairs.txt".into(), b"10\t300\n".to_vec()),
+            ],
+        );
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         let d = home.ensure_lfw(&spec(&url, &imgs), &NoProgress).unwrap();
@@ -321,13 +277,16 @@ mod tests {
     #[test]
     fn a_changed_image_or_a_missing_file_leaves_no_images_folder() {
         let imgs: [(&str, &[u8]); 1] = [("Ann_A/Ann_A_0001.jpg", b"a")];
-        let url = serve(vec![
-            (
-                "lfw-deepfunneled.tgz".into(),
-                tgz(&[("lfw-deepfunneled/Ann_A/Ann_A_0001.jpg", b"changed")]),
-            ),
-            ("pairs.txt".into(), b"10\t300\n".to_vec()),
-        ]);
+        let url = serve(
+            "lfw",
+            vec![
+                (
+                    "lfw-deepfunneled.tgz".into(),
+                    tgz(&[("lfw-deepfunneled/Ann_A/Ann_A_0001.jpg", b"changed")]),
+                ),
+                ("pairs.txt".into(), b"10\t300\n".to_vec()),
+            ],
+        );
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         let e = home
@@ -342,7 +301,7 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "only pairs.txt is left: {names:?}");
 
-        let url404 = serve(vec![]);
+        let url404 = serve("lfw", vec![]);
         let dir = tempfile::tempdir().unwrap();
         let e = Home::new(dir.path())
             .ensure_lfw(&spec(&url404, &imgs), &NoProgress)

@@ -293,23 +293,19 @@ fn download_checked(
         .and_then(|n| n.to_str())
         .unwrap_or("download");
     let bytes = fetch_bytes(url, 1 << 30, name, progress)?;
-    let tmp = dest.with_extension("part");
-    std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
-    let payload = if bytes.starts_with(&[0x1f, 0x8b]) {
+    let got = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut v = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut v)
             .map_err(|e| format!("corrupt gzip: {e}"))?;
-        v
+        hex(&Sha256::digest(&v))
     } else {
-        bytes
+        hex(&Sha256::digest(&bytes))
     };
-    let got = hex(&Sha256::digest(&payload));
     if got != sha256 {
-        let _ = std::fs::remove_file(&tmp);
         return Err(format!("SHA-256 mismatch: expected {sha256}, got {got}"));
     }
-    std::fs::rename(&tmp, dest).map_err(|e| e.to_string())
+    install::write_atomic(dest, &bytes).map_err(|e| e.to_string())
 }
 
 /// Lower-case hex of bytes.
@@ -317,17 +313,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Loopback servers and archives for the download tests of this module's children.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::NoProgress;
-    use std::io::Write;
+pub(crate) mod testing {
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
-    /// Serves `files` (name -> bytes) over HTTP/1.1 on 127.0.0.1; 404 for anything else.
-    fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+    /// Serves `files` (name -> bytes) at `/<prefix>/<name>` over HTTP/1.1 on 127.0.0.1
+    /// (404 for anything else) and returns `http://<addr>/<prefix>`.
+    pub fn serve(prefix: &str, files: Vec<(String, Vec<u8>)>) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
+        let paths: Vec<(String, Vec<u8>)> = files
+            .into_iter()
+            .map(|(n, b)| (format!("/{prefix}/{n}"), b))
+            .collect();
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
@@ -335,12 +335,8 @@ mod tests {
                 let n = s.read(&mut req).unwrap_or(0);
                 let line = String::from_utf8_lossy(&req[..n]);
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let body = files
-                    .iter()
-                    .find(|(name, _)| path.ends_with(&format!("/{name}")))
-                    .map(|(_, b)| b.clone());
-                let resp = match body {
-                    Some(b) => {
+                let resp = match paths.iter().find(|(p, _)| *p == path) {
+                    Some((_, b)) => {
                         let mut r = format!(
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                             b.len()
@@ -357,8 +353,32 @@ mod tests {
                 let _ = s.write_all(&resp);
             }
         });
-        format!("http://{addr}/sets")
+        format!("http://{addr}/{prefix}")
     }
+
+    /// A gzipped tarball of `(path, bytes)` entries.
+    pub fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (p, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, p, *data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::serve;
+    use super::*;
+    use crate::progress::NoProgress;
+    use std::io::Write;
 
     fn gz(b: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -369,7 +389,7 @@ mod tests {
     #[test]
     fn downloads_and_checks_hash() {
         let payload = crate::data::idx::encode_idx(&[3], &[1, 2, 3]);
-        let url = serve(vec![("a.gz".into(), gz(&payload))]);
+        let url = serve("sets", vec![("a.gz".into(), gz(&payload))]);
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         let spec = DatasetSpec {
@@ -420,7 +440,7 @@ mod tests {
 
     #[test]
     fn missing_file_on_server_names_files() {
-        let url = serve(vec![]);
+        let url = serve("sets", vec![]);
         let dir = tempfile::tempdir().unwrap();
         let spec = DatasetSpec {
             name: "toy".into(),

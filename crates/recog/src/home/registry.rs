@@ -223,8 +223,8 @@ pub const REGISTRY: &[ModelEntry] = &[
 
 /// The registry entry of a model.
 pub fn entry(id: Pretrained) -> &'static ModelEntry {
-    // Pretrained::ALL and REGISTRY list the same models; the test below keeps them in step.
-    REGISTRY.iter().find(|e| e.id == id).unwrap_or(&REGISTRY[0])
+    // REGISTRY lists the models in `Pretrained` order; the test below keeps them in step.
+    &REGISTRY[id as usize]
 }
 
 #[cfg(test)]
@@ -233,7 +233,9 @@ mod tests {
 
     #[test]
     fn every_id_has_one_entry_with_well_formed_hashes() {
-        for id in Pretrained::ALL {
+        for (i, id) in Pretrained::ALL.into_iter().enumerate() {
+            assert_eq!(REGISTRY[i].id, id, "REGISTRY is in Pretrained order");
+            assert_eq!(id as usize, i);
             let rows: Vec<_> = REGISTRY.iter().filter(|e| e.id == id).collect();
             assert_eq!(rows.len(), 1, "{id:?}");
             assert_eq!(Pretrained::from_name(rows[0].name), Some(id));
