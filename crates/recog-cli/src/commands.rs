@@ -370,7 +370,8 @@ pub struct BenchTrainArgs {
 pub enum DataCommand {
     /// Download a data set into the home folder (no-op when present), SHA-256 checked.
     Fetch {
-        /// `mnist`, `fashion-mnist` or `lfw` (deep-funneled images and the protocol files).
+        /// `mnist`, `fashion-mnist`, `lfw` (deep-funneled images and the protocol files) or
+        /// `backgrounds` (face-free photos for `recog face eval-detect`).
         name: String,
     },
     /// Print where recog looks for data and models.
@@ -709,7 +710,16 @@ fn data_cmd(d: DataCommand) -> Result<()> {
                     println!("{}", dir.display());
                     return Ok(());
                 }
-                other => bail!("unknown data set {other:?}: use mnist, fashion-mnist or lfw"),
+                "backgrounds" => {
+                    let spec = recog::home::backgrounds::builtin_spec();
+                    let files = home.ensure_backgrounds(&spec, &Bars::new(false))?;
+                    println!("{}", home.backgrounds_dir(&spec).display());
+                    eprintln!("{} photos", files.len());
+                    return Ok(());
+                }
+                other => bail!(
+                    "unknown data set {other:?}: use mnist, fashion-mnist, lfw or backgrounds"
+                ),
             };
             let dir = home.ensure_dataset(&set.spec(), &Bars::new(false))?;
             println!("{}", dir.display());

@@ -8,8 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use recog::eval::lfw;
-use recog::face::{self, draw, Detector, FacePipeline};
-use recog::home::registry::Pretrained;
+use recog::face::{self, draw, FacePipeline};
 use recog::plot::{self, Series};
 use recog::{Home, Progress};
 
@@ -25,6 +24,9 @@ pub enum FaceCommand {
     Verify(VerifyArgs),
     /// The LFW View 2 protocol: 10-fold accuracy, ROC AUC, EER, TAR at FAR 1e-3.
     EvalLfw(EvalLfwArgs),
+    /// The detection benchmark: LFW faces composed onto face-free photos at every size;
+    /// recall by face size, precision, AP, false positives per face-free image, speed.
+    EvalDetect(EvalDetectArgs),
     /// Train a triplet-loss projection on top of the frozen face ResNet, on a folder with one
     /// sub-folder of photos per person.
     Finetune(FinetuneArgs),
@@ -62,6 +64,12 @@ pub struct FinetuneArgs {
 /// Alignment and embedding options shared by the face commands.
 #[derive(Args, Debug, Clone)]
 pub struct PipeArgs {
+    /// Face detector (default: blazeface-pyramid, the best on `recog face eval-detect`).
+    #[arg(long, value_enum)]
+    pub detector: Option<DetectorArg>,
+    /// Smallest face side the detector looks for, px (default 20; 40 is 4x faster).
+    #[arg(long)]
+    pub min_face: Option<f32>,
     /// Descriptor network: MobileFaceNet (the default: best on every figure measured), dlib's
     /// ResNet, or the notebook's VGG-Face (once added with `recog models add vgg-face PATH`).
     /// Default: the gallery's network for gallery commands, else MobileFaceNet.
@@ -94,6 +102,8 @@ impl PipeArgs {
     /// The defaults, as the command line gives them.
     pub fn default_args() -> Self {
         Self {
+            detector: None,
+            min_face: None,
             face_model: None,
             align_points: PointsArg::EyesNoseMouth,
             no_refine: false,
@@ -162,21 +172,70 @@ pub struct DetectArgs {
     /// Folder for annotated copies (`<stem>.faces.png`); none if omitted.
     #[arg(long)]
     pub annotate: Option<PathBuf>,
-    /// Minimum detector score (BlazeFace).
-    #[arg(long, default_value_t = 0.5)]
-    pub min_score: f32,
-    /// Detector: BlazeFace (boxes + 6 keypoints) or the notebook's OpenCV Haar cascade
-    /// (boxes only, `detectMultiScale(gray, 1.3, 5)`).
-    #[arg(long, value_enum, default_value_t = DetectorArg::Blazeface)]
-    pub detector: DetectorArg,
+    /// Minimum detector score (the BlazeFace detectors; default 0.5).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Detector (default: blazeface-pyramid).
+    #[arg(long, value_enum)]
+    pub detector: Option<DetectorArg>,
+    /// Smallest face side the detector looks for, px (default 20; 40 is 4x faster).
+    #[arg(long)]
+    pub min_face: Option<f32>,
 }
 
+/// `--detector` values.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetectorArg {
-    /// MediaPipe BlazeFace (front model).
+    /// MediaPipe BlazeFace front model on the whole image letterboxed to 128x128 (boxes + 6
+    /// keypoints): fast, for faces that fill a fair part of the frame.
     Blazeface,
-    /// OpenCV `haarcascade_frontalface_default.xml`.
+    /// The same model over an image pyramid, faces from 20 px up (group photos, video).
+    BlazefacePyramid,
+    /// OpenCV `haarcascade_frontalface_default.xml`, the notebook's
+    /// `detectMultiScale(gray, 1.3, 5)` (boxes only).
     Haar,
+}
+
+/// The library's detector for a `--detector` value (its default without one).
+pub fn detector_kind(a: Option<DetectorArg>) -> face::DetectorKind {
+    match a {
+        None => face::DetectorKind::default(),
+        Some(DetectorArg::Blazeface) => face::DetectorKind::BlazeFace,
+        Some(DetectorArg::BlazefacePyramid) => face::DetectorKind::BlazeFacePyramid,
+        Some(DetectorArg::Haar) => face::DetectorKind::Haar,
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalDetectArgs {
+    /// Detectors to compare (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub detectors: Vec<DetectorArg>,
+    /// Scenes with faces.
+    #[arg(long, default_value_t = 200)]
+    pub scenes: usize,
+    /// Face-free images.
+    #[arg(long, default_value_t = 100)]
+    pub face_free: usize,
+    /// Composition seed.
+    #[arg(long, default_value_t = 13)]
+    pub seed: u64,
+    /// Images timed at 640x480 and at 1920x1080 per detector.
+    #[arg(long, default_value_t = 5)]
+    pub timing_images: usize,
+    /// LFW folder (with `images/`); default `RECOG_HOME/data/lfw`, fetched if missing.
+    #[arg(long)]
+    pub lfw: Option<PathBuf>,
+    /// Folder of face-free photos (any depth) instead of the built-in set (`recog data
+    /// fetch backgrounds`, fetched if missing).
+    #[arg(long)]
+    pub backgrounds: Option<PathBuf>,
+    /// Folder for `detect.json`, the recall-by-size plot and sample scenes.
+    #[arg(long, default_value = "report/detect")]
+    pub out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -254,6 +313,7 @@ pub fn run(c: FaceCommand) -> Result<()> {
         FaceCommand::Embed(a) => embed(&a),
         FaceCommand::Verify(a) => verify(&a),
         FaceCommand::EvalLfw(a) => eval_lfw(&a),
+        FaceCommand::EvalDetect(a) => eval_detect(&a),
         FaceCommand::Finetune(a) => finetune(&a),
     }
 }
@@ -277,8 +337,20 @@ pub fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
 
 fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> Result<FacePipeline> {
     let home = Home::from_env();
-    let mut p = FacePipeline::with_model(&home, &recog::default_device(), model, &Bars::new(false))
-        .context("loading the face models")?;
+    let mut p = FacePipeline::with_models(
+        &home,
+        &recog::default_device(),
+        model,
+        (
+            detector_kind(o.detector),
+            face::DetectorSettings {
+                min_score: None,
+                min_face: o.min_face,
+            },
+        ),
+        &Bars::new(false),
+    )
+    .context("loading the face models")?;
     p.points = match o.align_points {
         PointsArg::EyesNoseMouth => face::AlignPoints::EyesNoseMouth,
         PointsArg::EyesMouth => face::AlignPoints::EyesMouth,
@@ -308,19 +380,16 @@ struct DetectRow {
 
 fn detect(a: &DetectArgs) -> Result<()> {
     let home = Home::from_env();
-    let needed = match a.detector {
-        DetectorArg::Blazeface => Pretrained::Blazeface,
-        DetectorArg::Haar => Pretrained::Haar,
+    let settings = face::DetectorSettings {
+        min_score: a.min_score,
+        min_face: a.min_face,
     };
-    let paths = face::ModelPaths::ensure(&home, &[needed], &Bars::new(false))?;
-    let det: Box<dyn Detector> = match a.detector {
-        DetectorArg::Blazeface => {
-            let mut d = face::BlazeFaceDetector::load(&paths.blazeface, &recog::default_device())?;
-            d.min_score = a.min_score;
-            Box::new(d)
-        }
-        DetectorArg::Haar => Box::new(face::haar::HaarDetector::load(&paths.haar)?),
-    };
+    let det = detector_kind(a.detector).load(
+        &home,
+        &recog::default_device(),
+        &settings,
+        &Bars::new(false),
+    )?;
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -1054,5 +1123,131 @@ fn finetune(a: &FinetuneArgs) -> Result<()> {
         println!("triplet loss by tenth of training: {}", c.join(" "));
         println!("projection saved to {}", a.out.display());
     }
+    Ok(())
+}
+
+fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
+    let home = Home::from_env();
+    let bars = Bars::new(a.json);
+    let lfw_root = match &a.lfw {
+        Some(d) => d.clone(),
+        None => home.ensure_lfw(&recog::home::lfw::builtin_spec(), &bars)?,
+    };
+    let backgrounds = match &a.backgrounds {
+        Some(dir) => recog::data::folder::images_under(dir)?,
+        None => home.ensure_backgrounds(&recog::home::backgrounds::builtin_spec(), &bars)?,
+    };
+    let mut params = recog::eval::detection::BenchParams::new(
+        list_images(&lfw_root.join("images"))?,
+        backgrounds,
+    );
+    params.scenes = a.scenes;
+    params.face_free = a.face_free;
+    params.seed = a.seed;
+    params.timing_images = a.timing_images;
+    if !a.detectors.is_empty() {
+        params.detectors = a
+            .detectors
+            .iter()
+            .map(|d| detector_kind(Some(*d)))
+            .collect();
+    }
+    let device = recog::default_device();
+    let settings = face::DetectorSettings::default();
+    let load = |k: face::DetectorKind| k.load(&home, &device, &settings, &bars);
+    let valid = params.check()?;
+    let scenes = valid.scenes(&bars)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // A few scenes with their annotated faces, to see what the benchmark asks.
+    for (i, s) in scenes
+        .iter()
+        .filter(|s| !s.faces.is_empty())
+        .take(4)
+        .enumerate()
+    {
+        let marks: Vec<_> = s
+            .faces
+            .iter()
+            .map(|f| {
+                let b = face::FaceBox {
+                    x0: f[0],
+                    y0: f[1],
+                    x1: f[2],
+                    y1: f[3],
+                    score: 1.0,
+                    keypoints: Vec::new(),
+                    landmarks: Vec::new(),
+                };
+                (b, Some(format!("{:.0}px", f[2] - f[0])), draw::GREEN)
+            })
+            .collect();
+        let out = a.out.join(format!("scene_{i}.jpg"));
+        draw::annotate(&s.image, &marks)
+            .save(&out)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    let report = valid.run_on(&scenes, &load, &bars)?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(a.out.join("detect.json"), &json)
+        .with_context(|| format!("writing {}", a.out.join("detect.json").display()))?;
+    let plot_path = a.out.join("recall_by_size.png");
+    recog::eval::detection::plot_recall(&report, &plot_path)?;
+    if a.json {
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "{} scenes with {} faces, {} face-free images (seed {})",
+        report.scenes, report.faces, report.face_free_images, report.seed
+    );
+    let heads: Vec<String> = recog::eval::detection::SIZE_BUCKETS
+        .iter()
+        .map(|(lo, hi)| format!("{lo:.0}-{hi:.0}px"))
+        .collect();
+    println!(
+        "{:<18} {} {:>7} {:>7} {:>6} {:>9} {:>8} {:>9}",
+        "detector",
+        heads.iter().map(|h| format!("{h:>9}")).collect::<String>(),
+        "recall",
+        "precis.",
+        "AP",
+        "FP/free",
+        "ms 640",
+        "ms 1080p"
+    );
+    for d in &report.detectors {
+        let cells: String = d
+            .recall_by_size
+            .iter()
+            .map(|b| format!("{:>8.1}%", 100.0 * b.recall))
+            .collect();
+        println!(
+            "{:<18} {} {:>6.1}% {:>6.1}% {:>6.3} {:>9.3} {:>8.1} {:>9.1}",
+            d.detector.name(),
+            cells,
+            100.0 * d.recall,
+            100.0 * d.precision,
+            d.average_precision,
+            d.false_positives_per_face_free_image,
+            d.ms_640x480,
+            d.ms_1920x1080
+        );
+    }
+    let counts: Vec<String> = report
+        .detectors
+        .first()
+        .map(|d| {
+            d.recall_by_size
+                .iter()
+                .map(|b| b.faces.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("faces per size bucket: {}", counts.join(", "));
+    println!(
+        "wrote {} and {}",
+        a.out.join("detect.json").display(),
+        plot_path.display()
+    );
     Ok(())
 }

@@ -544,3 +544,86 @@ fn a_dlib_gallery_keeps_its_network_under_the_mobilefacenet_default() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_detect_writes_the_table_json_plot_and_sample_scenes() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A small LFW-shaped folder of real photos and two generated face-free backgrounds.
+    for rel in [
+        "Tony_Blair/Tony_Blair_0001.jpg",
+        "Serena_Williams/Serena_Williams_0001.jpg",
+        "Colin_Powell/Colin_Powell_0001.jpg",
+    ] {
+        let dst = dir.path().join("lfw/images").join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(lfw(&h, rel), &dst).unwrap();
+    }
+    let bg = dir.path().join("bg/sky");
+    std::fs::create_dir_all(&bg).unwrap();
+    for (i, tint) in [40u8, 160].into_iter().enumerate() {
+        image::RgbImage::from_fn(900, 700, |x, y| {
+            image::Rgb([tint, (x / 4 % 200) as u8, (y / 3 % 220) as u8])
+        })
+        .save(bg.join(format!("b{i}.png")))
+        .unwrap();
+    }
+    let out = dir.path().join("report");
+    let args = [
+        "face",
+        "eval-detect",
+        "--lfw",
+        dir.path().join("lfw").to_str().unwrap(),
+        "--backgrounds",
+        dir.path().join("bg").to_str().unwrap(),
+        "--scenes",
+        "3",
+        "--face-free",
+        "2",
+        "--timing-images",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let r = recog(&with_json, &h);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["scenes"], 3);
+    assert_eq!(v["face_free_images"], 2);
+    assert!(v["faces"].as_u64().unwrap() >= 3, "{v}");
+    let rows = v["detectors"].as_array().unwrap();
+    let names: Vec<_> = rows
+        .iter()
+        .map(|d| d["detector"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blazeface", "blazeface-pyramid", "haar"]);
+    for d in rows {
+        assert_eq!(d["recall_by_size"].as_array().unwrap().len(), 5);
+        assert!(d["ms_640x480"].as_f64().unwrap() > 0.0);
+    }
+    for f in ["detect.json", "recall_by_size.png", "scene_0.jpg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The table, for one detector.
+    let mut one = args.to_vec();
+    one.extend(["--detectors", "haar"]);
+    let t = recog(&one, &h);
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(text.contains("haar") && text.contains("FP/free"), "{text}");
+    assert!(!text.contains("blazeface"), "{text}");
+
+    // No face-free photos: an error that says what is missing.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut bad = args.to_vec();
+    bad[5] = empty.to_str().unwrap();
+    let e = recog(&bad, &h);
+    assert!(!e.status.success());
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains("error:") && stderr.contains("face-free"),
+        "{stderr}"
+    );
+}

@@ -61,6 +61,24 @@ pub fn people(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     Ok(out)
 }
 
+/// Every image file under `root`, at any depth, sorted by path.
+pub fn images_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_image(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Reads every image under `root/<class>/`, classes sorted by name.
 pub fn read_image_folder(root: &Path, height: usize, width: usize) -> Result<Dataset> {
     let rd = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;

@@ -1,6 +1,7 @@
 //! Retrieval evaluation: k-NN accuracy, Precision@1 and MAP@R (Musgrave et al., "A Metric
 //! Learning Reality Check", 2020).
 
+pub mod detection;
 pub mod lfw;
 
 use burn::module::Module;

@@ -1,5 +1,13 @@
-//! Face detectors. [`Detector`] is the trait the pipeline uses; [`BlazeFaceDetector`] is
-//! the default, [`super::haar::HaarDetector`] the notebook's OpenCV cascade.
+//! Face detectors. [`Detector`] is the trait the pipeline uses; [`DetectorKind`] names the
+//! choices: BlazeFace's front model on one 128x128 letterbox ([`BlazeFaceDetector`]), the
+//! same model over an image pyramid ([`BlazeFacePyramid`]), and the notebook's OpenCV Haar
+//! cascade ([`super::haar::HaarDetector`]).
+//!
+//! ```
+//! use recog::face::DetectorKind;
+//! assert_eq!(DetectorKind::from_name("blazeface-pyramid"), Some(DetectorKind::BlazeFacePyramid));
+//! assert!(DetectorKind::ALL.iter().all(|k| DetectorKind::from_name(k.name()) == Some(*k)));
+//! ```
 
 use std::path::Path;
 
@@ -7,9 +15,12 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use image::RgbImage;
 
+use serde::{Deserialize, Serialize};
+
 use super::FaceBox;
+use crate::home::registry::Pretrained;
 use crate::nn::{BlazeFace, BlazeFaceConfig};
-use crate::Result;
+use crate::{Home, Progress, Result};
 
 /// Finds faces in images.
 pub trait Detector {
@@ -23,6 +34,119 @@ pub trait Detector {
 
     /// Whether boxes come with eye/nose/mouth keypoints.
     fn has_keypoints(&self) -> bool;
+
+    /// Faces in crops that are each centred on one face about half the crop's side (the
+    /// pipeline's refining pass). Multi-scale detectors override it with their cheap
+    /// single-scale pass, which is made for faces that fill the frame.
+    fn detect_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
+        self.detect_batch(crops)
+    }
+}
+
+/// The face detectors recog ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DetectorKind {
+    /// BlazeFace's front model on the whole image letterboxed to 128x128: fast, for faces
+    /// that fill a fair part of the frame (selfies, LFW, passport photos).
+    #[serde(rename = "blazeface")]
+    BlazeFace,
+    /// The same model over an image pyramid, from 20 px faces up: group photos, video.
+    #[default]
+    #[serde(rename = "blazeface-pyramid")]
+    BlazeFacePyramid,
+    /// OpenCV's `haarcascade_frontalface_default.xml` with the notebook's
+    /// `detectMultiScale(gray, 1.3, 5)`; boxes only.
+    #[serde(rename = "haar")]
+    Haar,
+}
+
+impl DetectorKind {
+    /// Every detector, in benchmark order.
+    pub const ALL: [DetectorKind; 3] = [
+        DetectorKind::BlazeFace,
+        DetectorKind::BlazeFacePyramid,
+        DetectorKind::Haar,
+    ];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::BlazeFace => "blazeface",
+            DetectorKind::BlazeFacePyramid => "blazeface-pyramid",
+            DetectorKind::Haar => "haar",
+        }
+    }
+
+    /// The detector called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// A readable name for plots.
+    pub fn label(self) -> &'static str {
+        match self {
+            DetectorKind::BlazeFace => "BlazeFace front (128x128)",
+            DetectorKind::BlazeFacePyramid => "BlazeFace front, pyramid",
+            DetectorKind::Haar => "Haar cascade (notebook)",
+        }
+    }
+
+    /// The registry model holding its weights.
+    pub fn weights(self) -> Pretrained {
+        match self {
+            DetectorKind::BlazeFace | DetectorKind::BlazeFacePyramid => Pretrained::Blazeface,
+            DetectorKind::Haar => Pretrained::Haar,
+        }
+    }
+
+    /// Loads the detector from the home, installing its model first if it is missing,
+    /// with `settings` over its defaults.
+    pub fn load(
+        self,
+        home: &Home,
+        device: &Device,
+        settings: &DetectorSettings,
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Detector>> {
+        let min_score = settings.min_score;
+        let paths = super::ModelPaths::ensure(home, &[self.weights()], progress)?;
+        Ok(match self {
+            DetectorKind::BlazeFace => {
+                let mut d = BlazeFaceDetector::load(&paths.blazeface, device)?;
+                if let Some(s) = min_score {
+                    d.min_score = s;
+                }
+                Box::new(d)
+            }
+            DetectorKind::BlazeFacePyramid => {
+                let mut d = BlazeFacePyramid::load(&paths.blazeface, device)?;
+                if let Some(s) = min_score {
+                    d.base.min_score = s;
+                }
+                if let Some(m) = settings.min_face {
+                    d.min_face = m;
+                }
+                Box::new(d)
+            }
+            DetectorKind::Haar => {
+                let mut d = super::haar::HaarDetector::load(&paths.haar)?;
+                if let Some(m) = settings.min_face {
+                    d.min_size = m.round().max(1.0) as usize;
+                }
+                Box::new(d)
+            }
+        })
+    }
+}
+
+/// Overrides of a detector's defaults; `None` keeps the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectorSettings {
+    /// Minimum score of a detection (BlazeFace: 0.5; its pyramid: 0.7).
+    pub min_score: Option<f32>,
+    /// Smallest face side to look for, px (the pyramid: 20; Haar: 30). Larger is faster:
+    /// the pyramid's cost falls with the square of it.
+    pub min_face: Option<f32>,
 }
 
 /// BlazeFace with MediaPipe's post-processing: anchors, sigmoid scores, weighted
@@ -94,6 +218,87 @@ pub fn anchors(input: usize, layers: &[(usize, usize)]) -> Vec<[f32; 2]> {
     out
 }
 
+impl BlazeFaceDetector {
+    /// Candidate faces (before suppression) from network outputs for image `b` of a batch,
+    /// with anchors in network pixels; `k` maps network pixels to image pixels.
+    fn decode(
+        &self,
+        scores: &[f32],
+        regs: &[f32],
+        anchors: &[[f32; 2]],
+        b: usize,
+        k: f32,
+        out: &mut Vec<FaceBox>,
+    ) {
+        let na = anchors.len();
+        for (i, a) in anchors.iter().enumerate() {
+            let logit = scores
+                .get(b * na + i)
+                .copied()
+                .unwrap_or(-100.0)
+                .clamp(-100.0, 100.0);
+            let score = 1.0 / (1.0 + (-logit).exp());
+            if score < self.min_score {
+                continue;
+            }
+            let Some(r) = regs.get((b * na + i) * 16..(b * na + i + 1) * 16) else {
+                continue;
+            };
+            let (cx, cy) = (a[0] + r[0], a[1] + r[1]);
+            let (w, h) = (r[2], r[3]);
+            let keypoints = (0..6)
+                .map(|j| [(a[0] + r[4 + 2 * j]) * k, (a[1] + r[5 + 2 * j]) * k])
+                .collect();
+            out.push(FaceBox {
+                x0: (cx - w / 2.0) * k,
+                y0: (cy - h / 2.0) * k,
+                x1: (cx + w / 2.0) * k,
+                y1: (cy + h / 2.0) * k,
+                score,
+                keypoints,
+                landmarks: Vec::new(),
+            });
+        }
+    }
+
+    /// Runs the network on a `[batch, 3, h, w]` input and returns logits and regressors.
+    fn run_net(&self, data: Vec<f32>, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let x = Tensor::<4>::from_data(TensorData::new(data, shape), &self.device);
+        let out = self.net.forward(x);
+        let scores = out
+            .scores
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| crate::Error::InvalidArgument(format!("BlazeFace scores: {e:?}")))?;
+        let regs = out
+            .boxes
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| crate::Error::InvalidArgument(format!("BlazeFace boxes: {e:?}")))?;
+        Ok((scores, regs))
+    }
+}
+
+/// Anchor centres in network pixels for a `w x h` input: for each (stride, count), a grid
+/// of `w/stride x h/stride` cells with `count` anchors per cell, row-major, in the order
+/// of [`crate::nn::BlazeOutput`].
+pub fn anchor_grid(w: usize, h: usize, layers: &[(usize, usize)]) -> Vec<[f32; 2]> {
+    let mut out = Vec::new();
+    for &(stride, per) in layers {
+        for y in 0..h / stride {
+            for x in 0..w / stride {
+                for _ in 0..per {
+                    out.push([
+                        (x as f32 + 0.5) * stride as f32,
+                        (y as f32 + 0.5) * stride as f32,
+                    ]);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Detector for BlazeFaceDetector {
     fn detect_batch(&self, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
         if images.is_empty() {
@@ -107,53 +312,16 @@ impl Detector for BlazeFaceDetector {
             data.extend(v);
             scales.push(k);
         }
-        let x =
-            Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
-        let out = self.net.forward(x);
-        let scores: Vec<f32> = out
-            .scores
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        let regs: Vec<f32> = out
-            .boxes
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        let na = self.anchors.len();
+        let (scores, regs) = self.run_net(data, [images.len(), 3, s, s])?;
+        let px: Vec<[f32; 2]> = self
+            .anchors
+            .iter()
+            .map(|a| [a[0] * s as f32, a[1] * s as f32])
+            .collect();
         let mut result = Vec::new();
         for (b, k) in scales.into_iter().enumerate() {
             let mut cands = Vec::new();
-            for (i, a) in self.anchors.iter().enumerate() {
-                let logit = scores
-                    .get(b * na + i)
-                    .copied()
-                    .unwrap_or(-100.0)
-                    .clamp(-100.0, 100.0);
-                let score = 1.0 / (1.0 + (-logit).exp());
-                if score < self.min_score {
-                    continue;
-                }
-                let r = &regs[(b * na + i) * 16..(b * na + i + 1) * 16];
-                let sz = s as f32;
-                let (cx, cy) = (a[0] + r[0] / sz, a[1] + r[1] / sz);
-                let (w, h) = (r[2] / sz, r[3] / sz);
-                let to_img = |x: f32, y: f32| [x * sz * k, y * sz * k];
-                let tl = to_img(cx - w / 2.0, cy - h / 2.0);
-                let br = to_img(cx + w / 2.0, cy + h / 2.0);
-                let keypoints = (0..6)
-                    .map(|j| to_img(a[0] + r[4 + 2 * j] / sz, a[1] + r[5 + 2 * j] / sz))
-                    .collect();
-                cands.push(FaceBox {
-                    x0: tl[0],
-                    y0: tl[1],
-                    x1: br[0],
-                    y1: br[1],
-                    score,
-                    keypoints,
-                    landmarks: Vec::new(),
-                });
-            }
+            self.decode(&scores, &regs, &px, b, k, &mut cands);
             result.push(weighted_nms(cands, self.iou_threshold));
         }
         Ok(result)
@@ -161,6 +329,119 @@ impl Detector for BlazeFaceDetector {
 
     fn has_keypoints(&self) -> bool {
         true
+    }
+}
+
+/// BlazeFace's front model run over an image pyramid, for faces of any size.
+///
+/// The network is fully convolutional, so each pyramid level is one pass over the whole
+/// scaled image (padded to a multiple of 16) with anchors laid on its grid: no tiles, no
+/// overlaps. The finest level scales the image so that a face of `min_face` pixels becomes
+/// `net_face` network pixels; each next level is `step` times smaller, down to the
+/// letterboxed 128x128 input of [`BlazeFaceDetector`], which finds the faces that fill the
+/// frame. Detections of every level are merged by weighted suppression.
+pub struct BlazeFacePyramid {
+    /// The single-scale detector whose network and thresholds the levels share.
+    pub base: BlazeFaceDetector,
+    /// The smallest face side to find, in image pixels.
+    pub min_face: f32,
+    /// The face side, in network pixels, that `min_face` maps to on the finest level.
+    pub net_face: f32,
+    /// Scale ratio between consecutive levels, in (0, 1).
+    pub step: f32,
+}
+
+impl BlazeFacePyramid {
+    /// Loads the front model; finds faces from 20 px up. The front model still finds
+    /// faces of 16 network pixels, so the finest level shrinks 20 px faces to 16: the
+    /// same recall on 20-40 px faces as at 24, in 45% of the pixels.
+    pub fn load(onnx: &Path, device: &Device) -> Result<Self> {
+        let mut base = BlazeFaceDetector::load(onnx, device)?;
+        // Chosen on the detection benchmark's seed 1 (README): at 0.5 the pyramid's many
+        // more anchors give 2 false faces per face-free photo; at 0.7, 0.04.
+        base.min_score = 0.7;
+        Ok(Self {
+            base,
+            min_face: 20.0,
+            net_face: 16.0,
+            step: 0.4,
+        })
+    }
+
+    /// The scales of the fully convolutional levels for a `w x h` image (the letterboxed
+    /// level comes on top of these): finest first, each level at least one network input.
+    pub fn scales(&self, w: u32, h: u32) -> Vec<f32> {
+        let side = w.max(h) as f32;
+        let input = self.base.cfg.input_size as f32;
+        let mut s = (self.net_face / self.min_face.max(1.0)).min(4.0);
+        let step = self.step.clamp(0.1, 0.9);
+        let mut out = Vec::new();
+        while side * s > input && out.len() < 16 {
+            out.push(s);
+            s *= step;
+        }
+        out
+    }
+
+    /// Candidates of one fully convolutional level at scale `s`.
+    fn level(&self, img: &RgbImage, s: f32, out: &mut Vec<FaceBox>) -> Result<()> {
+        let w = ((img.width() as f32 * s).round() as usize).max(1);
+        let h = ((img.height() as f32 * s).round() as usize).max(1);
+        let (pw, ph) = (w.div_ceil(16) * 16, h.div_ceil(16) * 16);
+        let small = resize_rgb(img, w as u32, h as u32);
+        let n = pw * ph;
+        // Beyond the image the input is 0, mid-grey in the network's [-1, 1] range.
+        let mut v = vec![0f32; 3 * n];
+        for (x, y, p) in small.enumerate_pixels() {
+            let i = y as usize * pw + x as usize;
+            for c in 0..3 {
+                v[c * n + i] = p.0[c] as f32 / 127.5 - 1.0;
+            }
+        }
+        let (scores, regs) = self.base.run_net(v, [1, 3, ph, pw])?;
+        let a = self.base.cfg.anchors_per_cell;
+        let anchors = anchor_grid(pw, ph, &[(8, a[0]), (16, a[1])]);
+        // The image was scaled by w/width horizontally; use the mean of both axes' factors.
+        let k = (img.width() as f32 / w as f32 + img.height() as f32 / h as f32) / 2.0;
+        self.base.decode(&scores, &regs, &anchors, 0, k, out);
+        Ok(())
+    }
+}
+
+impl Detector for BlazeFacePyramid {
+    fn detect_batch(&self, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
+        let whole = self.base.detect_batch(images)?;
+        let mut result = Vec::with_capacity(images.len());
+        for (img, mut cands) in images.iter().zip(whole) {
+            for s in self.scales(img.width(), img.height()) {
+                self.level(img, s, &mut cands)?;
+            }
+            result.push(weighted_nms(cands, self.base.iou_threshold));
+        }
+        Ok(result)
+    }
+
+    fn has_keypoints(&self) -> bool {
+        true
+    }
+
+    fn detect_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
+        self.base.detect_batch(crops)
+    }
+}
+
+/// Resizes with `fast_image_resize` (SIMD, bilinear), falling back to `image`'s filter.
+pub fn resize_rgb(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    if img.width() == w && img.height() == h {
+        return img.clone();
+    }
+    let mut dst = RgbImage::new(w.max(1), h.max(1));
+    let opts = fast_image_resize::ResizeOptions::new().resize_alg(
+        fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Bilinear),
+    );
+    match fast_image_resize::Resizer::new().resize(img, &mut dst, &opts) {
+        Ok(()) => dst,
+        Err(_) => image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle),
     }
 }
 

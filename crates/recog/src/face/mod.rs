@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub use detect::{BlazeFaceDetector, Detector};
+pub use detect::{BlazeFaceDetector, BlazeFacePyramid, Detector, DetectorKind, DetectorSettings};
 pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder, VggFaceEmbedder};
 
 use crate::home::registry::{self, Pretrained};
@@ -277,7 +277,25 @@ impl FacePipeline {
         model: FaceModel,
         progress: &dyn Progress,
     ) -> Result<Self> {
-        let mut needed = vec![Pretrained::Blazeface, Pretrained::FaceLandmark68];
+        Self::with_models(
+            home,
+            device,
+            model,
+            (DetectorKind::default(), DetectorSettings::default()),
+            progress,
+        )
+    }
+
+    /// [`FacePipeline::standard`] with another descriptor network and detector.
+    pub fn with_models(
+        home: &Home,
+        device: &burn::tensor::Device,
+        model: FaceModel,
+        detector: (DetectorKind, DetectorSettings),
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        let (detector, settings) = detector;
+        let mut needed = vec![detector.weights(), Pretrained::FaceLandmark68];
         needed.extend(model.weights());
         let p = ModelPaths::ensure(home, &needed, progress)?;
         let embedder: Box<dyn Embedder> = match model {
@@ -299,7 +317,7 @@ impl FacePipeline {
             }
         };
         Ok(Self {
-            detector: Box::new(BlazeFaceDetector::load(&p.blazeface, device)?),
+            detector: detector.load(home, device, &settings, progress)?,
             embedder,
             padding: 0.25,
             points: AlignPoints::EyesNoseMouth,
@@ -533,7 +551,7 @@ impl FacePipeline {
             return Ok(dets);
         }
         let refs: Vec<&RgbImage> = crops.iter().collect();
-        let found = self.detector.detect_batch(&refs)?;
+        let found = self.detector.detect_crops(&refs)?;
         let mut dets = dets;
         for (k, ((i, j, tf), faces)) in owners.into_iter().zip(found).enumerate() {
             // The crop's central face is the one being refined.

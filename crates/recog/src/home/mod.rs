@@ -12,6 +12,7 @@
 //! ```
 
 pub mod added;
+pub mod backgrounds;
 pub mod install;
 pub mod lfw;
 pub mod registry;
