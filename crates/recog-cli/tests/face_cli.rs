@@ -569,13 +569,14 @@ fn eval_detect_writes_the_table_json_plot_and_sample_scenes() {
         .unwrap();
     }
     let out = dir.path().join("report");
+    let (lfw_dir, bg_dir) = (dir.path().join("lfw"), dir.path().join("bg"));
     let args = [
         "face",
         "eval-detect",
         "--lfw",
-        dir.path().join("lfw").to_str().unwrap(),
+        lfw_dir.to_str().unwrap(),
         "--backgrounds",
-        dir.path().join("bg").to_str().unwrap(),
+        bg_dir.to_str().unwrap(),
         "--scenes",
         "3",
         "--face-free",

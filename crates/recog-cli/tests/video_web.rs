@@ -231,6 +231,84 @@ fn watch_names_the_people_of_a_video_and_capture_enrols_from_one() {
     );
 }
 
+#[test]
+fn watch_tracks_and_names_two_small_faces() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite");
+    let db = db.to_str().unwrap();
+    for name in ["George_W_Bush", "Colin_Powell"] {
+        ok(&recog(
+            &["gallery", "enroll", name, &lfw(&h, name, 1), "--db", db],
+            &h,
+        ));
+    }
+    // Three seconds at 25 fps, 640x480: two other photos of them, scaled so the faces are
+    // about 50 px wide (an LFW face is about 110 px of the 250), drifting towards each other.
+    let v = dir.path().join("two.mp4");
+    let o = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("color=c=0x507050:s=640x480:r=25:d=3")
+        .args(["-loop", "1", "-i", &lfw(&h, "George_W_Bush", 3)])
+        .args(["-loop", "1", "-i", &lfw(&h, "Colin_Powell", 2)])
+        .args([
+            "-filter_complex",
+            "[1]scale=114:114[a];[2]scale=114:114[b];\
+             [0][a]overlay=x='60+30*t':y=170:shortest=1[t];[t][b]overlay=x='460-30*t':y=150:shortest=1",
+            "-t",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&v)
+        .output()
+        .expect("ffmpeg must be installed (Debian: apt install ffmpeg)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = dir.path().join("summary.json");
+    let out = ok(&recog(
+        &[
+            "watch",
+            v.to_str().unwrap(),
+            "--db",
+            db,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+        &h,
+    ));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 75, "one JSON line per frame");
+    let mut both = 0;
+    let mut tracks = std::collections::BTreeMap::new();
+    for l in &lines {
+        let faces = l["faces"].as_array().unwrap();
+        let names: std::collections::BTreeSet<&str> =
+            faces.iter().filter_map(|f| f["name"].as_str()).collect();
+        if names.contains("George_W_Bush") && names.contains("Colin_Powell") {
+            both += 1;
+        }
+        for f in faces {
+            if let Some(n) = f["name"].as_str() {
+                tracks
+                    .entry(n.to_string())
+                    .or_insert_with(std::collections::BTreeSet::new)
+                    .insert(f["track"].as_u64().unwrap());
+            }
+        }
+    }
+    // Both named in nearly every frame, each by one track (a vote needs a few frames).
+    assert!(both >= 70, "both named in {both} of 75 frames");
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    assert!(tracks.values().all(|t| t.len() == 1), "{tracks:?}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    eprintln!("two 50 px faces: {:.1} fps", s["fps"].as_f64().unwrap());
+    assert!(s["fps"].as_f64().unwrap() > 0.0);
+}
+
 /// A tiny HTTP/1.1 client: (status, body).
 fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &[u8]) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();

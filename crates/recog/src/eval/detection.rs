@@ -661,7 +661,13 @@ mod tests {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
         });
         let lfw = RgbImage::from_pixel(250, 250, image::Rgb([200, 150, 120]));
-        let a = compose(&[lfw.clone()], &[bg.clone()], 6, 3, 7);
+        let a = compose(
+            std::slice::from_ref(&lfw),
+            std::slice::from_ref(&bg),
+            6,
+            3,
+            7,
+        );
         let b = compose(&[lfw], &[bg], 6, 3, 7);
         assert_eq!(a.len(), 9);
         for (x, y) in a.iter().zip(&b) {

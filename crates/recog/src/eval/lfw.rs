@@ -31,6 +31,54 @@ pub fn image_path(name: &str, n: usize) -> PathBuf {
     PathBuf::from(name).join(format!("{name}_{n:04}.jpg"))
 }
 
+/// Writes the images of `pairs` from `images` into `dest`, downscaled so that the face,
+/// [`crate::eval::detection::LFW_FACE_BOX`] in every deep-funneled image, is `face_px`
+/// wide; returns `dest`. How the pipeline copes with small faces is then measured by the
+/// same protocol as the full-size photos.
+pub fn downscaled_copy(
+    images: &Path,
+    pairs: &[Pair],
+    face_px: f32,
+    dest: &Path,
+    progress: &dyn crate::Progress,
+) -> Result<PathBuf> {
+    let [x0, _, x1, _] = crate::eval::detection::LFW_FACE_BOX;
+    let k = face_px / (x1 - x0);
+    if !(k > 0.0 && k <= 4.0) {
+        return Err(Error::InvalidArgument(format!(
+            "face size {face_px} px is outside (0, {}] px",
+            4.0 * (x1 - x0)
+        )));
+    }
+    let files = unique_images(pairs);
+    progress.start(
+        &format!("downscaling LFW to {face_px} px faces"),
+        files.len() as u64,
+    );
+    for rel in &files {
+        let img = crate::face::load_rgb(&images.join(rel))?;
+        let (w, h) = (
+            ((img.width() as f32 * k).round() as u32).max(1),
+            ((img.height() as f32 * k).round() as u32).max(1),
+        );
+        let small = crate::face::detect::resize_rgb(&img, w, h);
+        let out = dest.join(rel);
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        // PNG: no second loss on top of the downscaling.
+        let out = out.with_extension("png");
+        small.save(&out).map_err(|e| Error::Image {
+            path: out.clone(),
+            problem: e.to_string(),
+        })?;
+        std::fs::rename(&out, dest.join(rel)).map_err(|e| Error::io(&out, e))?;
+        progress.inc(1);
+    }
+    progress.finish();
+    Ok(dest.to_path_buf())
+}
+
 /// Parses `pairs.txt` (View 2) or `pairsDevTrain/Test.txt` (View 1; one fold).
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -17,6 +17,9 @@ pub struct Landmarker {
     device: Device,
     /// Crop side as a multiple of the detection box side.
     pub crop_scale: f32,
+    /// Faces whose box side is under this many pixels get no landmarks (their alignment
+    /// then uses the detector's keypoints).
+    pub min_face: f32,
 }
 
 impl Landmarker {
@@ -30,6 +33,7 @@ impl Landmarker {
             size: cfg.input_size,
             device: device.clone(),
             crop_scale: 1.0,
+            min_face: 0.0,
         })
     }
 
@@ -38,12 +42,15 @@ impl Landmarker {
         self.net.forward(x)
     }
 
-    /// Fills `landmarks` of every face, in image pixels.
+    /// Fills `landmarks` of every face at least `min_face` wide, in image pixels.
     pub fn annotate(&self, imgs: &[RgbImage], dets: &mut [Vec<FaceBox>]) -> Result<()> {
         let mut crops = Vec::new();
         let mut owners = Vec::new();
         for (i, (img, faces)) in imgs.iter().zip(dets.iter()).enumerate() {
             for (j, f) in faces.iter().enumerate() {
+                if (f.x1 - f.x0).max(f.y1 - f.y0) < self.min_face {
+                    continue;
+                }
                 let [cx, cy] = f.centre();
                 let side = (f.x1 - f.x0).max(f.y1 - f.y0) * self.crop_scale;
                 let tf = align::Similarity {
