@@ -228,6 +228,9 @@ pub struct EvalDetectArgs {
     /// Images timed at 640x480 and at 1920x1080 per detector.
     #[arg(long, default_value_t = 5)]
     pub timing_images: usize,
+    /// Smallest face the detectors look for, px (default: each detector's own).
+    #[arg(long)]
+    pub min_face: Option<f32>,
     /// LFW folder (with `images/`); default `RECOG_HOME/data/lfw`, fetched if missing.
     #[arg(long)]
     pub lfw: Option<PathBuf>,
@@ -1178,7 +1181,10 @@ fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
             .collect();
     }
     let device = recog::default_device();
-    let settings = face::DetectorSettings::default();
+    let settings = face::DetectorSettings {
+        min_score: None,
+        min_face: a.min_face,
+    };
     let load = |k: face::DetectorKind| k.load(&home, &device, &settings, &bars);
     let valid = params.check()?;
     let scenes = valid.scenes(&bars)?;

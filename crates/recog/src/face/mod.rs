@@ -1,6 +1,7 @@
 //! Faces: detection, alignment and embedding, as one reusable [`FacePipeline`].
 //!
-//! - [`detect`]: the [`Detector`] trait; BlazeFace (default) and the notebook's Haar cascade.
+//! - [`detect`]: the [`Detector`] trait; BlazeFace over an image pyramid (the default),
+//!   BlazeFace on one 128x128 letterbox, and the notebook's Haar cascade ([`DetectorKind`]).
 //! - [`align`]: similarity transform from keypoints to the embedding network's template.
 //! - [`embed`]: the [`Embedder`] trait; MobileFaceNet (192-d, the default) and dlib's face ResNet (128-d).
 
@@ -259,9 +260,10 @@ impl AlignPoints {
 }
 
 impl FacePipeline {
-    /// BlazeFace (with a refining second pass) + 68-point landmarks + the default network
-    /// with mirror averaging, from a recog home: the configuration measured on LFW. Missing
-    /// models are installed first (unless the home is offline).
+    /// The default detector (BlazeFace over an image pyramid, with a refining second pass),
+    /// 68-point landmarks and the default network with mirror averaging, from a recog home:
+    /// the configuration measured on LFW. Missing models are installed first (unless the
+    /// home is offline).
     pub fn standard(
         home: &Home,
         device: &burn::tensor::Device,
