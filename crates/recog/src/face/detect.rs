@@ -232,8 +232,8 @@ impl BlazeFaceDetector {
         b: usize,
         k: f32,
         min_score: f32,
-        out: &mut Vec<FaceBox>,
-    ) {
+    ) -> Vec<FaceBox> {
+        let mut out = Vec::new();
         let na = anchors.len();
         for (i, a) in anchors.iter().enumerate() {
             let logit = scores
@@ -263,6 +263,7 @@ impl BlazeFaceDetector {
                 landmarks: Vec::new(),
             });
         }
+        out
     }
 
     /// Runs the network on a `[batch, 3, h, w]` input and returns logits and regressors.
@@ -324,8 +325,7 @@ impl Detector for BlazeFaceDetector {
             .collect();
         let mut result = Vec::new();
         for (b, k) in scales.into_iter().enumerate() {
-            let mut cands = Vec::new();
-            self.decode(&scores, &regs, &px, b, k, self.min_score, &mut cands);
+            let cands = self.decode(&scores, &regs, &px, b, k, self.min_score);
             result.push(weighted_nms(cands, self.iou_threshold));
         }
         Ok(result)
@@ -413,8 +413,10 @@ impl BlazeFacePyramid {
         let anchors = anchor_grid(pw, ph, &[(8, a[0]), (16, a[1])]);
         // The image was scaled by w/width horizontally; use the mean of both axes' factors.
         let k = (img.width() as f32 / w as f32 + img.height() as f32 / h as f32) / 2.0;
-        self.base
-            .decode(&scores, &regs, &anchors, 0, k, self.min_score, out);
+        out.extend(
+            self.base
+                .decode(&scores, &regs, &anchors, 0, k, self.min_score),
+        );
         Ok(())
     }
 }
