@@ -1233,8 +1233,9 @@ fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
     );
     let heads: Vec<String> = recog::eval::detection::SIZE_BUCKETS
         .iter()
-        .map(|(lo, hi)| format!("{lo:.0}-{hi:.0}px"))
+        .map(|(lo, hi)| format!("{lo:.0}-{hi:.0}"))
         .collect();
+    println!("recall by face size (px), then over all faces:");
     println!(
         "{:<18} {} {:>7} {:>7} {:>6} {:>9} {:>8} {:>9}",
         "detector",

@@ -32,6 +32,13 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `recog watch`'s output: one JSON object per frame.
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn lfw(home: &Path, name: &str, n: u32) -> String {
     home.join(format!("data/lfw/images/{name}/{name}_{n:04}.jpg"))
         .to_string_lossy()
@@ -117,10 +124,7 @@ fn watch_names_the_people_of_a_video_and_capture_enrols_from_one() {
         ],
         &h,
     ));
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 100, "one JSON line per frame");
     let name = |l: &serde_json::Value| l["faces"][0]["name"].as_str().map(str::to_string);
     for l in &lines[..50] {
@@ -276,10 +280,7 @@ fn watch_tracks_and_names_two_small_faces() {
         ],
         &h,
     ));
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 75, "one JSON line per frame");
     let mut both = 0;
     let mut tracks = std::collections::BTreeMap::new();

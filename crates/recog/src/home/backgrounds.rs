@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::install::write_atomic;
-use super::{fetch_bytes, hex, DataFile, Home};
+use super::lfw::first_mirror;
+use super::{hex, DataFile, Home};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -151,19 +152,7 @@ impl Home {
                 "offline (RECOG_OFFLINE / --offline) forbids downloading it".into(),
             ));
         }
-        let mut last = String::from("no mirror configured");
-        let mut deb = None;
-        for base in &spec.mirrors {
-            let url = format!("{}/{}", base.trim_end_matches('/'), spec.package);
-            match fetch_bytes(&url, 1 << 28, &spec.package, progress) {
-                Ok(b) => {
-                    deb = Some(b);
-                    break;
-                }
-                Err(e) => last = format!("{url}: {e}"),
-            }
-        }
-        let deb = deb.ok_or_else(|| fail(last))?;
+        let deb = first_mirror(&spec.mirrors, &spec.package, 1 << 28, progress).map_err(fail)?;
         let got = hex(&Sha256::digest(&deb));
         if got != spec.package_sha256 {
             return Err(fail(format!(

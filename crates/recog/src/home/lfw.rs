@@ -141,7 +141,8 @@ impl Home {
     }
 }
 
-fn first_mirror(
+/// The bytes of `name` from the first of `mirrors` that serves it, or the last failure.
+pub(crate) fn first_mirror(
     mirrors: &[String],
     name: &str,
     limit: u64,
