@@ -157,18 +157,25 @@ pub struct BlazeBlock {
 impl BlazeBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let c = self.depthwise.dims()[0];
-        // TF "same" padding: symmetric for stride 1, bottom/right only for stride 2.
-        let pad = if self.stride == 1 {
-            [(1, 1), (1, 1)]
+        // TF "same" padding: symmetric for stride 1, bottom/right only for stride 2. The
+        // asymmetric case is padded beforehand: burn-flex's fast depthwise kernel only takes
+        // symmetric padding, and its general path made these blocks 3x slower.
+        let h = if self.stride == 1 {
+            conv2d(
+                x.clone(),
+                self.depthwise.val(),
+                None,
+                ConvOptions::new([1, 1], [1, 1], [1, 1], c),
+            )
         } else {
-            [(0, 1), (0, 1)]
+            conv2d(
+                x.clone()
+                    .pad([(0, 0), (0, 0), (0, 1), (0, 1)], PadMode::Constant(0.0)),
+                self.depthwise.val(),
+                None,
+                ConvOptions::new([2, 2], [0, 0], [1, 1], c),
+            )
         };
-        let h = conv2d(
-            x.clone(),
-            self.depthwise.val(),
-            None,
-            ConvOptions::new_with_padding([self.stride; 2], pad, [1, 1], c),
-        );
         let h = self.pointwise.forward(h);
         let mut skip = if self.stride == 2 {
             max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
