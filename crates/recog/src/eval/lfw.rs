@@ -66,13 +66,14 @@ pub fn downscaled_copy(
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        // PNG: no second loss on top of the downscaling.
-        let out = out.with_extension("png");
-        small.save(&out).map_err(|e| Error::Image {
-            path: out.clone(),
-            problem: e.to_string(),
-        })?;
-        std::fs::rename(&out, dest.join(rel)).map_err(|e| Error::io(&out, e))?;
+        // PNG under the pairs' `.jpg` name (decoding goes by content): no second loss on
+        // top of the downscaling.
+        small
+            .save_with_format(&out, image::ImageFormat::Png)
+            .map_err(|e| Error::Image {
+                path: out.clone(),
+                problem: e.to_string(),
+            })?;
         progress.inc(1);
     }
     progress.finish();
@@ -311,6 +312,38 @@ mod tests {
 
     /// Reference: accuracy = fraction of pairs with (d <= t) == same, maximised over t by
     /// brute force over every candidate midpoint.
+    #[test]
+    fn downscaled_copies_have_the_asked_face_width() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("images");
+        let rel = image_path("Ann", 1);
+        std::fs::create_dir_all(src.join("Ann")).unwrap();
+        image::RgbImage::from_pixel(250, 250, image::Rgb([9, 99, 199]))
+            .save(src.join(&rel))
+            .unwrap();
+        let pairs = [Pair {
+            a: rel.clone(),
+            b: rel.clone(),
+            same: true,
+            fold: 0,
+        }];
+        let dest = dir.path().join("small");
+        downscaled_copy(&src, &pairs, 40.0, &dest, &crate::NoProgress).unwrap();
+        // 250 * 40 / 110 = 90.9: a 91x91 image, PNG under the pairs' name.
+        let got = crate::face::load_rgb(&dest.join(&rel)).unwrap();
+        assert_eq!(got.dimensions(), (91, 91));
+        let px = got.get_pixel(45, 45).0;
+        assert!(
+            px.iter()
+                .zip([9u8, 99, 199])
+                .all(|(a, b)| a.abs_diff(b) <= 1),
+            "{px:?}"
+        );
+        let bytes = std::fs::read(dest.join(&rel)).unwrap();
+        assert_eq!(&bytes[..4], b"\x89PNG");
+        assert!(downscaled_copy(&src, &pairs, 0.0, &dest, &crate::NoProgress).is_err());
+    }
+
     #[test]
     fn best_threshold_matches_brute_force() {
         let d = vec![

@@ -156,6 +156,7 @@ pub struct DetectorSettings {
 pub struct BlazeFaceDetector {
     net: BlazeFace,
     cfg: BlazeFaceConfig,
+    /// Anchor centres in network pixels.
     anchors: Vec<[f32; 2]>,
     device: Device,
     /// Minimum score (after the sigmoid) of a detection.
@@ -171,7 +172,8 @@ impl BlazeFaceDetector {
         let mut map = crate::weights::onnx::load(onnx)?;
         let net = cfg.load(&mut map, device)?;
         Ok(Self {
-            anchors: anchors(
+            anchors: anchor_grid(
+                cfg.input_size,
                 cfg.input_size,
                 &[(8, cfg.anchors_per_cell[0]), (16, cfg.anchors_per_cell[1])],
             ),
@@ -192,32 +194,20 @@ impl BlazeFaceDetector {
         let mut square = RgbImage::new(side, side);
         image::imageops::replace(&mut square, img, 0, 0);
         let small = image::imageops::resize(&square, s, s, image::imageops::FilterType::Triangle);
-        let n = (s * s) as usize;
-        let mut v = vec![0f32; 3 * n];
-        for (i, p) in small.pixels().enumerate() {
-            for c in 0..3 {
-                v[c * n + i] = p.0[c] as f32 / 127.5 - 1.0;
-            }
-        }
-        (v, side as f32 / s as f32)
+        (
+            planar(&small, s as usize, s as usize),
+            side as f32 / s as f32,
+        )
     }
 }
 
-/// Anchor centres in [0, 1]: for each (stride, count), a grid of `input/stride` cells with
-/// `count` anchors per cell, row-major.
+/// Anchor centres in [0, 1] for a square `input`: [`anchor_grid`] over the input side.
 pub fn anchors(input: usize, layers: &[(usize, usize)]) -> Vec<[f32; 2]> {
-    let mut out = Vec::new();
-    for &(stride, per) in layers {
-        let g = input / stride;
-        for y in 0..g {
-            for x in 0..g {
-                for _ in 0..per {
-                    out.push([(x as f32 + 0.5) / g as f32, (y as f32 + 0.5) / g as f32]);
-                }
-            }
-        }
-    }
-    out
+    let side = input.max(1) as f32;
+    anchor_grid(input, input, layers)
+        .into_iter()
+        .map(|[x, y]| [x / side, y / side])
+        .collect()
 }
 
 impl BlazeFaceDetector {
@@ -318,14 +308,9 @@ impl Detector for BlazeFaceDetector {
             scales.push(k);
         }
         let (scores, regs) = self.run_net(data, [images.len(), 3, s, s])?;
-        let px: Vec<[f32; 2]> = self
-            .anchors
-            .iter()
-            .map(|a| [a[0] * s as f32, a[1] * s as f32])
-            .collect();
         let mut result = Vec::new();
         for (b, k) in scales.into_iter().enumerate() {
-            let cands = self.decode(&scores, &regs, &px, b, k, self.min_score);
+            let cands = self.decode(&scores, &regs, &self.anchors, b, k, self.min_score);
             result.push(weighted_nms(cands, self.iou_threshold));
         }
         Ok(result)
@@ -398,16 +383,7 @@ impl BlazeFacePyramid {
         let w = ((img.width() as f32 * s).round() as usize).max(1);
         let h = ((img.height() as f32 * s).round() as usize).max(1);
         let (pw, ph) = (w.div_ceil(16) * 16, h.div_ceil(16) * 16);
-        let small = resize_rgb(img, w as u32, h as u32);
-        let n = pw * ph;
-        // Beyond the image the input is 0, mid-grey in the network's [-1, 1] range.
-        let mut v = vec![0f32; 3 * n];
-        for (x, y, p) in small.enumerate_pixels() {
-            let i = y as usize * pw + x as usize;
-            for c in 0..3 {
-                v[c * n + i] = p.0[c] as f32 / 127.5 - 1.0;
-            }
-        }
+        let v = planar(&resize_rgb(img, w as u32, h as u32), pw, ph);
         let (scores, regs) = self.base.run_net(v, [1, 3, ph, pw])?;
         let a = self.base.cfg.anchors_per_cell;
         let anchors = anchor_grid(pw, ph, &[(8, a[0]), (16, a[1])]);
@@ -441,6 +417,23 @@ impl Detector for BlazeFacePyramid {
     fn detect_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
         self.base.detect_batch(crops)
     }
+}
+
+/// The network input for an image: planar RGB scaled to [-1, 1] on a `w x h` canvas (at
+/// least the image's size); beyond the image it is 0, mid-grey.
+fn planar(img: &RgbImage, w: usize, h: usize) -> Vec<f32> {
+    let n = w * h;
+    let mut v = vec![0f32; 3 * n];
+    for (x, y, p) in img.enumerate_pixels() {
+        let (x, y) = (x as usize, y as usize);
+        if x >= w || y >= h {
+            continue;
+        }
+        for c in 0..3 {
+            v[c * n + y * w + x] = p.0[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    v
 }
 
 /// Resizes with `fast_image_resize` (SIMD, bilinear), falling back to `image`'s filter.
