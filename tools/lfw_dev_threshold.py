@@ -3,9 +3,9 @@
 `recog face embed`, prints the accuracy-maximising threshold and the true-accept rates at 1%
 and 0.1% false accepts.
 
-This is how `FaceModel::MobileFaceNet.match_distance()` (1.06) was chosen: on View 1, never on the
+This is how `FaceModel::MobileFaceNet.verification_distance()` (1.06) was chosen: on View 1, never on the
 View 2 folds or the open-set evaluation that report results. For VGG-Face, record the printed
-distance with `recog models add vgg-face PATH --match-distance D`.
+distance with `recog models add vgg-face PATH --verification-distance D`.
 
 Usage: RECOG_HOME=../shared python3 tools/lfw_dev_threshold.py [recog face embed options...]
        e.g. --face-model dlib, --face-model vgg-face (the default network: MobileFaceNet)

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use recog::cluster::{self, agglomerative, metrics, Pca};
 use recog::data::folder::is_image;
-use recog::face;
 use recog::plot::{self, Series};
 use recog::{Home, Progress};
 
@@ -252,7 +251,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
                     names.push(p.display().to_string());
                     labs.push(l.clone());
                     if files.len() <= 400 {
-                        let img = face::load_rgb(p)?;
+                        let img = recog::data::image_file::load_rgb(p)?;
                         let chip = pipe.chip(&img, f);
                         thumbs.push(image::imageops::resize(
                             &chip,
@@ -319,7 +318,7 @@ fn embed_digits(
     }
     let n = names.len();
     let ds = recog::data::Dataset::new(pixels, vec![0; n], 28, 28, vec!["?".into()])?;
-    let x = recog::eval::embed(&net, &ds, 256, &device, bars);
+    let x = net.embed_dataset(&ds, 256, &device, bars);
     Ok((x, names, labs, thumbs))
 }
 
@@ -366,7 +365,7 @@ fn finish(
         MethodArg::Agglomerative => {
             let threshold = a
                 .threshold
-                .unwrap_or(f64::from(a.pipe.model().match_distance()));
+                .unwrap_or(f64::from(a.pipe.model().verification_distance()));
             let l = agglomerative::average_linkage(&x, n, d, threshold);
             let k = l.iter().copied().max().map_or(0, |m| m + 1);
             (

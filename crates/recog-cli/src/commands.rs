@@ -506,8 +506,8 @@ pub fn eval(a: &EvalArgs) -> Result<recog::eval::RetrievalMetrics> {
         test_set = test_set.take(n);
     }
     let d = cfg.net.dim;
-    let r = recog::eval::embed(&net, &train_set, 500, &device, &bars);
-    let q = recog::eval::embed(&net, &test_set, 500, &device, &bars);
+    let r = net.embed_dataset(&train_set, 500, &device, &bars);
+    let q = net.embed_dataset(&test_set, 500, &device, &bars);
     let m = recog::eval::retrieval_metrics(&r, &train_set.labels, &q, &test_set.labels, d, &bars);
     if a.json {
         print_json(&EvalReport {
@@ -572,7 +572,7 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
     let (_, test_set) = a.data.load(&home, &bars)?;
     let n = a.points.max(a.sprites).min(test_set.len());
     let subset = test_set.take(n);
-    let emb = recog::eval::embed(&net, &subset, 500, &device, &bars);
+    let emb = net.embed_dataset(&subset, 500, &device, &bars);
     let d = cfg.net.dim;
     let (xy, explained) = if d > 2 {
         let pca = recog::cluster::Pca::fit(&emb, n, d, 2);
@@ -654,7 +654,7 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
         if !a.json {
             eprintln!("timing {name} ({} + {} steps)...", a.warmup, a.steps);
         }
-        let t = recog::train::bench::time_train_steps(&cfg, a.steps, a.warmup, &device);
+        let t = recog::bench::train::time_train_steps(&cfg, a.steps, a.warmup, &device);
         rows.push(BenchRow {
             config: name.to_string(),
             images_per_step: t.images_per_step,

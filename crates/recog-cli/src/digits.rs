@@ -130,7 +130,7 @@ pub fn run(c: DigitsCommand) -> Result<()> {
 }
 
 fn embed(net: &recog::nn::EmbeddingNet, d: &data::Dataset, bars: &dyn Progress) -> Vec<f32> {
-    recog::eval::embed(net, d, 500, &recog::default_device(), bars)
+    net.embed_dataset(d, 500, &recog::default_device(), bars)
 }
 
 #[derive(Serialize)]
@@ -200,7 +200,7 @@ pub fn fit(a: &FitArgs) -> Result<PathBuf> {
     let rec = Recognizer {
         version: 1,
         checkpoint: a.model.clone(),
-        checkpoint_sha256: openset::file_sha256(&ck.model())?,
+        checkpoint_sha256: recog::digest::sha256_file(&ck.model())?,
         dim: d,
         method: a.method.into(),
         classes: digits.classes.clone(),

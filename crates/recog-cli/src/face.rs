@@ -1,15 +1,15 @@
 //! `recog face`: detect, embed, verify, eval-lfw.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use recog::eval::lfw;
+use recog::bench::face::FaceBenchParams;
+use recog::eval::lfw_view2::View2Params;
+use recog::face::finetune::FineTuneConfig;
 use recog::face::{self, draw, FacePipeline};
-use recog::plot::{self, Series};
 use recog::{Home, Progress};
 
 use crate::progress::Bars;
@@ -146,19 +146,6 @@ pub enum FaceModelArg {
     VggFace,
     /// VGG-Face's 4096-d fc7 output.
     VggFaceFc7,
-}
-
-/// Applies `--projection` to pipeline results, if given.
-fn project(o: &PipeArgs, res: &mut [face::FaceResult]) -> Result<()> {
-    if let Some(dir) = &o.projection {
-        let device = recog::default_device();
-        let head = recog::face::finetune::Projection::load(dir, &device)?;
-        let rows: Vec<Vec<f32>> = res.iter().map(|r| r.embedding.clone()).collect();
-        for (r, e) in res.iter_mut().zip(head.apply(&rows, &device)) {
-            r.embedding = e;
-        }
-    }
-    Ok(())
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +319,7 @@ pub fn run(c: FaceCommand) -> Result<()> {
 
 /// The pipeline for a gallery: `--face-model` if given, else the network that made the
 /// gallery's embeddings (so that a MobileFaceNet gallery needs no flag to be queried).
-pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> Result<FacePipeline> {
+pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> recog::Result<FacePipeline> {
     let model = match o.face_model {
         Some(_) => o.model(),
         None => g
@@ -343,11 +330,11 @@ pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> Result<FacePip
     build_pipeline(o, model)
 }
 
-pub fn pipeline(o: &PipeArgs) -> Result<FacePipeline> {
+pub fn pipeline(o: &PipeArgs) -> recog::Result<FacePipeline> {
     build_pipeline(o, o.model())
 }
 
-fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> Result<FacePipeline> {
+fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> recog::Result<FacePipeline> {
     let home = Home::from_env();
     let mut p = FacePipeline::with_models(
         &home,
@@ -361,8 +348,7 @@ fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> Result<FacePipeline> 
             },
         ),
         &Bars::new(false),
-    )
-    .context("loading the face models")?;
+    )?;
     p.points = match o.align_points {
         PointsArg::EyesNoseMouth => face::AlignPoints::EyesNoseMouth,
         PointsArg::EyesMouth => face::AlignPoints::EyesMouth,
@@ -377,6 +363,9 @@ fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> Result<FacePipeline> 
         if let Some(m) = o.landmark_min_face {
             l.min_face = m;
         }
+    }
+    if let Some(dir) = &o.projection {
+        p.set_projection(dir)?;
     }
     Ok(p)
 }
@@ -411,7 +400,7 @@ fn detect(a: &DetectArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut failed = 0;
     for p in &a.images {
-        let row = match face::load_rgb(p) {
+        let row = match recog::data::image_file::load_rgb(p) {
             Ok(img) => {
                 let faces = det.detect(&img)?;
                 let annotated = match &a.annotate {
@@ -463,12 +452,8 @@ fn detect(a: &DetectArgs) -> Result<()> {
 fn embed(a: &EmbedArgs) -> Result<()> {
     let pipe = pipeline(&a.pipe)?;
     let bars = Bars::new(a.json);
-    let mut res = pipe.embed_files(&a.images, 16, false, &bars)?;
-    project(&a.pipe, &mut res)?;
-    let dim = res
-        .iter()
-        .find(|r| !r.embedding.is_empty())
-        .map_or(pipe.embedder.dim(), |r| r.embedding.len());
+    let res = pipe.embed_files(&a.images, 16, false, &bars)?;
+    let dim = pipe.dim();
     let mut missing = 0;
     let mut failed = 0;
     for (p, r) in a.images.iter().zip(&res) {
@@ -567,8 +552,7 @@ fn write_npy(path: &Path, rows: &[Vec<f32>], dim: usize) -> Result<()> {
 
 fn verify(a: &VerifyArgs) -> Result<()> {
     let pipe = pipeline(&a.pipe)?;
-    let mut res = pipe.embed_files(&[a.a.clone(), a.b.clone()], 2, false, &recog::NoProgress)?;
-    project(&a.pipe, &mut res)?;
+    let res = pipe.embed_files(&[a.a.clone(), a.b.clone()], 2, false, &recog::NoProgress)?;
     for (p, r) in [&a.a, &a.b].iter().zip(&res) {
         if r.face.is_none() {
             bail!("{}: no face found", p.display());
@@ -577,12 +561,12 @@ fn verify(a: &VerifyArgs) -> Result<()> {
     let d = recog::metric::distance::euclidean(&res[0].embedding, &res[1].embedding);
     let threshold = a
         .threshold
-        .unwrap_or_else(|| pipe.embedder.match_distance());
+        .unwrap_or_else(|| pipe.embedder.verification_distance());
     let same = d <= threshold;
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"a": a.a, "b": a.b, "distance": d, "threshold": threshold, "same": same, "model": pipe.embedder.name()})
+            serde_json::json!({"a": a.a, "b": a.b, "distance": d, "threshold": threshold, "same": same, "model": pipe.model_name()})
         );
     } else {
         println!(
@@ -599,313 +583,34 @@ fn verify(a: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct LfwSummary {
-    pairs: usize,
-    images_embedded: usize,
-    detected_in_pair_images: usize,
-    fallback_centre_crops: usize,
-    detection_rate_all_images: Option<f64>,
-    all_images: Option<usize>,
-    images_per_s: f64,
-    #[serde(flatten)]
-    report: lfw::VerificationReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finetuned: Option<FineTuned>,
-}
-
-#[derive(Serialize)]
-struct FineTuned {
-    /// Training identities and images per fold.
-    train_people: Vec<usize>,
-    train_images: Vec<usize>,
-    config: recog::face::finetune::FineTuneConfig,
-    loss_curve_fold1: Vec<f32>,
-    report: lfw::VerificationReport,
-}
-
-fn finetune_folds(
-    a: &EvalLfwArgs,
-    pairs: &[lfw::Pair],
-    people: &[(String, Vec<PathBuf>)],
-    raw: &[Vec<f32>],
-    index: &std::collections::HashMap<&PathBuf, usize>,
-    bars: &Bars,
-) -> Result<FineTuned> {
-    use recog::face::finetune::{train_projection, FineTuneConfig};
-    let cfg = FineTuneConfig {
-        steps: a.finetune_steps,
-        lr: a.finetune_lr,
-        margin: a.finetune_margin,
-        ..Default::default()
-    };
-    let device = recog::default_device();
-    let folds = pairs.iter().map(|p| p.fold).max().map_or(0, |m| m + 1);
-    let name_of = |p: &Path| {
-        p.parent()
-            .and_then(|d| d.to_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut scored = Vec::new();
-    let (mut tp, mut ti, mut curve1) = (Vec::new(), Vec::new(), Vec::new());
-    let mut fold_acc = Vec::new();
-    let mut fold_thr = Vec::new();
-    for f in 0..folds {
-        let in_fold: std::collections::HashSet<String> = pairs
-            .iter()
-            .filter(|p| p.fold == f)
-            .flat_map(|p| [name_of(&p.a), name_of(&p.b)])
-            .collect();
-        let (mut x, mut labels) = (Vec::new(), Vec::new());
-        let mut n_people = 0;
-        for (person, imgs) in people.iter().filter(|(n, _)| !in_fold.contains(n)) {
-            let _ = person;
-            let rows: Vec<&Vec<f32>> = imgs
-                .iter()
-                .filter_map(|p| index.get(p))
-                .map(|&i| &raw[i])
-                .filter(|e| !e.is_empty())
-                .collect();
-            if rows.len() < 2 {
-                continue;
-            }
-            for r in rows {
-                x.extend_from_slice(r);
-                labels.push(n_people as u32);
-            }
-            n_people += 1;
-        }
-        tp.push(n_people);
-        ti.push(labels.len());
-        let d_in = raw.iter().find(|r| !r.is_empty()).map_or(128, Vec::len);
-        bars.message(&format!(
-            "fold {}/{folds}: fine-tuning on {n_people} people, {} images",
-            f + 1,
-            labels.len()
-        ));
-        let (head, curve) = train_projection(
-            &x,
-            &labels,
-            d_in,
-            &FineTuneConfig {
-                seed: cfg.seed + f as u64,
-                ..cfg.clone()
-            },
-            &device,
-            &recog::NoProgress,
-        )?;
-        if f == 0 {
-            curve1 = curve;
-        }
-        let proj = head.apply(raw, &device);
-        let all: Vec<(f64, bool, usize)> = pairs
-            .iter()
-            .map(|p| {
-                (
-                    recog::metric::distance::euclidean(&proj[index[&p.a]], &proj[index[&p.b]])
-                        as f64,
-                    p.same,
-                    p.fold,
-                )
-            })
-            .collect();
-        let train: Vec<(f64, bool)> = all
-            .iter()
-            .filter(|s| s.2 != f)
-            .map(|s| (s.0, s.1))
-            .collect();
-        let t = lfw::best_threshold(&train);
-        let test: Vec<&(f64, bool, usize)> = all.iter().filter(|s| s.2 == f).collect();
-        let ok = test.iter().filter(|s| (s.0 <= t) == s.1).count();
-        fold_acc.push(ok as f64 / test.len().max(1) as f64);
-        fold_thr.push(t);
-        scored.extend(test.into_iter().copied());
-    }
-    let mut report = lfw::evaluate(&scored);
-    // The per-fold figures come from per-fold models; `evaluate` re-derived thresholds across
-    // folds of different models, so replace them with the ones measured above.
-    let n = fold_acc.len().max(1) as f64;
-    report.mean_accuracy = fold_acc.iter().sum::<f64>() / n;
-    report.std_accuracy = (fold_acc
-        .iter()
-        .map(|x| (x - report.mean_accuracy).powi(2))
-        .sum::<f64>()
-        / (n - 1.0).max(1.0))
-    .sqrt();
-    report.fold_accuracy = fold_acc;
-    report.fold_threshold = fold_thr;
-    Ok(FineTuned {
-        train_people: tp,
-        train_images: ti,
-        config: cfg,
-        loss_curve_fold1: curve1,
-        report,
-    })
-}
-
 fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
     let home = Home::from_env();
     let root = a.lfw.clone().unwrap_or_else(|| home.data_dir("lfw"));
-    let mut pairs = lfw::read_pairs(&root.join("pairs.txt"))?;
-    if let Some(n) = a.limit {
-        let mut kept = Vec::new();
-        for fold in 0..10 {
-            for same in [true, false] {
-                kept.extend(
-                    pairs
-                        .iter()
-                        .filter(|p| p.fold == fold && p.same == same)
-                        .take(n)
-                        .cloned(),
-                );
-            }
-        }
-        pairs = kept;
+    let params = View2Params {
+        lfw: root,
+        out: a.out.clone(),
+        batch: a.batch,
+        limit: a.limit,
+        detection_rate: !a.skip_detection_rate,
+        face_size: a.face_size,
+        finetune: a.finetune.then(|| FineTuneConfig {
+            steps: a.finetune_steps,
+            lr: a.finetune_lr,
+            margin: a.finetune_margin,
+            ..Default::default()
+        }),
     }
-    let mut images_dir = root.join("images");
+    .check()?;
     let pipe = pipeline(&a.pipe)?;
     let bars = Bars::new(a.json);
-    // Small faces: the pairs' images downscaled into a temporary folder, removed at the end.
-    let mut scratch = None;
-    if let Some(px) = a.face_size {
-        if a.finetune {
-            bail!("--face-size and --finetune cannot be combined");
-        }
-        let dir = std::env::temp_dir().join(format!("recog-lfw-{px}px-{}", std::process::id()));
-        lfw::downscaled_copy(&images_dir, &pairs, px, &dir, &bars)?;
-        images_dir = dir.clone();
-        scratch = Some(dir);
-    }
-    let _cleanup = Scratch(scratch);
-
-    let (detection_rate_all_images, all_images) = if a.skip_detection_rate || a.face_size.is_some()
-    {
-        (None, None)
-    } else {
-        let all = list_images(&images_dir)?;
-        bars.start("detecting faces in every LFW image", all.len() as u64);
-        let mut found = 0usize;
-        for chunk in all.chunks(32) {
-            let imgs = chunk
-                .iter()
-                .map(|p| face::load_rgb(p))
-                .collect::<recog::Result<Vec<_>>>()?;
-            let refs: Vec<_> = imgs.iter().collect();
-            found += pipe
-                .detector
-                .detect_batch(&refs)?
-                .iter()
-                .filter(|f| !f.is_empty())
-                .count();
-            bars.inc(chunk.len() as u64);
-        }
-        bars.finish();
-        (
-            Some(found as f64 / all.len().max(1) as f64),
-            Some(all.len()),
-        )
-    };
-
-    let mut rel = lfw::unique_images(&pairs);
-    // People with 2+ images, for per-fold fine-tuning (at most 20 images each).
-    let mut people: Vec<(String, Vec<PathBuf>)> = Vec::new();
-    if a.finetune {
-        // Paths relative to the images folder, as the pairs name them.
-        people = recog::data::folder::people(&images_dir)?
-            .into_iter()
-            .filter(|(_, v)| v.len() >= 2)
-            .map(|(k, v)| {
-                let rel = v.iter().take(20).map(|p| {
-                    p.strip_prefix(&images_dir)
-                        .map(Path::to_path_buf)
-                        .unwrap_or(p.clone())
-                });
-                (k, rel.collect())
-            })
-            .collect();
-        let mut set: std::collections::BTreeSet<PathBuf> = rel.into_iter().collect();
-        for (_, v) in &people {
-            set.extend(v.iter().cloned());
-        }
-        rel = set.into_iter().collect();
-    }
-    let abs: Vec<PathBuf> = rel.iter().map(|p| images_dir.join(p)).collect();
-    let t0 = Instant::now();
-    let res = pipe.embed_files(&abs, a.batch, true, &bars)?;
-    let images_per_s = abs.len() as f64 / t0.elapsed().as_secs_f64();
-    let index: std::collections::HashMap<&PathBuf, usize> =
-        rel.iter().enumerate().map(|(i, p)| (p, i)).collect();
-    let score = |embs: &[Vec<f32>], p: &lfw::Pair| {
-        recog::metric::distance::euclidean(&embs[index[&p.a]], &embs[index[&p.b]]) as f64
-    };
-    let raw: Vec<Vec<f32>> = res.iter().map(|r| r.embedding.clone()).collect();
-    let scored: Vec<(f64, bool, usize)> = pairs
-        .iter()
-        .map(|p| (score(&raw, p), p.same, p.fold))
-        .collect();
-    let report = lfw::evaluate(&scored);
-    let finetuned = if a.finetune {
-        Some(finetune_folds(a, &pairs, &people, &raw, &index, &bars)?)
-    } else {
-        None
-    };
-
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let step = (report.roc.len() / 400).max(1);
-    let roc: Vec<(f64, f64)> = report
-        .roc
-        .iter()
-        .step_by(step)
-        .chain(report.roc.last())
-        .copied()
-        .collect();
-    plot::line_chart(
-        &a.out.join("roc.png"),
-        &format!("LFW View 2 ROC (AUC {:.4})", report.auc),
-        "false accept rate",
-        "true accept rate",
-        &[Series {
-            label: format!("{} + BlazeFace alignment", a.pipe.model().label()),
-            points: roc,
-        }],
-    )?;
-    let same: Vec<(f64, f64)> = scored.iter().filter(|s| s.1).map(|s| (s.0, 0.0)).collect();
-    let diff: Vec<(f64, f64)> = scored.iter().filter(|s| !s.1).map(|s| (s.0, 0.0)).collect();
-    let marker = format!("threshold {:.3}", report.best_threshold);
-    plot::histogram(
-        &a.out.join("distances.png"),
-        "LFW View 2: distances of same and different pairs",
-        "Euclidean distance",
-        &[
-            Series {
-                label: format!("same person ({})", same.len()),
-                points: same,
-            },
-            Series {
-                label: format!("different people ({})", diff.len()),
-                points: diff,
-            },
-        ],
-        60,
-        Some((report.best_threshold, &marker)),
-    )?;
-    let summary = LfwSummary {
-        pairs: pairs.len(),
-        images_embedded: abs.len(),
-        detected_in_pair_images: res.iter().filter(|r| r.face.is_some()).count(),
-        fallback_centre_crops: res.iter().filter(|r| r.fallback).count(),
-        detection_rate_all_images,
-        all_images,
-        images_per_s,
-        report,
-        finetuned,
-    };
-    let json = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(a.out.join("lfw.json"), &json)
-        .with_context(|| format!("writing {}/lfw.json", a.out.display()))?;
+    let summary = params.run(&pipe, a.pipe.model().label(), &bars)?;
+    let (detection_rate_all_images, all_images, images_per_s) = (
+        summary.detection_rate_all_images,
+        summary.all_images,
+        summary.images_per_s,
+    );
     if a.json {
-        println!("{json}");
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         let r = &summary.report;
         println!(
@@ -950,14 +655,6 @@ fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every image one level below `dir` (`<person>/<photo>`), in path order.
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(recog::data::folder::people(dir)?
-        .into_iter()
-        .flat_map(|(_, f)| f)
-        .collect())
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct BenchFaceArgs {
     /// Images to time (the first N LFW images in name order, or of --images).
@@ -976,27 +673,13 @@ pub struct BenchFaceArgs {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct BenchFace {
-    images: usize,
-    faces: usize,
-    batch: usize,
-    threads: usize,
-    decode_ms_per_image: f64,
-    detect_ms_per_image: f64,
-    landmarks_ms_per_face: f64,
-    align_ms_per_face: f64,
-    embed_ms_per_face: f64,
-    faces_per_s: f64,
-}
-
 pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
     let home = Home::from_env();
     let dir = a
         .images
         .clone()
         .unwrap_or_else(|| home.data_dir("lfw").join("images"));
-    let mut files = list_images(&dir)?;
+    let mut files = recog::data::folder::person_images(&dir)?;
     if files.is_empty() {
         files = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1009,66 +692,17 @@ pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
             .collect();
         files.sort();
     }
-    files.truncate(a.n);
     if files.is_empty() {
         bail!("no images under {}", dir.display());
     }
-    let pipe = pipeline(&a.pipe)?;
-    // Warm-up: first calls allocate and pick kernels.
-    let warm = face::load_rgb(&files[0])?;
-    let _ = pipe.embed_chips(&[pipe.centre_chip(&warm)])?;
-    let _ = pipe.detector.detect(&warm)?;
-    let (mut t_dec, mut t_det, mut t_lm, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    let mut faces = 0usize;
-    let bars = Bars::new(a.json);
-    bars.start("bench face", files.len() as u64);
-    for chunk in files.chunks(a.batch.max(1)) {
-        let t = Instant::now();
-        let imgs = chunk
-            .iter()
-            .map(|p| face::load_rgb(p))
-            .collect::<recog::Result<Vec<_>>>()?;
-        t_dec += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let refs: Vec<_> = imgs.iter().collect();
-        let mut dets = pipe.detector.detect_batch(&refs)?;
-        if pipe.refine {
-            dets = pipe.refine_batch(&imgs, dets)?;
-        }
-        t_det += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        if let Some(lm) = &pipe.landmarker {
-            lm.annotate(&imgs, &mut dets)?;
-        }
-        t_lm += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let chips: Vec<_> = imgs
-            .iter()
-            .zip(&dets)
-            .flat_map(|(img, fs)| fs.iter().map(|f| pipe.chip(img, f)).collect::<Vec<_>>())
-            .collect();
-        t_al += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let _ = pipe.embed_chips(&chips)?;
-        t_emb += t.elapsed().as_secs_f64();
-        faces += chips.len();
-        bars.inc(chunk.len() as u64);
-    }
-    bars.finish();
-    let n = files.len() as f64;
-    let nf = faces.max(1) as f64;
-    let r = BenchFace {
-        images: files.len(),
-        faces,
+    let params = FaceBenchParams {
+        files,
+        n: a.n,
         batch: a.batch,
-        threads: std::thread::available_parallelism().map_or(1, |p| p.get()),
-        decode_ms_per_image: 1e3 * t_dec / n,
-        detect_ms_per_image: 1e3 * t_det / n,
-        landmarks_ms_per_face: 1e3 * t_lm / nf,
-        align_ms_per_face: 1e3 * t_al / nf,
-        embed_ms_per_face: 1e3 * t_emb / nf,
-        faces_per_s: nf / (t_dec + t_det + t_lm + t_al + t_emb),
-    };
+    }
+    .check()?;
+    let pipe = pipeline(&a.pipe)?;
+    let r = params.run(&pipe, &Bars::new(a.json))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -1166,7 +800,7 @@ fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
         None => home.ensure_backgrounds(&recog::home::backgrounds::builtin_spec(), &bars)?,
     };
     let mut params = recog::eval::detection::BenchParams::new(
-        list_images(&lfw_root.join("images"))?,
+        recog::data::folder::person_images(&lfw_root.join("images"))?,
         backgrounds,
     );
     params.scenes = a.scenes;
@@ -1282,15 +916,4 @@ fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
         plot_path.display()
     );
     Ok(())
-}
-
-/// A temporary folder removed when dropped.
-struct Scratch(Option<PathBuf>);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(d) = &self.0 {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
 }

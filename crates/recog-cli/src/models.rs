@@ -43,8 +43,8 @@ pub enum ModelsCommand {
         /// Verification distance between unit descriptors measured on LFW View 1
         /// (`tools/lfw_dev_threshold.py --face-model vgg-face`) [default: the notebook's cosine
         /// threshold 0.40, i.e. 0.894].
-        #[arg(long)]
-        match_distance: Option<f32>,
+        #[arg(long, alias = "match-distance")]
+        verification_distance: Option<f32>,
     },
 }
 
@@ -187,14 +187,14 @@ pub fn run(c: ModelsCommand) -> Result<()> {
         ModelsCommand::Add {
             name,
             path,
-            match_distance,
+            verification_distance,
         } => {
             if name != VGG_FACE {
                 bail!(
                     "`models add` registers {VGG_FACE} only; the other models install themselves (`recog models fetch {name}`)"
                 );
             }
-            let reg = home.add_vgg_face(&path, match_distance, &Bars::new(false))?;
+            let reg = home.add_vgg_face(&path, verification_distance, &Bars::new(false))?;
             let widths = &reg.config.conv_widths;
             println!(
                 "added {VGG_FACE}: {} ({}, SHA-256 {}); conv widths {}..{}, fc {}, {} identities; verification distance {:.4}{}",
@@ -205,8 +205,8 @@ pub fn run(c: ModelsCommand) -> Result<()> {
                 widths.last().copied().unwrap_or(0),
                 reg.config.fc_width,
                 reg.config.classes,
-                reg.match_distance(),
-                if reg.match_distance.is_some() { " (measured)" } else { " (the notebook's cosine 0.40; measure one with tools/lfw_dev_threshold.py --face-model vgg-face)" }
+                reg.verification_distance(),
+                if reg.verification_distance.is_some() { " (measured)" } else { " (the notebook's cosine 0.40; measure one with tools/lfw_dev_threshold.py --face-model vgg-face)" }
             );
         }
     }

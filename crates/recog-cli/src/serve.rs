@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
@@ -22,9 +21,9 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use recog::face::draw;
-use recog::gallery::{self, Gallery, NewPhoto, Recognizer};
-use recog::video::track::{Detection, Tracker, TrackerConfig};
+use recog::gallery::{self, FaceAnswer, Gallery, ImageAnswer, Recognized, Service};
+use recog::video::track::{Tracker, TrackerConfig};
+use recog::ErrorKind;
 
 use crate::face::PipeArgs;
 use crate::gallery::DbArg;
@@ -53,31 +52,6 @@ pub struct ServeArgs {
     pub pipe: PipeArgs,
 }
 
-/// One face of an answer.
-#[derive(Serialize, Clone)]
-struct FaceOut {
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    name: Option<String>,
-    nearest: Option<String>,
-    distance: f32,
-    margin: Option<f32>,
-    /// Track number (WebSocket only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    track: Option<u64>,
-}
-
-#[derive(Serialize, Clone)]
-struct IdentifyOut {
-    width: u32,
-    height: u32,
-    threshold: f32,
-    /// The decision rule, e.g. "ratio <= 0.860 and distance <= 0.6".
-    accept: String,
-    ms: f64,
-    faces: Vec<FaceOut>,
-}
-
 #[derive(Serialize)]
 struct PersonOut {
     name: String,
@@ -88,7 +62,7 @@ struct PersonOut {
 type Reply<T> = oneshot::Sender<std::result::Result<T, ApiError>>;
 
 enum Job {
-    Identify(Bytes, Reply<(IdentifyOut, Vec<Detection>)>),
+    Identify(Bytes, Reply<(ImageAnswer, Vec<Recognized>)>),
     Enroll(String, Bytes, Reply<usize>),
     List(Reply<Vec<PersonOut>>),
     Remove(String, Reply<bool>),
@@ -105,12 +79,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.to_string())
-}
-
 fn internal(msg: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+}
+
+/// The status a library error answers: the caller's mistakes are 4xx, the server's 5xx.
+fn api_error(e: recog::Error) -> ApiError {
+    let status = match e.kind() {
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::ModelMismatch => StatusCode::CONFLICT,
+        ErrorKind::Corrupt | ErrorKind::Storage | ErrorKind::Unavailable | ErrorKind::Io => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    ApiError(status, e.to_string())
 }
 
 #[derive(Default, Serialize, Clone)]
@@ -134,80 +117,20 @@ struct AppState {
     token: Option<String>,
     stats: Arc<Mutex<Stats>>,
     /// The model's verification distance: the tracker's identity gate.
-    match_distance: f32,
+    verification_distance: f32,
 }
 
-fn decode(bytes: &[u8]) -> std::result::Result<image::RgbImage, ApiError> {
-    recog::data::image_file::decode_bytes(bytes)
-        .map(|i| i.to_rgb8())
-        .map_err(|e| bad(format!("cannot decode the image: {e}")))
-}
-
-fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {
-    let model = gallery::model_id(&rec.pipeline);
+fn engine(mut service: Service, jobs: mpsc::Receiver<Job>) {
     for job in jobs {
         match job {
             Job::Identify(bytes, tx) => {
-                let t0 = Instant::now();
-                let r = decode(&bytes).and_then(|img| {
-                    let found = rec.recognize(&img).map_err(internal)?;
-                    let dets = found
-                        .iter()
-                        .map(|f| Detection {
-                            face: f.face.clone(),
-                            answer: f.answer.name.clone(),
-                            embedding: f.embedding.clone(),
-                        })
-                        .collect();
-                    Ok((
-                        IdentifyOut {
-                            width: img.width(),
-                            height: img.height(),
-                            threshold: rec.threshold(),
-                            accept: crate::gallery::describe(&rec.acceptance()),
-                            ms: t0.elapsed().as_secs_f64() * 1e3,
-                            faces: found
-                                .into_iter()
-                                .map(|f| FaceOut {
-                                    bbox: [f.face.x0, f.face.y0, f.face.x1, f.face.y1],
-                                    name: f.answer.name,
-                                    nearest: f.answer.nearest,
-                                    distance: f.answer.distance,
-                                    margin: f.answer.margin,
-                                    track: None,
-                                })
-                                .collect(),
-                        },
-                        dets,
-                    ))
-                });
-                let _ = tx.send(r);
+                let _ = tx.send(service.identify(&bytes).map_err(api_error));
             }
             Job::Enroll(name, bytes, tx) => {
-                let r = decode(&bytes).and_then(|img| {
-                    let (f, emb) = rec
-                        .pipeline
-                        .central_face(&img)
-                        .map_err(internal)?
-                        .0
-                        .ok_or_else(|| bad("no face found in the photo"))?;
-                    use sha2::{Digest, Sha256};
-                    let photo = NewPhoto {
-                        path: format!("web:{name}"),
-                        sha256: recog::home::hex(&Sha256::digest(&bytes)),
-                        embedding: emb,
-                        thumbnail: draw::face_thumbnail(&img, &f, 96).ok(),
-                    };
-                    let n = g
-                        .enroll(&name, &model, std::slice::from_ref(&photo))
-                        .map_err(|e| bad(e.to_string()))?;
-                    rec.reload(&g).map_err(internal)?;
-                    Ok(n)
-                });
-                let _ = tx.send(r);
+                let _ = tx.send(service.enroll(&name, &bytes).map_err(api_error));
             }
             Job::List(tx) => {
-                let r = g.list().map_err(internal).map(|people| {
+                let r = service.people().map_err(api_error).map(|people| {
                     people
                         .into_iter()
                         .map(|p| PersonOut {
@@ -220,14 +143,10 @@ fn engine(mut rec: Recognizer, mut g: Gallery, jobs: mpsc::Receiver<Job>) {
                 let _ = tx.send(r);
             }
             Job::Remove(name, tx) => {
-                let r = g.remove(&name).map_err(internal).and_then(|removed| {
-                    rec.reload(&g).map_err(internal)?;
-                    Ok(removed)
-                });
-                let _ = tx.send(r);
+                let _ = tx.send(service.remove(&name).map_err(api_error));
             }
             Job::Thumbnail(name, tx) => {
-                let _ = tx.send(g.thumbnail(&name).map_err(internal));
+                let _ = tx.send(service.thumbnail(&name).map_err(api_error));
             }
         }
     }
@@ -286,17 +205,9 @@ async fn page() -> Html<&'static str> {
 async fn api_identify(
     State(s): State<AppState>,
     body: Bytes,
-) -> std::result::Result<Json<IdentifyOut>, ApiError> {
+) -> std::result::Result<Json<ImageAnswer>, ApiError> {
     let (out, _) = s.ask(|tx| Job::Identify(body, tx)).await?;
     Ok(Json(out))
-}
-
-fn check_name(name: &str) -> std::result::Result<String, ApiError> {
-    let n = name.trim();
-    if n.is_empty() || n.len() > 100 || n.chars().any(|c| c.is_control()) {
-        return Err(bad("a name must be 1-100 printable characters"));
-    }
-    Ok(n.to_string())
 }
 
 async fn api_enroll(
@@ -307,7 +218,7 @@ async fn api_enroll(
     body: Bytes,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
     s.authorize(&headers, &q)?;
-    let name = check_name(&name)?;
+    let name = gallery::check_name(&name).map_err(api_error)?;
     let n = s.ask(|tx| Job::Enroll(name.clone(), body, tx)).await?;
     Ok(Json(serde_json::json!({ "enrolled": n, "name": name })))
 }
@@ -371,17 +282,19 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
         st.clients += 1;
     }
     let mut tracker = Tracker::new(TrackerConfig {
-        max_jump: Some(s.match_distance),
+        verification_distance: Some(s.verification_distance),
         ..Default::default()
     });
     while let Some(Ok(msg)) = socket.recv().await {
         let reply = match msg {
             Message::Binary(bytes) => match s.ask(|tx| Job::Identify(bytes, tx)).await {
-                Ok((mut out, dets)) => {
-                    for (f, t) in out.faces.iter_mut().zip(tracker.update(&dets)) {
-                        f.name = t.label;
-                        f.track = Some(t.track);
-                    }
+                Ok((mut out, found)) => {
+                    let dets: Vec<_> = found.iter().map(FaceAnswer::detection).collect();
+                    out.faces = found
+                        .iter()
+                        .zip(tracker.update(&dets))
+                        .map(|(r, t)| FaceAnswer::tracked(r, &t))
+                        .collect();
                     if let Ok(mut st) = s.stats.lock() {
                         st.ws_frames += 1;
                         st.last_frame = [out.width, out.height];
@@ -445,23 +358,22 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<f32>>(1);
     let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
     std::thread::spawn(move || {
-        let start = || -> Result<(Recognizer, Gallery)> {
+        let start = || -> Result<Service> {
             let g = Gallery::open(&db)?;
             let pipe = crate::face::pipeline_for(&pipe_args, &g)?;
-            let rec = Recognizer::new(pipe, &g, threshold)?;
-            Ok((rec, g))
+            Ok(Service::new(pipe, g, threshold)?)
         };
         match start() {
-            Ok((rec, g)) => {
-                let _ = ready_tx.send(Ok(rec.pipeline.embedder.match_distance()));
-                engine(rec, g, rx);
+            Ok(service) => {
+                let _ = ready_tx.send(Ok(service.verification_distance()));
+                engine(service, rx);
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
             }
         }
     });
-    let match_distance = ready_rx
+    let verification_distance = ready_rx
         .recv()
         .context("the recognition engine did not start")??;
     let limit = a.max_upload_mib.max(1) * 1024 * 1024;
@@ -469,7 +381,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         jobs,
         token: token.clone(),
         stats: Arc::new(Mutex::new(Stats::default())),
-        match_distance,
+        verification_distance,
     };
     let app = Router::new()
         .route("/", get(page))

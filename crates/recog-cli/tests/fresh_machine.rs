@@ -274,8 +274,10 @@ fn a_phone_photo_stored_sideways_is_named_at_the_upright_distance() {
     // clockwise with orientation 8. The upright reference is what a viewer shows: the
     // sideways file's own decoded pixels turned by hand, saved losslessly, so that JPEG's
     // rounding (which does not commute with turning) cannot hide or fake a difference.
-    let src = recog::face::load_rgb(&h.join("data/lfw/images/Colin_Powell/Colin_Powell_0003.jpg"))
-        .unwrap();
+    let src = recog::data::image_file::load_rgb(
+        &h.join("data/lfw/images/Colin_Powell/Colin_Powell_0003.jpg"),
+    )
+    .unwrap();
     let mut files = Vec::new();
     for (orientation, stored, turn) in [
         (
@@ -328,7 +330,7 @@ fn a_webp_named_jpg_is_read_and_a_corrupt_file_does_not_stop_the_batch() {
     let dir = tempfile::tempdir().unwrap();
     let lfw = |f: &str| h.join("data/lfw/images").join(f);
     let webp = dir.path().join("downloaded.jpg");
-    recog::face::load_rgb(&lfw("Serena_Williams/Serena_Williams_0001.jpg"))
+    recog::data::image_file::load_rgb(&lfw("Serena_Williams/Serena_Williams_0001.jpg"))
         .unwrap()
         .save_with_format(&webp, image::ImageFormat::WebP)
         .unwrap();

@@ -155,7 +155,7 @@ fn vgg_face_is_added_then_used_by_the_face_commands() {
             "add",
             "vgg-face",
             file.to_str().unwrap(),
-            "--match-distance",
+            "--verification-distance",
             "0.7",
         ],
         &h,

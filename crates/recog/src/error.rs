@@ -1,4 +1,13 @@
-//! The library's single error type.
+//! The library's single error type, [`Error`], and the [`ErrorKind`] that lets a caller tell
+//! a bad input from a missing file, a model mismatch or a storage failure.
+//!
+//! ```
+//! use recog::{Error, ErrorKind};
+//! let e = Error::InvalidArgument("--far 2: must be in [0, 1)".into());
+//! assert_eq!(e.kind(), ErrorKind::BadInput);
+//! let e = Error::io("missing.jpg", std::io::Error::from(std::io::ErrorKind::NotFound));
+//! assert_eq!(e.kind(), ErrorKind::NotFound);
+//! ```
 
 use std::path::PathBuf;
 
@@ -122,9 +131,59 @@ pub enum Error {
         /// What went wrong (FFmpeg's own message where it gave one).
         problem: String,
     },
+    /// Embeddings of one model were compared with, or stored beside, another model's.
+    #[error("{path}: {problem}")]
+    ModelMismatch {
+        /// The gallery (or other store) involved.
+        path: PathBuf,
+        /// Which models disagree.
+        problem: String,
+    },
     /// A setting or argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+}
+
+/// What kind of failure an [`Error`] is: what a front end needs to answer it (the server's
+/// HTTP status, a retry, a message to the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The caller's input is wrong: an undecodable image, an argument out of range, a name
+    /// the gallery refuses.
+    BadInput,
+    /// A file or folder does not exist.
+    NotFound,
+    /// A file exists but its contents are malformed or truncated (IDX, JSON, weights).
+    Corrupt,
+    /// Models disagree: a tensor of the wrong shape, a gallery made by another network.
+    ModelMismatch,
+    /// The gallery database failed.
+    Storage,
+    /// Something recog needs is missing and could not be fetched (data set, model).
+    Unavailable,
+    /// Any other I/O failure (permissions, disk full, a video tool that failed).
+    Io,
+}
+
+impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            Error::Io { .. } | Error::Plot { .. } | Error::Video { .. } => ErrorKind::Io,
+            Error::Idx { .. }
+            | Error::CountMismatch { .. }
+            | Error::Checkpoint { .. }
+            | Error::Json { .. } => ErrorKind::Corrupt,
+            Error::Image { .. } | Error::InvalidArgument(_) => ErrorKind::BadInput,
+            Error::Download { .. } | Error::Model { .. } => ErrorKind::Unavailable,
+            Error::Shape { .. } | Error::ModelMismatch { .. } => ErrorKind::ModelMismatch,
+            Error::Gallery { .. } => ErrorKind::Storage,
+        }
+    }
 }
 
 /// Result alias for recog.

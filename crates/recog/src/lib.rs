@@ -16,8 +16,10 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cluster;
 pub mod data;
+pub mod digest;
 pub mod error;
 pub mod eval;
 pub mod face;
@@ -32,7 +34,7 @@ pub mod train;
 pub mod video;
 pub mod weights;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use home::Home;
 pub use progress::{NoProgress, Progress};
 

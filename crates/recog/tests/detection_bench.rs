@@ -98,7 +98,7 @@ fn the_pyramid_still_finds_the_face_in_lfw_images() {
     for chunk in sample.chunks(16) {
         let imgs: Vec<_> = chunk
             .iter()
-            .map(|p| recog::face::load_rgb(p).unwrap())
+            .map(|p| recog::data::image_file::load_rgb(p).unwrap())
             .collect();
         let refs: Vec<_> = imgs.iter().collect();
         for ((p, img), faces) in chunk

@@ -127,7 +127,7 @@ fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     }
     let device = recog::default_device();
     let det = face::BlazeFaceDetector::load(&p.blazeface, &device).unwrap();
-    let img = face::load_rgb(&img_path).unwrap();
+    let img = recog::data::image_file::load_rgb(&img_path).unwrap();
     let faces = det.detect(&img).unwrap();
     assert_eq!(faces.len(), 1, "{faces:?}");
     let f = &faces[0];
@@ -161,7 +161,7 @@ fn haar_matches_opencv() {
             skip("LFW under RECOG_HOME/data");
             return;
         }
-        let img = face::load_rgb(&path).unwrap();
+        let img = recog::data::image_file::load_rgb(&path).unwrap();
         let got = det.detect(&img).unwrap();
         let boxes: Vec<[f32; 4]> = serde_json::from_value(d["boxes"].clone()).unwrap();
         assert_eq!(
@@ -247,4 +247,60 @@ fn mobilefacenet_matches_tflite() {
     );
     // And the two inputs give different descriptors (the batch is not mixed up).
     assert!(max_abs_diff(&got[..192], &got[192..]) > 1e-3);
+}
+
+/// `--projection` was applied by `face embed` and `face verify` only: enrolment,
+/// identification, watch and serve embedded with the bare network. The projection now lives
+/// in the pipeline, so every way of embedding goes through it, and the gallery's model id
+/// names it.
+#[test]
+fn projection_applies_to_every_embedding_path() {
+    let Some((home, _)) = paths() else { return };
+    let img_path = home
+        .data_dir("lfw")
+        .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
+    if !img_path.exists() {
+        skip("LFW under RECOG_HOME/data");
+        return;
+    }
+    let device = recog::default_device();
+    let mut pipe = face::FacePipeline::standard(&home, &device, &recog::NoProgress).unwrap();
+    let plain = recog::gallery::model_id(&pipe);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = face::finetune::FineTuneConfig {
+        dim: 32,
+        ..Default::default()
+    };
+    face::finetune::Projection::new(pipe.embedder.dim(), 32, &device)
+        .save(dir.path(), &cfg, pipe.embedder.dim())
+        .unwrap();
+    pipe.set_projection(dir.path()).unwrap();
+    let img = recog::data::image_file::load_rgb(&img_path).unwrap();
+    let (central, _) = pipe.central_face(&img).unwrap();
+    assert_eq!(central.unwrap().1.len(), 32, "central_face (enrolment)");
+    let all = pipe.all_faces(std::slice::from_ref(&img)).unwrap();
+    assert_eq!(all[0][0].1.len(), 32, "all_faces (identify, watch, serve)");
+    let files = pipe
+        .embed_files(
+            std::slice::from_ref(&img_path),
+            1,
+            false,
+            &recog::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(files[0].embedding.len(), 32, "embed_files (embed, verify)");
+    let projected = recog::gallery::model_id(&pipe);
+    assert_eq!(projected.dim, 32);
+    assert!(projected.name.ends_with("+projection"), "{projected:?}");
+    assert_ne!(projected.sha256, plain.sha256);
+
+    // A projection made for another network is refused with the shapes named.
+    let other = tempfile::tempdir().unwrap();
+    let small = face::finetune::FineTuneConfig { dim: 4, ..cfg };
+    face::finetune::Projection::new(7, 4, &device)
+        .save(other.path(), &small, 7)
+        .unwrap();
+    let e = pipe.set_projection(other.path()).unwrap_err();
+    assert_eq!(e.kind(), recog::ErrorKind::ModelMismatch, "{e}");
+    assert!(e.to_string().contains("projection input"), "{e}");
 }

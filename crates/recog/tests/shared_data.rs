@@ -104,7 +104,7 @@ fn lfw_photos_decode_to_the_pixels_the_lfw_figures_were_measured_on() {
     assert!(files.len() > 500, "{}", files.len());
     for f in files {
         let old = image::open(f).unwrap().to_rgb8();
-        let new = recog::face::load_rgb(f).unwrap();
+        let new = recog::data::image_file::load_rgb(f).unwrap();
         assert!(old == new, "{}", f.display());
     }
 }

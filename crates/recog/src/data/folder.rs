@@ -11,28 +11,9 @@ pub fn is_image(p: &Path) -> bool {
     image_file::has_image_extension(p)
 }
 
-/// Loads an image as grayscale, resized to `height` x `width`, light-on-dark like MNIST
-/// (images whose border is lighter than their centre are inverted).
-pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
-    let g = image_file::decode(path)?.to_luma8();
-    if g.width() == 0 || g.height() == 0 {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            problem: "empty image".into(),
-        });
-    }
-    let g = image::imageops::resize(
-        &g,
-        width as u32,
-        height as u32,
-        image::imageops::FilterType::Triangle,
-    );
-    let mut px = g.into_raw();
-    // MNIST digits are light on dark; the border tells the background.
-    if crate::data::mnistify::border_is_light(&px, width, height) {
-        px.iter_mut().for_each(|p| *p = 255 - *p);
-    }
-    Ok(px)
+/// Every image of every sub-folder of `root` (`<person>/<photo>`), in path order.
+pub fn person_images(root: &Path) -> Result<Vec<PathBuf>> {
+    Ok(people(root)?.into_iter().flat_map(|(_, f)| f).collect())
 }
 
 /// The sub-folders of `root` (one per person or class) with their image files, both sorted
@@ -107,7 +88,7 @@ pub fn read_image_folder(root: &Path, height: usize, width: usize) -> Result<Dat
             .collect();
         files.sort();
         for f in files {
-            pixels.extend(load_gray(&f, height, width)?);
+            pixels.extend(image_file::load_gray(&f, height, width)?);
             labels.push(ci as u32);
         }
     }

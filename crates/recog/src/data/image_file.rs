@@ -76,6 +76,36 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
     Ok(img)
 }
 
+/// Reads an image file as upright RGB, by its content ([`decode`]), naming the file on
+/// failure.
+pub fn load_rgb(path: &Path) -> Result<image::RgbImage> {
+    Ok(decode(path)?.to_rgb8())
+}
+
+/// Loads an image as grayscale, resized to `height` x `width`, light-on-dark like MNIST
+/// (images whose border is lighter than their centre are inverted).
+pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
+    let g = decode(path)?.to_luma8();
+    if g.width() == 0 || g.height() == 0 {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "empty image".into(),
+        });
+    }
+    let g = image::imageops::resize(
+        &g,
+        width as u32,
+        height as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut px = g.into_raw();
+    // MNIST digits are light on dark; the border tells the background.
+    if crate::data::mnistify::border_is_light(&px, width, height) {
+        px.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    Ok(px)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

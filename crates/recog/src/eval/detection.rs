@@ -511,7 +511,7 @@ impl ValidBenchParams {
             progress.start(label, paths.len() as u64);
             let mut out = Vec::with_capacity(paths.len());
             for path in paths {
-                out.push(crate::face::load_rgb(path)?);
+                out.push(crate::data::image_file::load_rgb(path)?);
                 progress.inc(1);
             }
             progress.finish();

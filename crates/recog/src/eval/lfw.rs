@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::roc::{auc, eer, roc_curve};
 use crate::{Error, Result};
 
 /// One pair of images and whether they show the same person.
@@ -56,7 +57,7 @@ pub fn downscaled_copy(
         files.len() as u64,
     );
     for rel in &files {
-        let img = crate::face::load_rgb(&images.join(rel))?;
+        let img = crate::data::image_file::load_rgb(&images.join(rel))?;
         let (w, h) = (
             ((img.width() as f32 * k).round() as u32).max(1),
             ((img.height() as f32 * k).round() as u32).max(1),
@@ -242,53 +243,6 @@ pub fn evaluate(scored: &[(f64, bool, usize)]) -> VerificationReport {
     }
 }
 
-/// ROC points (FAR, TAR) sweeping the threshold over every distinct distance, from (0, 0)
-/// to (1, 1).
-pub fn roc_curve(d: &[(f64, bool)]) -> Vec<(f64, f64)> {
-    let mut v = d.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pos = v.iter().filter(|x| x.1).count().max(1) as f64;
-    let neg = v.iter().filter(|x| !x.1).count().max(1) as f64;
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut out = vec![(0.0, 0.0)];
-    for i in 0..v.len() {
-        if v[i].1 {
-            tp += 1.0;
-        } else {
-            fp += 1.0;
-        }
-        if i + 1 == v.len() || v[i + 1].0 > v[i].0 {
-            out.push((fp / neg, tp / pos));
-        }
-    }
-    out
-}
-
-/// Trapezoidal area under ROC points.
-pub fn auc(roc: &[(f64, f64)]) -> f64 {
-    roc.windows(2)
-        .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
-        .sum()
-}
-
-/// Equal error rate: where FAR = 1 - TAR (interpolated between ROC points).
-pub fn eer(roc: &[(f64, f64)]) -> f64 {
-    for w in roc.windows(2) {
-        let (f0, t0) = w[0];
-        let (f1, t1) = w[1];
-        let (g0, g1) = (f0 - (1.0 - t0), f1 - (1.0 - t1));
-        if g0 <= 0.0 && g1 >= 0.0 {
-            let a = if (g1 - g0).abs() < 1e-12 {
-                0.0
-            } else {
-                -g0 / (g1 - g0)
-            };
-            return f0 + a * (f1 - f0);
-        }
-    }
-    1.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +284,7 @@ mod tests {
         let dest = dir.path().join("small");
         downscaled_copy(&src, &pairs, 40.0, &dest, &crate::NoProgress).unwrap();
         // 250 * 40 / 110 = 90.9: a 91x91 image, PNG under the pairs' name.
-        let got = crate::face::load_rgb(&dest.join(&rel)).unwrap();
+        let got = crate::data::image_file::load_rgb(&dest.join(&rel)).unwrap();
         assert_eq!(got.dimensions(), (91, 91));
         let px = got.get_pixel(45, 45).0;
         assert!(

@@ -3,43 +3,13 @@
 
 pub mod detection;
 pub mod lfw;
+pub mod lfw_view2;
+pub mod openset_id;
+pub mod roc;
 
-use burn::module::Module;
-use burn::prelude::*;
 use serde::Serialize;
 
-use crate::data::Dataset;
-use crate::nn::EmbeddingNet;
 use crate::progress::Progress;
-
-/// Embeds every image of `data` in batches of `batch`, without dropout or gradients.
-/// Returns `[n, D]` row-major.
-pub fn embed(
-    net: &EmbeddingNet,
-    data: &Dataset,
-    batch: usize,
-    device: &Device,
-    progress: &dyn Progress,
-) -> Vec<f32> {
-    let net = net.valid();
-    let mut out = Vec::new();
-    let n = data.len();
-    progress.start("embed", n as u64);
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    for start in (0..n).step_by(batch.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);
-        let e: Vec<f32> = net
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        out.extend(e);
-        progress.inc(idx.len() as u64);
-    }
-    progress.finish();
-    out
-}
 
 /// Retrieval figures of a query set against a reference set.
 #[derive(Debug, Clone, Serialize, PartialEq)]

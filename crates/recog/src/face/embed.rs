@@ -29,8 +29,8 @@ pub trait Embedder {
     /// Euclidean distance under which two descriptors are usually one person: the
     /// uncalibrated default threshold, the far-photo warning and the tracker's identity
     /// gate (dlib's network: 0.6).
-    fn match_distance(&self) -> f32 {
-        0.6
+    fn verification_distance(&self) -> f32 {
+        super::DLIB_VERIFICATION_DISTANCE
     }
     /// Whether descriptors are compared as unit vectors (cosine), so that the mean of a chip's
     /// and its mirror's descriptor is scaled back to unit length.
@@ -91,8 +91,8 @@ impl Embedder for MobileFaceNetEmbedder {
         ChipLayout::ArcFace
     }
 
-    fn match_distance(&self) -> f32 {
-        FaceModel::MobileFaceNet.match_distance()
+    fn verification_distance(&self) -> f32 {
+        FaceModel::MobileFaceNet.verification_distance()
     }
 
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
@@ -113,7 +113,7 @@ pub struct VggFaceEmbedder {
     output: crate::nn::VggOutput,
     dim: usize,
     sha256: String,
-    match_distance: f32,
+    verification_distance: f32,
     device: Device,
 }
 
@@ -139,7 +139,7 @@ impl VggFaceEmbedder {
             output,
             dim,
             sha256: reg.sha256.clone(),
-            match_distance: reg.match_distance(),
+            verification_distance: reg.verification_distance(),
             device: device.clone(),
         })
     }
@@ -165,8 +165,8 @@ impl Embedder for VggFaceEmbedder {
         self.sha256.clone()
     }
 
-    fn match_distance(&self) -> f32 {
-        self.match_distance
+    fn verification_distance(&self) -> f32 {
+        self.verification_distance
     }
 
     fn unit_length(&self) -> bool {

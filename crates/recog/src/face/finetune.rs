@@ -133,6 +133,16 @@ impl Projection {
 
     /// Loads a head written by [`Projection::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with_input(dir, device).map(|(p, _)| p)
+    }
+
+    /// The output dimension.
+    pub fn dim(&self) -> usize {
+        self.fc.weight.val().dims()[1]
+    }
+
+    /// [`Projection::load`], with the input dimension the head expects.
+    pub fn load_with_input(dir: &Path, device: &Device) -> Result<(Self, usize)> {
         let cpath = dir.join("projection.json");
         let text = std::fs::read_to_string(&cpath).map_err(|e| Error::io(&cpath, e))?;
         let meta: serde_json::Value =
@@ -140,15 +150,25 @@ impl Projection {
                 path: cpath.clone(),
                 source,
             })?;
-        let d_in = meta["d_in"].as_u64().unwrap_or(128) as usize;
-        let dim = meta["config"]["dim"].as_u64().unwrap_or(128) as usize;
+        let size = |v: &serde_json::Value, what: &str| {
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| (1..=1 << 16).contains(&n))
+                .ok_or_else(|| Error::Checkpoint {
+                    path: cpath.clone(),
+                    problem: format!("{what} must be a dimension from 1 to 65536, not {v}"),
+                })
+        };
+        let d_in = size(&meta["d_in"], "d_in")?;
+        let dim = size(&meta["config"]["dim"], "config.dim")?;
         let wpath = dir.join("projection.bpk");
-        Projection::new(d_in, dim, device)
+        let head = Projection::new(d_in, dim, device)
             .try_load_file(&wpath)
             .map_err(|e| Error::Checkpoint {
                 path: wpath.clone(),
                 problem: e.to_string(),
-            })
+            })?;
+        Ok((head, d_in))
     }
 }
 

@@ -19,6 +19,11 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{BlazeFaceDetector, BlazeFacePyramid, Detector, DetectorKind, DetectorSettings};
+/// dlib's verification distance: two descriptors of its ResNet nearer than this are usually one
+/// person (its author's figure; recog's other networks have their own,
+/// [`FaceModel::verification_distance`]).
+pub const DLIB_VERIFICATION_DISTANCE: f32 = 0.6;
+
 pub use embed::{ChipLayout, Embedder, FaceResNetEmbedder, MobileFaceNetEmbedder, VggFaceEmbedder};
 
 use crate::home::registry::{self, Pretrained};
@@ -69,12 +74,6 @@ impl FaceBox {
     pub fn centre(&self) -> [f32; 2] {
         [(self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0]
     }
-}
-
-/// Reads an image file as upright RGB, by its content ([`crate::data::image_file::decode`]),
-/// naming the file on failure.
-pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    Ok(crate::data::image_file::decode(path)?.to_rgb8())
 }
 
 /// Where the pretrained models are, found through the home's models search path.
@@ -148,14 +147,14 @@ impl FaceModel {
     }
 
     /// Euclidean distance under which two descriptors are usually one person
-    /// ([`Embedder::match_distance`]). dlib's 0.6 is its author's; MobileFaceNet's 1.06 is the
+    /// ([`Embedder::verification_distance`]). dlib's 0.6 is its author's; MobileFaceNet's 1.06 is the
     /// distance that best splits LFW View 1's training pairs (`pairsDevTrain.txt`) with recog's
     /// default pipeline (`tools/lfw_dev_threshold.py`). VGG-Face's is the notebook's cosine
     /// threshold until the user records one measured the same way
-    /// ([`crate::home::added::VggFaceRegistration::match_distance`], which its embedder uses).
-    pub fn match_distance(self) -> f32 {
+    /// ([`crate::home::added::VggFaceRegistration::verification_distance`], which its embedder uses).
+    pub fn verification_distance(self) -> f32 {
         match self {
-            FaceModel::Dlib => 0.6,
+            FaceModel::Dlib => DLIB_VERIFICATION_DISTANCE,
             FaceModel::MobileFaceNet => 1.06,
             FaceModel::VggFace | FaceModel::VggFaceFc7 => {
                 crate::home::added::VGG_FACE_DEFAULT_DISTANCE
@@ -239,6 +238,10 @@ pub struct FacePipeline {
     pub flip: bool,
     /// 68-point landmark model; with it, chips follow dlib's 68-point alignment.
     pub landmarker: Option<landmarks::Landmarker>,
+    /// A fine-tuned projection applied to every descriptor ([`FacePipeline::set_projection`]).
+    projection: Option<(finetune::Projection, String)>,
+    /// Where the networks run.
+    device: burn::tensor::Device,
 }
 
 /// Keypoints used to fit the alignment.
@@ -326,7 +329,57 @@ impl FacePipeline {
             refine: true,
             flip: true,
             landmarker: Some(landmarks::Landmarker::load(&p.landmark68, device)?),
+            projection: None,
+            device: device.clone(),
         })
+    }
+
+    /// Applies the fine-tuned projection in `dir` (`recog face finetune --out DIR`) to every
+    /// descriptor this pipeline makes, whatever the caller (embed, verify, enrol, identify,
+    /// watch, serve). The gallery's model id then names the projection too, so a gallery of
+    /// projected descriptors refuses plain ones and the reverse.
+    pub fn set_projection(&mut self, dir: &Path) -> Result<()> {
+        let device = self.embedder_device();
+        let (head, d_in) = finetune::Projection::load_with_input(dir, &device)?;
+        if d_in != self.embedder.dim() {
+            return Err(crate::Error::Shape {
+                name: format!("{}: projection input", dir.display()),
+                expected: vec![self.embedder.dim()],
+                got: vec![d_in],
+            });
+        }
+        let sha = crate::digest::sha256_file(&dir.join("projection.bpk"))?;
+        self.projection = Some((head, sha));
+        Ok(())
+    }
+
+    /// The device the networks run on.
+    fn embedder_device(&self) -> burn::tensor::Device {
+        self.device.clone()
+    }
+
+    /// The descriptor dimension, after the projection if one is set.
+    pub fn dim(&self) -> usize {
+        self.projection
+            .as_ref()
+            .map_or(self.embedder.dim(), |(p, _)| p.dim())
+    }
+
+    /// The descriptors' model name, `+projection` when one is set.
+    pub fn model_name(&self) -> String {
+        match &self.projection {
+            Some(_) => format!("{}+projection", self.embedder.name()),
+            None => self.embedder.name(),
+        }
+    }
+
+    /// The SHA-256 of the weights that make the descriptors (the network's, then the
+    /// projection's when one is set).
+    pub fn weights_sha256(&self) -> String {
+        match &self.projection {
+            Some((_, p)) => format!("{}+{p}", self.embedder.weights_sha256()),
+            None => self.embedder.weights_sha256(),
+        }
     }
 
     /// The aligned chip of a face; without keypoints, the box is squared and scaled so the
@@ -396,7 +449,7 @@ impl FacePipeline {
             let mut imgs = Vec::with_capacity(chunk.len());
             let mut loaded: Vec<Option<String>> = Vec::with_capacity(chunk.len());
             for p in chunk {
-                match load_rgb(p) {
+                match crate::data::image_file::load_rgb(p) {
                     Ok(img) => {
                         imgs.push(img);
                         loaded.push(None);
@@ -500,8 +553,17 @@ impl FacePipeline {
         Ok((best, n))
     }
 
-    /// Descriptors of chips; with `flip`, the mean of each chip's and its mirror's.
+    /// Descriptors of chips; with `flip`, the mean of each chip's and its mirror's; then the
+    /// projection, if one is set.
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        let raw = self.network_descriptors(chips)?;
+        Ok(match &self.projection {
+            Some((head, _)) => head.apply(&raw, &self.embedder_device()),
+            None => raw,
+        })
+    }
+
+    fn network_descriptors(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         if !self.flip {
             return self.embedder.embed(chips);
         }

@@ -5,21 +5,10 @@
 //! parallel chunks, each keeping only its best two *distinct* people, so a query allocates
 //! nothing per row or per person.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Acceptance, Match};
 use crate::{Error, Result};
 
-/// Distance between a query and a gallery photo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Euclidean (L2) distance, as dlib's and the notebook's threshold expect.
-    #[default]
-    Euclidean,
-    /// Cosine distance `1 - cos(a, b)`, in [0, 2].
-    Cosine,
-}
+use crate::metric::Distance;
 
 /// Rows per thread below which one thread is faster than spawning more.
 const ROWS_PER_THREAD: usize = 16_384;
@@ -28,7 +17,7 @@ const ROWS_PER_THREAD: usize = 16_384;
 #[derive(Debug, Clone)]
 pub struct Index {
     dim: usize,
-    metric: Metric,
+    metric: Distance,
     names: Vec<String>,
     owner: Vec<u32>,
     data: Vec<f32>,
@@ -101,7 +90,7 @@ fn normalized(v: &[f32]) -> Vec<f32> {
 impl Index {
     /// Builds the index from `(person, embedding)` rows; every embedding must have the same
     /// dimension.
-    pub fn new(entries: &[(String, Vec<f32>)], metric: Metric) -> Result<Self> {
+    pub fn new(entries: &[(String, Vec<f32>)], metric: Distance) -> Result<Self> {
         let dim = entries.first().map_or(0, |e| e.1.len());
         let mut names: Vec<String> = Vec::new();
         let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
@@ -121,8 +110,8 @@ impl Index {
             });
             owner.push(id);
             match metric {
-                Metric::Euclidean => data.extend_from_slice(v),
-                Metric::Cosine => data.extend(normalized(v)),
+                Distance::Euclidean | Distance::SquaredEuclidean => data.extend_from_slice(v),
+                Distance::Cosine => data.extend(normalized(v)),
             }
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -163,7 +152,7 @@ impl Index {
     }
 
     /// The metric.
-    pub fn metric(&self) -> Metric {
+    pub fn metric(&self) -> Distance {
         self.metric
     }
 
@@ -178,9 +167,10 @@ impl Index {
 
     fn distance(&self, squared: f32) -> f32 {
         match self.metric {
-            Metric::Euclidean => squared.max(0.0).sqrt(),
+            Distance::Euclidean => squared.max(0.0).sqrt(),
+            Distance::SquaredEuclidean => squared.max(0.0),
             // For unit vectors |a - b|^2 = 2 - 2 cos(a, b).
-            Metric::Cosine => squared.max(0.0) / 2.0,
+            Distance::Cosine => squared.max(0.0) / 2.0,
         }
     }
 
@@ -196,8 +186,8 @@ impl Index {
             });
         }
         let q = match self.metric {
-            Metric::Euclidean => query.to_vec(),
-            Metric::Cosine => normalized(query),
+            Distance::Euclidean | Distance::SquaredEuclidean => query.to_vec(),
+            Distance::Cosine => normalized(query),
         };
         let n = self.len();
         let threads = self.threads.min(n.div_ceil(ROWS_PER_THREAD)).max(1);
@@ -259,7 +249,7 @@ mod tests {
     fn matches_naive_search() {
         let g = random(40_000, 700, 19, 1);
         let queries = random(30, 1, 19, 2);
-        let mut idx = Index::new(&g, Metric::Euclidean).unwrap().with_threads(3);
+        let mut idx = Index::new(&g, Distance::Euclidean).unwrap().with_threads(3);
         assert_eq!(idx.people(), 700);
         for (_, q) in &queries {
             let a = idx.search(q, 1.0).unwrap();
@@ -282,7 +272,7 @@ mod tests {
             ("a".to_string(), vec![3.0, 0.0]),
             ("b".to_string(), vec![0.0, 1.0]),
         ];
-        let idx = Index::new(&g, Metric::Cosine).unwrap();
+        let idx = Index::new(&g, Distance::Cosine).unwrap();
         let m = idx.search(&[1.0, 1.0], 1.0).unwrap();
         let want = 1.0 - 1.0 / 2f32.sqrt();
         assert!((m.distance - want).abs() < 1e-6);
@@ -290,7 +280,7 @@ mod tests {
         let m = idx.search(&[6.0, 0.0], 0.0).unwrap();
         assert_eq!(m.name.as_deref(), Some("a"));
         assert!(m.distance.abs() < 1e-6);
-        let e = Index::new(&g, Metric::Euclidean).unwrap();
+        let e = Index::new(&g, Distance::Euclidean).unwrap();
         assert_eq!(e.search(&[0.0, 1.0], 0.0).unwrap().distance, 0.0);
         assert!(
             (squared_l2(&[1.0; 13], &[0.0; 13]) - euclidean(&[1.0; 13], &[0.0; 13]).powi(2)).abs()
@@ -305,12 +295,12 @@ mod tests {
             ("b".to_string(), vec![1.0]),
         ];
         assert!(matches!(
-            Index::new(&g, Metric::Euclidean),
+            Index::new(&g, Distance::Euclidean),
             Err(Error::Shape { .. })
         ));
-        let idx = Index::new(&g[..1], Metric::Euclidean).unwrap();
+        let idx = Index::new(&g[..1], Distance::Euclidean).unwrap();
         assert!(matches!(idx.search(&[1.0], 1.0), Err(Error::Shape { .. })));
-        let empty = Index::new(&[], Metric::Euclidean).unwrap();
+        let empty = Index::new(&[], Distance::Euclidean).unwrap();
         let m = empty.search(&[], 1.0).unwrap();
         assert_eq!(m.name, None);
         assert_eq!(m.nearest, None);

@@ -20,12 +20,69 @@ pub struct Recognized {
     pub embedding: Vec<f32>,
 }
 
+/// One recognised face as every front end reports it: `recog identify --json`, each line of
+/// `recog watch` and the server's answers (HTTP and WebSocket) share this shape.
+///
+/// `name` is the answer to show: the face's own answer, or in a video (where a
+/// [`crate::video::Tracker`] follows the face) the answer voted over its track, with the
+/// frame's own answer in `frame_name`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaceAnswer {
+    /// `[x0, y0, x1, y1]` in image pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Name or unknown, nearest person, distance, runner-up, margin, ratio, rule.
+    #[serde(flatten)]
+    pub answer: Match,
+    /// Track number, stable while the face stays in view (video only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<u64>,
+    /// This frame's own answer when `name` is the track's vote (video only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_name: Option<String>,
+    /// Votes for `name` out of those remembered, e.g. `12/15` (video only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub votes: Option<String>,
+}
+
+impl FaceAnswer {
+    /// The answer for one face of a still image.
+    pub fn new(r: &Recognized) -> Self {
+        Self {
+            bbox: [r.face.x0, r.face.y0, r.face.x1, r.face.y1],
+            answer: r.answer.clone(),
+            track: None,
+            frame_name: None,
+            votes: None,
+        }
+    }
+
+    /// The answer for a face followed by a tracker: `name` becomes the track's vote.
+    pub fn tracked(r: &Recognized, t: &crate::video::track::Tracked) -> Self {
+        let mut a = Self::new(r);
+        a.frame_name = a.answer.name.take();
+        a.answer.name = t.label.clone();
+        a.track = Some(t.track);
+        a.votes = Some(format!("{}/{}", t.agree, t.votes));
+        a
+    }
+
+    /// What the tracker needs of a recognised face.
+    pub fn detection(r: &Recognized) -> crate::video::track::Detection {
+        crate::video::track::Detection {
+            face: r.face.clone(),
+            answer: r.answer.name.clone(),
+            embedding: r.embedding.clone(),
+        }
+    }
+}
+
 /// The model id of a pipeline's embedder, as the gallery stores it.
 pub fn model_id(p: &FacePipeline) -> ModelId {
     ModelId {
-        name: p.embedder.name(),
-        sha256: p.embedder.weights_sha256(),
-        dim: p.embedder.dim(),
+        name: p.model_name(),
+        sha256: p.weights_sha256(),
+        dim: p.dim(),
     }
 }
 
@@ -39,7 +96,7 @@ fn read(
     let acceptance = match fixed {
         Some(t) => Acceptance::distance(t),
         None => gallery.calibration()?.map_or(
-            Acceptance::distance(pipeline.embedder.match_distance()),
+            Acceptance::distance(pipeline.embedder.verification_distance()),
             |c| c.acceptance(),
         ),
     };
@@ -58,7 +115,7 @@ pub struct Recognizer {
 impl Recognizer {
     /// Checks that the gallery was made by the pipeline's model and loads its index; the
     /// decision is a distance threshold `threshold` if given, else the gallery's calibrated
-    /// rule, else the model's verification distance ([`crate::face::Embedder::match_distance`]).
+    /// rule, else the model's verification distance ([`crate::face::Embedder::verification_distance`]).
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
         let (index, acceptance) = read(gallery, &pipeline, threshold)?;
@@ -108,5 +165,72 @@ impl Recognizer {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::track::Tracked;
+
+    fn recognized() -> Recognized {
+        Recognized {
+            face: FaceBox {
+                x0: 1.0,
+                y0: 2.0,
+                x1: 3.0,
+                y1: 4.0,
+                score: 0.9,
+                keypoints: vec![],
+                landmarks: vec![],
+            },
+            answer: Match::by_distance(Some("ada".into()), 0.3, Some(0.9), 0.6),
+            embedding: vec![0.0; 4],
+        }
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    /// `identify`, `serve` and `watch` each had their own JSON for a face (serve's lacked the
+    /// runner-up, ratio and rule; watch's called the vote `name` and had no `nearest`). One
+    /// type now: a still image's face has every key of the decision, and a tracked face has
+    /// the same keys plus the track's.
+    #[test]
+    fn one_json_shape_for_a_recognised_face() {
+        let r = recognized();
+        let still = serde_json::to_value(FaceAnswer::new(&r)).unwrap();
+        for k in [
+            "box",
+            "name",
+            "nearest",
+            "distance",
+            "runner_up",
+            "margin",
+            "ratio",
+            "threshold",
+            "rule",
+        ] {
+            assert!(still.get(k).is_some(), "{k} missing in {still}");
+        }
+        let t = Tracked {
+            track: 7,
+            label: Some("bob".into()),
+            agree: 9,
+            votes: 15,
+        };
+        let tracked = serde_json::to_value(FaceAnswer::tracked(&r, &t)).unwrap();
+        let mut want = keys(&still);
+        want.extend(["frame_name", "track", "votes"].map(String::from));
+        want.sort();
+        let mut got = keys(&tracked);
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(tracked["name"], "bob");
+        assert_eq!(tracked["frame_name"], "ada");
+        assert_eq!(tracked["votes"], "9/15");
+        let back: FaceAnswer = serde_json::from_value(tracked).unwrap();
+        assert_eq!(back.track, Some(7));
     }
 }

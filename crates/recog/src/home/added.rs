@@ -42,13 +42,15 @@ pub struct VggFaceRegistration {
     pub config: VggFaceConfig,
     /// Verification distance between unit descriptors, if the user measured one (else
     /// [`VGG_FACE_DEFAULT_DISTANCE`]).
-    pub match_distance: Option<f32>,
+    #[serde(default, alias = "match_distance")]
+    pub verification_distance: Option<f32>,
 }
 
 impl VggFaceRegistration {
     /// The verification distance in force.
-    pub fn match_distance(&self) -> f32 {
-        self.match_distance.unwrap_or(VGG_FACE_DEFAULT_DISTANCE)
+    pub fn verification_distance(&self) -> f32 {
+        self.verification_distance
+            .unwrap_or(VGG_FACE_DEFAULT_DISTANCE)
     }
 }
 
@@ -59,12 +61,12 @@ impl Home {
     }
 
     /// Checks a Keras weights file's layout (16 layers of VGG-Face's shapes), hashes it and
-    /// registers it in the first models folder; `match_distance` records a verification
+    /// registers it in the first models folder; `verification_distance` records a verification
     /// distance measured on LFW View 1 (else a previous registration's is kept).
     pub fn add_vgg_face(
         &self,
         path: &Path,
-        match_distance: Option<f32>,
+        verification_distance: Option<f32>,
         progress: &dyn Progress,
     ) -> Result<VggFaceRegistration> {
         let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
@@ -79,8 +81,8 @@ impl Home {
         let size = std::fs::metadata(&path)
             .map_err(|e| Error::io(&path, e))?
             .len();
-        let kept = self.vgg_face().ok().and_then(|r| r.match_distance);
-        if let Some(d) = match_distance {
+        let kept = self.vgg_face().ok().and_then(|r| r.verification_distance);
+        if let Some(d) = verification_distance {
             if !(d.is_finite() && d > 0.0 && d <= 2.0) {
                 return Err(Error::InvalidArgument(format!(
                     "a distance between unit descriptors lies in (0, 2], not {d}"
@@ -92,7 +94,7 @@ impl Home {
             sha256,
             size,
             config,
-            match_distance: match_distance.or(kept),
+            verification_distance: verification_distance.or(kept),
         };
         let dest = self.install_root().join(VGG_FACE).join("registration.json");
         let text = serde_json::to_vec_pretty(&reg).map_err(|e| Error::Json {

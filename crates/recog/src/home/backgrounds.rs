@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::install::write_atomic;
 use super::lfw::first_mirror;
-use super::{hex, DataFile, Home};
+use super::{DataFile, Home};
+use crate::digest::hex;
 use crate::progress::Progress;
 use crate::{Error, Result};
 

@@ -18,7 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::registry::{self, ModelEntry, PackageFile, Pretrained};
-use super::{fetch_bytes, hex, Home};
+use super::{fetch_bytes, Home};
+use crate::digest::hex;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 

@@ -18,7 +18,8 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{fetch_bytes, hex, install::write_atomic, DataFile, Home};
+use super::{fetch_bytes, install::write_atomic, DataFile, Home};
+use crate::digest::hex;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::data::KnownSet;
+use crate::digest::hex;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -307,11 +308,6 @@ fn download_checked(
         return Err(format!("SHA-256 mismatch: expected {sha256}, got {got}"));
     }
     install::write_atomic(dest, &bytes).map_err(|e| e.to_string())
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loopback servers and archives for the download tests of this module's children.

@@ -1,36 +1,64 @@
-//! Distances between embeddings, on slices and on tensors.
+//! Distances between embeddings, on slices and on tensors: the one [`Distance`] that losses,
+//! miners, the gallery's search and its calibration share.
+//!
+//! ```
+//! use recog::metric::Distance;
+//! assert_eq!(Distance::Euclidean.between(&[0.0, 0.0], &[3.0, 4.0]), 5.0);
+//! assert_eq!(Distance::SquaredEuclidean.between(&[0.0, 0.0], &[3.0, 4.0]), 25.0);
+//! // A Euclidean threshold of 0.6 on unit vectors is a cosine one of 0.18.
+//! assert!((Distance::Cosine.of_euclidean(0.6) - 0.18).abs() < 1e-6);
+//! ```
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// The distance a loss or a miner uses.
+/// A distance between embeddings: what a loss or a miner uses, what a gallery searches and
+/// calibrates with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Distance {
-    /// `||a - b||`.
+    /// `||a - b||` (dlib's and the notebook's threshold).
     #[default]
     Euclidean,
-    /// `||a - b||^2`, the notebook's choice.
+    /// `||a - b||^2`, the notebook's loss.
     SquaredEuclidean,
+    /// `1 - cos(a, b)`, in [0, 2].
+    Cosine,
 }
 
 impl Distance {
     /// Distance between two vectors.
     pub fn between(self, a: &[f32], b: &[f32]) -> f32 {
-        let sq = squared_euclidean(a, b);
         match self {
-            Distance::Euclidean => sq.sqrt(),
-            Distance::SquaredEuclidean => sq,
+            Distance::Euclidean => squared_euclidean(a, b).sqrt(),
+            Distance::SquaredEuclidean => squared_euclidean(a, b),
+            Distance::Cosine => cosine(a, b),
+        }
+    }
+
+    /// A Euclidean distance `d` between unit vectors, expressed in this distance: `d^2` for
+    /// the squared one, `d^2 / 2` for cosine. This is how a verification distance measured in
+    /// Euclidean terms caps the other distances.
+    pub fn of_euclidean(self, d: f32) -> f32 {
+        match self {
+            Distance::Euclidean => d,
+            Distance::SquaredEuclidean => d * d,
+            Distance::Cosine => d * d / 2.0,
         }
     }
 
     /// All pairwise distances of the rows of `x` (`[n, d]` -> `[n, n]`), differentiable.
     pub fn pairwise(self, x: Tensor<2>) -> Tensor<2> {
-        let sq = pairwise_squared(x);
         match self {
             // The clamp keeps the gradient of sqrt finite on the diagonal.
-            Distance::Euclidean => sq.clamp_min(1e-12).sqrt(),
-            Distance::SquaredEuclidean => sq,
+            Distance::Euclidean => pairwise_squared(x).clamp_min(1e-12).sqrt(),
+            Distance::SquaredEuclidean => pairwise_squared(x),
+            Distance::Cosine => {
+                let norm = x.clone().square().sum_dim(1).clamp_min(1e-24).sqrt(); // [n, 1]
+                let u = x / norm;
+                let gram = u.clone().matmul(u.transpose());
+                gram.neg().add_scalar(1.0)
+            }
         }
     }
 
@@ -38,6 +66,8 @@ impl Distance {
     pub fn pairwise_host(self, x: &[f32], n: usize, d: usize) -> Vec<f32> {
         let mut out = vec![0f32; n * n];
         for i in 0..n {
+            // Not always 0: a zero vector's cosine distance to itself is 1.
+            out[i * n + i] = self.between(&x[i * d..(i + 1) * d], &x[i * d..(i + 1) * d]);
             for j in (i + 1)..n {
                 let v = self.between(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
                 out[i * n + j] = v;
@@ -102,7 +132,11 @@ mod tests {
             0.5f32, -1.0, 2.0, 0.0, 0.0, 0.0, 1.5, 2.5, -0.5, 3.0, 1.0, 1.0,
         ];
         let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [4, 3]), &device);
-        for dist in [Distance::Euclidean, Distance::SquaredEuclidean] {
+        for dist in [
+            Distance::Euclidean,
+            Distance::SquaredEuclidean,
+            Distance::Cosine,
+        ] {
             let got: Vec<f32> = dist
                 .pairwise(t.clone())
                 .into_data()

@@ -94,6 +94,35 @@ pub struct EmbeddingNet {
 }
 
 impl EmbeddingNet {
+    /// Embeds every image of `data` in batches of `batch`, without dropout or gradients.
+    /// Returns `[n, D]` row-major.
+    pub fn embed_dataset(
+        &self,
+        data: &crate::data::Dataset,
+        batch: usize,
+        device: &Device,
+        progress: &dyn crate::Progress,
+    ) -> Vec<f32> {
+        let net = self.valid();
+        let mut out = Vec::new();
+        let n = data.len();
+        progress.start("embed", n as u64);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        for start in (0..n).step_by(batch.max(1)) {
+            let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+            let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);
+            let e: Vec<f32> = net
+                .forward(x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            out.extend(e);
+            progress.inc(idx.len() as u64);
+        }
+        progress.finish();
+        out
+    }
+
     /// Embeds a batch.
     ///
     /// - input: `[batch, 1, 28, 28]`, pixels in [0, 1]

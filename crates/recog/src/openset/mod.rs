@@ -15,7 +15,6 @@ pub mod head;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::metric::distance::euclidean;
@@ -93,12 +92,6 @@ pub struct Recognizer {
     pub unknown_sources: Vec<String>,
 }
 
-/// SHA-256 (hex) of a file.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let b = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(crate::home::hex(&Sha256::digest(&b)))
-}
-
 /// Class centres: the mean embedding of each class, renormalised when the embeddings are
 /// unit-length (so centres live on the same sphere).
 pub fn class_centres(
@@ -170,7 +163,7 @@ impl Recognizer {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let sha = file_sha256(model_file)?;
+        let sha = crate::digest::sha256_file(model_file)?;
         if sha != r.checkpoint_sha256 {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),
@@ -221,35 +214,6 @@ impl Recognizer {
             unknown_score,
         }
     }
-}
-
-/// Area under the ROC curve of `scores` separating positives (`true`) from negatives, with
-/// ties counted half (the Mann-Whitney statistic).
-pub fn auroc(scores: &[f32], positive: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
-    let n_neg = positive.len() as f64 - n_pos;
-    if n_pos == 0.0 || n_neg == 0.0 {
-        return f64::NAN;
-    }
-    // Sum of positive ranks, average rank for ties.
-    let mut rank_sum = 0f64;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if positive[k] {
-                rank_sum += avg;
-            }
-        }
-        i = j + 1;
-    }
-    (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
 }
 
 /// Open-set figures of one method on digits plus one unknown set.
@@ -318,7 +282,7 @@ pub fn evaluate(
         digit_rejection: rejected as f64 / nd,
         unknown_rejection: rej_u as f64 / nu,
         overall_accuracy: (correct + rej_u) as f64 / (nd + nu),
-        auroc: auroc(&scores, &positive),
+        auroc: crate::eval::roc::auroc(&scores, &positive),
         closed_set_accuracy: closed as f64 / nd,
         confusion: conf,
     }
@@ -327,17 +291,6 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auroc_golden() {
-        // positives 0.9, 0.8; negatives 0.1, 0.85 -> pairs (p > n): (0.9>0.1, 0.9>0.85, 0.8>0.1) = 3 of 4
-        let s = [0.9, 0.8, 0.1, 0.85];
-        let p = [true, true, false, false];
-        assert!((auroc(&s, &p) - 0.75).abs() < 1e-12);
-        // ties count half
-        assert!((auroc(&[0.5, 0.5], &[true, false]) - 0.5).abs() < 1e-12);
-        assert_eq!(auroc(&[1.0, 0.0], &[true, false]), 1.0);
-    }
 
     #[test]
     fn threshold_meets_target_frr() {

@@ -5,7 +5,6 @@
 //! an uninterrupted one.
 
 pub mod augment;
-pub mod bench;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,9 @@
 //! FFmpeg runs as a child process. Frames arrive as a stream of binary PPM images, whose
 //! headers carry each frame's size, so no separate probe is needed to read them.
 
+pub mod capture;
 pub mod track;
+pub mod watch;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

@@ -4,7 +4,7 @@
 //! Detections are matched to tracks greedily by box overlap (IoU), highest first, as in
 //! SORT's association step without the motion model: at webcam frame rates a face moves
 //! little between frames. As in DeepSORT, appearance gates the match: a detection whose
-//! embedding is farther than `max_jump` from the track's last one is another person (a cut,
+//! embedding is farther than `verification_distance` from the track's last one is another person (a cut,
 //! or someone stepping in front) and starts a new track instead of inheriting the old votes.
 
 use std::collections::VecDeque;
@@ -24,7 +24,7 @@ pub struct TrackerConfig {
     pub max_missed: usize,
     /// Largest Euclidean distance between a track's last embedding and a detection's for
     /// them to be the same face (`None`: boxes only).
-    pub max_jump: Option<f32>,
+    pub verification_distance: Option<f32>,
 }
 
 impl Default for TrackerConfig {
@@ -33,7 +33,7 @@ impl Default for TrackerConfig {
             window: 15,
             min_iou: 0.3,
             max_missed: 10,
-            max_jump: Some(0.6),
+            verification_distance: Some(crate::face::DLIB_VERIFICATION_DISTANCE),
         }
     }
 }
@@ -109,7 +109,7 @@ impl Tracker {
         for (d, det) in dets.iter().enumerate() {
             for (t, tr) in self.tracks.iter().enumerate() {
                 let iou = tr.face.iou(&det.face);
-                let same_look = match self.cfg.max_jump {
+                let same_look = match self.cfg.verification_distance {
                     Some(j) if !tr.embedding.is_empty() && !det.embedding.is_empty() => {
                         crate::metric::distance::euclidean(&tr.embedding, &det.embedding) <= j
                     }

@@ -49,7 +49,7 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
     })?;
     let mut map = WeightMap::new(manifest);
     read_groups(manifest, groups, &mut hash, &mut map)?;
-    map.sha256 = Some(crate::home::hex(&hash.finalize()));
+    map.sha256 = Some(crate::digest::hex(&hash.finalize()));
     Ok(map)
 }
 
@@ -197,7 +197,7 @@ mod tests {
         all.extend(&bin);
         assert_eq!(
             map.sha256.as_deref(),
-            Some(crate::home::hex(&Sha256::digest(&all)).as_str())
+            Some(crate::digest::hex(&Sha256::digest(&all)).as_str())
         );
         assert_eq!(map.take("a", &[2]).unwrap().data, vec![1.5, -2.0]);
         // value = q * scale + min

@@ -261,7 +261,7 @@ fn constant(
 pub fn load(path: &Path) -> Result<TfLiteModel> {
     use sha2::{Digest, Sha256};
     let buf = read_file(path)?;
-    let sha256 = crate::home::hex(&Sha256::digest(&buf));
+    let sha256 = crate::digest::hex(&Sha256::digest(&buf));
     let r = Reader { buf: &buf, path };
     if buf.get(4..8) != Some(b"TFL3".as_slice()) {
         return Err(r.err("no TFL3 file identifier"));
@@ -332,30 +332,42 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
             .get(idx)
             .ok_or_else(|| r.err(format!("operator code index {idx}")))?;
         let mut options = TfLiteOptions::default();
+        // A stride or dilation of 0 divides by zero downstream and a negative one wraps to a
+        // huge size: refuse both, and anything beyond any real network's.
+        let step = |v: i32| -> Result<usize> {
+            usize::try_from(v)
+                .ok()
+                .filter(|s| (1..=1024).contains(s))
+                .ok_or_else(|| {
+                    r.err(format!(
+                        "operator {idx}: stride or dilation {v} (1-1024 expected)"
+                    ))
+                })
+        };
         if let Some(opt) = r.sub_table(o, 4)? {
             match code {
                 op::CONV_2D => {
                     options.padding = r.scalar_i8(opt, 0, 0)?;
                     options.stride = [
-                        r.scalar_i32(opt, 2, 1)? as usize,
-                        r.scalar_i32(opt, 1, 1)? as usize,
+                        step(r.scalar_i32(opt, 2, 1)?)?,
+                        step(r.scalar_i32(opt, 1, 1)?)?,
                     ];
                     options.activation = r.scalar_i8(opt, 3, 0)?;
                     options.dilation = [
-                        r.scalar_i32(opt, 5, 1)? as usize,
-                        r.scalar_i32(opt, 4, 1)? as usize,
+                        step(r.scalar_i32(opt, 5, 1)?)?,
+                        step(r.scalar_i32(opt, 4, 1)?)?,
                     ];
                 }
                 op::DEPTHWISE_CONV_2D => {
                     options.padding = r.scalar_i8(opt, 0, 0)?;
                     options.stride = [
-                        r.scalar_i32(opt, 2, 1)? as usize,
-                        r.scalar_i32(opt, 1, 1)? as usize,
+                        step(r.scalar_i32(opt, 2, 1)?)?,
+                        step(r.scalar_i32(opt, 1, 1)?)?,
                     ];
                     options.activation = r.scalar_i8(opt, 4, 0)?;
                     options.dilation = [
-                        r.scalar_i32(opt, 6, 1)? as usize,
-                        r.scalar_i32(opt, 5, 1)? as usize,
+                        step(r.scalar_i32(opt, 6, 1)?)?,
+                        step(r.scalar_i32(opt, 5, 1)?)?,
                     ];
                 }
                 op::ADD | op::SUB | op::MUL => {

@@ -1,0 +1,122 @@
+//! The whole face pipeline, stage by stage: decode, detect (with the refining pass),
+//! landmarks, align, embed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::face::FacePipeline;
+use crate::{Error, Progress, Result};
+
+/// What to time.
+#[derive(Debug, Clone)]
+pub struct FaceBenchParams {
+    /// The images, in order (the first `n` are timed).
+    pub files: Vec<PathBuf>,
+    /// Images timed.
+    pub n: usize,
+    /// Images per batch.
+    pub batch: usize,
+}
+
+/// Checked [`FaceBenchParams`].
+#[derive(Debug, Clone)]
+pub struct ValidFaceBenchParams(FaceBenchParams);
+
+impl FaceBenchParams {
+    /// Needs at least one image and a positive batch.
+    pub fn check(mut self) -> Result<ValidFaceBenchParams> {
+        self.files.truncate(self.n);
+        if self.files.is_empty() || self.batch == 0 {
+            return Err(Error::InvalidArgument(
+                "the face bench needs at least one image and a batch of 1 or more".into(),
+            ));
+        }
+        Ok(ValidFaceBenchParams(self))
+    }
+}
+
+/// Time per stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceBenchReport {
+    /// Images timed.
+    pub images: usize,
+    /// Faces found and embedded.
+    pub faces: usize,
+    /// Images per batch.
+    pub batch: usize,
+    /// Cores available.
+    pub threads: usize,
+    /// Decoding, ms per image.
+    pub decode_ms_per_image: f64,
+    /// Detection (and its refining pass), ms per image.
+    pub detect_ms_per_image: f64,
+    /// 68-point landmarks, ms per face.
+    pub landmarks_ms_per_face: f64,
+    /// Alignment (chip warping), ms per face.
+    pub align_ms_per_face: f64,
+    /// Descriptors (with mirror averaging if set), ms per face.
+    pub embed_ms_per_face: f64,
+    /// Faces per second over all stages.
+    pub faces_per_s: f64,
+}
+
+impl ValidFaceBenchParams {
+    /// Times each stage over the images, after one warm-up image.
+    pub fn run(&self, pipe: &FacePipeline, progress: &dyn Progress) -> Result<FaceBenchReport> {
+        let p = &self.0;
+        let load = crate::data::image_file::load_rgb;
+        // Warm-up: first calls allocate and pick kernels.
+        let warm = load(&p.files[0])?;
+        let _ = pipe.embed_chips(&[pipe.centre_chip(&warm)])?;
+        let _ = pipe.detector.detect(&warm)?;
+        let (mut t_dec, mut t_det, mut t_lm, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        let mut faces = 0usize;
+        progress.start("bench face", p.files.len() as u64);
+        for chunk in p.files.chunks(p.batch) {
+            let t = Instant::now();
+            let imgs = chunk.iter().map(|f| load(f)).collect::<Result<Vec<_>>>()?;
+            t_dec += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let refs: Vec<_> = imgs.iter().collect();
+            let mut dets = pipe.detector.detect_batch(&refs)?;
+            if pipe.refine {
+                dets = pipe.refine_batch(&imgs, dets)?;
+            }
+            t_det += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            if let Some(lm) = &pipe.landmarker {
+                lm.annotate(&imgs, &mut dets)?;
+            }
+            t_lm += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let chips: Vec<_> = imgs
+                .iter()
+                .zip(&dets)
+                .flat_map(|(img, fs)| fs.iter().map(|f| pipe.chip(img, f)).collect::<Vec<_>>())
+                .collect();
+            t_al += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let _ = pipe.embed_chips(&chips)?;
+            t_emb += t.elapsed().as_secs_f64();
+            faces += chips.len();
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish();
+        let n = p.files.len() as f64;
+        let nf = faces.max(1) as f64;
+        Ok(FaceBenchReport {
+            images: p.files.len(),
+            faces,
+            batch: p.batch,
+            threads: std::thread::available_parallelism().map_or(1, |p| p.get()),
+            decode_ms_per_image: 1e3 * t_dec / n,
+            detect_ms_per_image: 1e3 * t_det / n,
+            landmarks_ms_per_face: 1e3 * t_lm / nf,
+            align_ms_per_face: 1e3 * t_al / nf,
+            embed_ms_per_face: 1e3 * t_emb / nf,
+            faces_per_s: nf / (t_dec + t_det + t_lm + t_al + t_emb),
+        })
+    }
+}
