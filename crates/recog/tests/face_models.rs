@@ -31,6 +31,20 @@ fn paths() -> Option<(Home, ModelPaths)> {
     Some((home, p))
 }
 
+/// LFW's first photo, if the home has LFW (else the test is skipped, or fails under
+/// `RECOG_TEST_DATA=required`).
+fn lfw_image(home: &Home) -> Option<std::path::PathBuf> {
+    let p = home
+        .data_dir("lfw")
+        .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
+    if p.exists() {
+        Some(p)
+    } else {
+        skip("LFW under RECOG_HOME/data");
+        None
+    }
+}
+
 fn pattern(h: usize, w: usize) -> Vec<f32> {
     // pixel (y, x, c) = (7y + 13x + 29c) mod 256, laid out [c][y][x]
     let mut v = vec![0f32; 3 * h * w];
@@ -118,13 +132,9 @@ fn blazeface_matches_onnxruntime() {
 #[test]
 fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     let Some((home, p)) = paths() else { return };
-    let img_path = home
-        .data_dir("lfw")
-        .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
-    if !img_path.exists() {
-        skip("LFW under RECOG_HOME/data");
+    let Some(img_path) = lfw_image(&home) else {
         return;
-    }
+    };
     let device = recog::default_device();
     let det = face::BlazeFaceDetector::load(&p.blazeface, &device).unwrap();
     let img = recog::data::image_file::load_rgb(&img_path).unwrap();
@@ -256,13 +266,9 @@ fn mobilefacenet_matches_tflite() {
 #[test]
 fn projection_applies_to_every_embedding_path() {
     let Some((home, _)) = paths() else { return };
-    let img_path = home
-        .data_dir("lfw")
-        .join("images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
-    if !img_path.exists() {
-        skip("LFW under RECOG_HOME/data");
+    let Some(img_path) = lfw_image(&home) else {
         return;
-    }
+    };
     let device = recog::default_device();
     let mut pipe = face::FacePipeline::standard(&home, &device, &recog::NoProgress).unwrap();
     let plain = recog::gallery::model_id(&pipe);
