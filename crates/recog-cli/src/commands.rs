@@ -1,15 +1,19 @@
 //! Subcommands: clap arguments -> library calls -> output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use recog::data::{self, idx::PixelOrder, KnownSet, Source, Split};
+use recog::bench::train::TrainBenchParams;
+use recog::data::{self, KnownSet, Source};
+use recog::demo::DemoParams;
+use recog::eval::retrieval::RetrievalParams;
 use recog::metric::{Distance, Miner};
-use recog::train::{CheckpointDir, Sampling, Schedule, TrainConfig};
-use recog::{Home, Progress};
+use recog::plot::checkpoint::{CheckpointPlotParams, PlotFiles};
+use recog::train::{Sampling, Schedule, TrainConfig, TrainParams};
+use recog::Home;
 
 use crate::progress::Bars;
 
@@ -78,42 +82,8 @@ pub struct DataArg {
 }
 
 impl DataArg {
-    pub fn source(&self) -> Result<Source> {
-        Ok(match self.data.as_str() {
-            "mnist" => Source::Known(KnownSet::Mnist),
-            "fashion-mnist" => Source::Known(KnownSet::FashionMnist),
-            p => {
-                let path = PathBuf::from(p);
-                if !path.is_dir() {
-                    bail!("--data {p}: not `mnist`, `fashion-mnist` or an existing folder");
-                }
-                let has_idx = std::fs::read_dir(&path)
-                    .with_context(|| format!("reading {p}"))?
-                    .filter_map(|e| e.ok())
-                    .any(|e| e.file_name().to_string_lossy().contains("-idx"));
-                if has_idx {
-                    let order = if self.transposed {
-                        PixelOrder::Transposed
-                    } else {
-                        PixelOrder::RowMajor
-                    };
-                    Source::IdxDir(path, order)
-                } else {
-                    Source::ImageFolder(path)
-                }
-            }
-        })
-    }
-
-    /// Loads (train, test). Image folders have no split: both are the folder.
-    fn load(&self, home: &Home, progress: &dyn Progress) -> Result<(data::Dataset, data::Dataset)> {
-        let src = self.source()?;
-        let train = data::load(&src, Split::Train, home, progress)?;
-        let test = match src {
-            Source::ImageFolder(_) => train.clone(),
-            _ => data::load(&src, Split::Test, home, progress)?,
-        };
-        Ok((train, test))
+    pub fn source(&self) -> recog::Result<Source> {
+        Source::detect(&self.data, self.transposed)
     }
 }
 
@@ -221,7 +191,7 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub fn config(&self) -> TrainConfig {
+    pub fn config(&self) -> Result<TrainConfig> {
         let mut cfg = if self.notebook {
             let mut c = TrainConfig::notebook();
             c.net.dim = self.dim.unwrap_or(2);
@@ -254,7 +224,7 @@ impl TrainArgs {
         }
         if let Some(u) = &self.unknown {
             cfg.unknown = Some(recog::train::UnknownSpec {
-                sources: u.clone(),
+                sources: data::UnknownSource::parse_list(u)?,
                 per_source: self.unknown_per_source,
             });
         }
@@ -292,7 +262,7 @@ impl TrainArgs {
             cfg.augment_rotate = r;
         }
         cfg.seed = self.seed;
-        cfg
+        Ok(cfg)
     }
 }
 
@@ -419,54 +389,18 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
 }
 
 pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
-    let home = Home::from_env();
     let bars = Bars::new(a.json);
-    let (mut train_set, test_set) = a.data.load(&home, &bars)?;
-    if let Some(n) = a.limit {
-        train_set = train_set.take(n);
+    let params = TrainParams {
+        limit: a.limit,
+        resume: a.resume,
+        stop_after: a.stop_after,
+        ..TrainParams::new(a.config()?, a.data.source()?, a.out.clone())
     }
-    let cfg = a.config();
-    cfg.validate()?;
-    if let Some(u) = &cfg.unknown {
-        let (extra, described) = data::unknown_images(
-            &u.sources,
-            u.per_source,
-            cfg.seed.wrapping_add(7),
-            &home,
-            &bars,
-        )?;
-        train_set = train_set.with_extra_class(&extra, "unknown")?;
-        if !a.json {
-            for d in described {
-                eprintln!("outlier exposure: {d}");
-            }
-        }
-    }
-    let device = recog::default_device();
-    if !a.json {
-        eprintln!(
-            "training D={} on {} images ({:?}), {} epochs, device {:?} -> {}",
-            cfg.net.dim,
-            train_set.len(),
-            cfg.sampling,
-            cfg.epochs,
-            device,
-            a.out.display()
-        );
-    }
-    let summary = recog::train::train(
-        &cfg,
-        &train_set,
-        &test_set,
-        &a.out,
-        recog::train::RunOptions {
-            resume: a.resume,
-            stop_after: a.stop_after,
-        },
-        &device,
-        &bars,
-    )
-    .with_context(|| format!("training into {}", a.out.display()))?;
+    .check()?;
+    let summary = params
+        .run(&Home::from_env(), &bars)
+        .with_context(|| format!("training into {}", a.out.display()))?
+        .summary;
     if a.json {
         print_json(&summary)?;
     } else {
@@ -487,38 +421,23 @@ pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
     Ok(summary)
 }
 
-#[derive(Serialize)]
-struct EvalReport {
-    model: PathBuf,
-    dim: usize,
-    #[serde(flatten)]
-    metrics: recog::eval::RetrievalMetrics,
-}
-
 pub fn eval(a: &EvalArgs) -> Result<recog::eval::RetrievalMetrics> {
-    let home = Home::from_env();
     let bars = Bars::new(a.json);
-    let device = recog::default_device();
-    let ck = CheckpointDir::new(&a.model);
-    let (cfg, net) = ck.load_model(&device)?;
-    let (train_set, mut test_set) = a.data.load(&home, &bars)?;
-    if let Some(n) = a.limit {
-        test_set = test_set.take(n);
+    let r = RetrievalParams {
+        model: a.model.clone(),
+        source: a.data.source()?,
+        limit: a.limit,
     }
-    let d = cfg.net.dim;
-    let r = net.embed_dataset(&train_set, 500, &device, &bars);
-    let q = net.embed_dataset(&test_set, 500, &device, &bars);
-    let m = recog::eval::retrieval_metrics(&r, &train_set.labels, &q, &test_set.labels, d, &bars);
+    .check()?
+    .run(&Home::from_env(), &bars)?;
+    let m = &r.metrics;
     if a.json {
-        print_json(&EvalReport {
-            model: a.model.clone(),
-            dim: d,
-            metrics: m.clone(),
-        })?;
+        print_json(&r)?;
     } else {
         println!(
-            "model {} (D={d}); {} test queries against {} training references",
+            "model {} (D={}); {} test queries against {} training references",
             a.model.display(),
+            r.dim,
             m.queries,
             m.references
         );
@@ -527,90 +446,20 @@ pub fn eval(a: &EvalArgs) -> Result<recog::eval::RetrievalMetrics> {
         println!("Precision@1     {:.2}%", 100.0 * m.precision_at_1);
         println!("MAP@R           {:.2}%", 100.0 * m.map_at_r);
     }
-    Ok(m)
-}
-
-#[derive(Serialize)]
-pub struct PlotFiles {
-    pub files: Vec<PathBuf>,
-    pub pca_explained: Option<Vec<f64>>,
+    Ok(r.metrics)
 }
 
 pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
-    let home = Home::from_env();
     let bars = Bars::new(a.json);
-    let device = recog::default_device();
-    let ck = CheckpointDir::new(&a.model);
-    let out = a.out.clone().unwrap_or_else(|| a.model.clone());
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut files = Vec::new();
-    let metrics = ck.read_metrics()?;
-    let train_pts: Vec<(f64, f64)> = metrics
-        .iter()
-        .map(|m| (m.epoch as f64, m.train_loss))
-        .collect();
-    let val_pts: Vec<(f64, f64)> = metrics
-        .iter()
-        .map(|m| (m.epoch as f64, m.val_loss))
-        .collect();
-    let series = vec![
-        recog::plot::Series {
-            label: "train".into(),
-            points: train_pts,
-        },
-        recog::plot::Series {
-            label: "validation".into(),
-            points: val_pts,
-        },
-    ];
-    for ext in ["png", "svg"] {
-        let p = out.join(format!("loss.{ext}"));
-        recog::plot::line_chart(&p, "Triplet loss", "epoch", "loss", &series)?;
-        files.push(p);
+    let r = CheckpointPlotParams {
+        model: a.model.clone(),
+        source: a.data.source()?,
+        out: a.out.clone(),
+        points: a.points,
+        sprites: a.sprites,
     }
-    let (cfg, net) = ck.load_model(&device)?;
-    let (_, test_set) = a.data.load(&home, &bars)?;
-    let n = a.points.max(a.sprites).min(test_set.len());
-    let subset = test_set.take(n);
-    let emb = net.embed_dataset(&subset, 500, &device, &bars);
-    let d = cfg.net.dim;
-    let (xy, explained) = if d > 2 {
-        let pca = recog::cluster::Pca::fit(&emb, n, d, 2);
-        (pca.transform(&emb), Some(pca.explained_ratio()))
-    } else {
-        (recog::cluster::pca::to_2d(&emb, n, d), None)
-    };
-    let title = match &explained {
-        Some(r) => format!(
-            "Embedding (D={d}, PCA {:.0}% + {:.0}% of variance)",
-            100.0 * r[0],
-            100.0 * r.get(1).copied().unwrap_or(0.0)
-        ),
-        None => format!("Embedding (D={d})"),
-    };
-    let np = a.points.min(n);
-    for ext in ["png", "svg"] {
-        let p = out.join(format!("embedding.{ext}"));
-        recog::plot::scatter(
-            &p,
-            &title,
-            &xy[..2 * np],
-            &subset.labels[..np],
-            &subset.classes,
-        )?;
-        files.push(p);
-    }
-    let ns = a.sprites.min(n);
-    let imgs: Vec<&[u8]> = (0..ns).map(|i| subset.image(i)).collect();
-    for ext in ["png", "svg"] {
-        let p = out.join(format!("sprite.{ext}"));
-        recog::plot::sprite(&p, &xy[..2 * ns], &imgs, &subset.labels[..ns], 28, 28, 1600)?;
-        files.push(p);
-    }
-    let r = PlotFiles {
-        files,
-        pca_explained: explained,
-    };
+    .check()?
+    .run(&Home::from_env(), &bars)?;
     if a.json {
         print_json(&r)?;
     } else {
@@ -621,58 +470,21 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
     Ok(r)
 }
 
-#[derive(Serialize)]
-struct BenchRow {
-    config: String,
-    images_per_step: usize,
-    median_ms: f64,
-    mean_ms: f64,
-    images_per_s: f64,
-    peak_rss_mb: Option<f64>,
-    reference: String,
-    reference_ms: f64,
-    ratio_to_reference: f64,
-}
-
 fn bench_train(a: &BenchTrainArgs) -> Result<()> {
-    let device = recog::default_device();
-    let mut rows = Vec::new();
-    let configs = [
-        (
-            "notebook: 100 random triplets, squared distance",
-            TrainConfig {
-                augment_shift: 0,
-                ..TrainConfig::notebook()
-            },
-        ),
-        (
-            "default D=64: 10 x 30 images, semi-hard mining",
-            TrainConfig::for_dim(64),
-        ),
-    ];
-    for (name, cfg) in configs {
-        if !a.json {
-            eprintln!("timing {name} ({} + {} steps)...", a.warmup, a.steps);
-        }
-        let t = recog::bench::train::time_train_steps(&cfg, a.steps, a.warmup, &device);
-        rows.push(BenchRow {
-            config: name.to_string(),
-            images_per_step: t.images_per_step,
-            median_ms: t.median_ms,
-            mean_ms: t.mean_ms,
-            images_per_s: t.images_per_s,
-            peak_rss_mb: t.peak_rss_kb.map(|k| k as f64 / 1024.0),
-            reference: a.reference_name.clone(),
-            reference_ms: a.reference_ms,
-            ratio_to_reference: t.median_ms / a.reference_ms,
-        });
+    let rows = TrainBenchParams {
+        steps: a.steps,
+        warmup: a.warmup,
+        reference_name: a.reference_name.clone(),
+        reference_ms: a.reference_ms,
     }
+    .check()?
+    .run(&Bars::new(a.json));
     if a.json {
         return print_json(&rows);
     }
     println!(
         "device {:?}, {} threads",
-        device,
+        recog::default_device(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
@@ -735,197 +547,45 @@ fn data_cmd(d: DataCommand) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct DemoRun {
-    name: String,
-    checkpoint: PathBuf,
-    metrics: recog::eval::RetrievalMetrics,
-    final_train_loss: f64,
-    final_val_loss: f64,
-    train_seconds: f64,
-    open_set: Vec<recog::openset::OpenSetReport>,
-}
-
 fn demo(a: &DemoArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut runs = Vec::new();
-    // D = 2 is the notebook's setting, D = 64 the retrieval one; both use recog's default
-    // recipe (`recog train --notebook` gives the notebook's own).
-    for (name, dim) in [("notebook-d2", 2), ("retrieval-d64", 64)] {
-        let out = a.out.join(name);
-        let Command::Train(mut t) = Cli::parse_from(["recog", "train"]).command else {
-            bail!("internal: default train arguments");
-        };
-        t.dim = Some(dim);
-        t.out = out.clone();
-        t.json = a.json;
-        // Outlier exposure: the recipe that meets the open-set targets.
-        t.unknown = Some("glyphs,fashion-mnist".into());
-        if a.quick {
-            t.unknown_per_source = 3000;
-            t.epochs = Some(2);
-            t.limit = Some(12000);
-        }
-        let s = train(&t)?;
-        let m = eval(&EvalArgs {
-            model: out.clone(),
-            data: t.data.clone(),
-            limit: if a.quick { Some(2000) } else { None },
-            json: a.json,
-        })?;
-        plot(&PlotArgs {
-            model: out.clone(),
-            data: t.data.clone(),
-            out: None,
-            points: if a.quick { 2000 } else { 5000 },
-            sprites: 1500,
-            json: a.json,
-        })?;
-        // Part IV: name the digit or say "unknown".
-        let open_set = match demo_digits(&out, &t, a) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("warning: open-set digit step skipped: {e:#}");
-                Vec::new()
-            }
-        };
-        let last = s.epochs.last();
-        runs.push(DemoRun {
-            name: name.to_string(),
-            checkpoint: out,
-            metrics: m,
-            final_train_loss: last.map_or(f64::NAN, |l| l.train_loss),
-            final_val_loss: last.map_or(f64::NAN, |l| l.val_loss),
-            train_seconds: s.epochs.iter().map(|e| e.seconds).sum(),
-            open_set,
-        });
+    let r = DemoParams {
+        out: a.out.clone(),
+        quick: a.quick,
     }
-    write_report(&a.out, &runs)?;
-    // Parts V-VI: the notebook's 16 photos of 4 people, embedded with the face ResNet,
-    // reduced with PCA, clustered with k-means, k read off the elbow.
-    let faces = a.out.join("faces-cluster");
-    let Command::Cluster(mut c) = Cli::parse_from(["recog", "cluster", "lfw:4x4"]).command else {
-        bail!("internal: default cluster arguments");
-    };
-    c.out = faces.clone();
-    c.json = a.json;
-    match crate::cluster::run(&c) {
-        Ok(()) => {
-            let mut idx = std::fs::read_to_string(a.out.join("index.md"))?;
-            idx.push_str(&format!(
-                "\n## Faces (Parts V-VI)\n\nThe first 4 LFW people (alphabetically) with 4+ photos, 4 photos each, embedded with MobileFaceNet (the default network) after BlazeFace detection and five-point alignment from the 68 landmarks; `recog cluster lfw:4x4`. Assignments and figures: `{0}/clusters.json`.\n\n![elbow]({1}/elbow.png)\n![scatter]({1}/scatter.png)\n![picture map]({1}/picture_map.png)\n",
-                faces.display(),
-                "faces-cluster"
-            ));
-            std::fs::write(a.out.join("index.md"), idx)?;
-        }
-        Err(e) => {
-            eprintln!("warning: face clustering step (Parts V-VI) skipped: {e:#} (LFW: `recog data fetch lfw`)");
-            skipped_note(&a.out, "Parts V-VI (face clustering)", &e)?;
-        }
-    }
-    // Part VII: one-shot enrolment and identification.
-    match crate::gallery::demo_step(&a.out.join("faces-gallery")) {
-        Ok(md) => {
-            let mut idx = std::fs::read_to_string(a.out.join("index.md"))?;
-            idx.push_str(&md);
-            std::fs::write(a.out.join("index.md"), idx)?;
-        }
-        Err(e) => {
-            eprintln!("warning: face gallery step (Part VII) skipped: {e:#} (LFW: `recog data fetch lfw`)");
-            skipped_note(&a.out, "Part VII (one-shot face recognition)", &e)?;
-        }
-    }
+    .check()?
+    .run(&Home::from_env(), &Bars::new(a.json))?;
     if a.json {
-        print_json(&runs)?;
+        print_json(&r.runs)?;
     } else {
-        println!("report: {}", a.out.join("index.md").display());
+        println!("report: {}", r.index.display());
     }
     Ok(())
 }
 
-/// Records in the report that a part could not run, and why: a report must not look
-/// complete when it is not.
-fn skipped_note(out: &Path, part: &str, e: &anyhow::Error) -> Result<()> {
-    let mut idx = std::fs::read_to_string(out.join("index.md"))?;
-    idx.push_str(&format!(
-        "\n## {part}: not run\n\n`{e:#}`\n\nLFW installs with `recog data fetch lfw`; the models install themselves (`recog models fetch`).\n"
-    ));
-    std::fs::write(out.join("index.md"), idx)?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn demo_digits(
-    out: &Path,
-    t: &TrainArgs,
-    a: &DemoArgs,
-) -> Result<Vec<recog::openset::OpenSetReport>> {
-    let Command::Digits(crate::digits::DigitsCommand::Fit(mut f)) =
-        Cli::parse_from(["recog", "digits", "fit"]).command
-    else {
-        bail!("internal: default digits fit arguments");
-    };
-    f.model = out.to_path_buf();
-    f.data = t.data.clone();
-    f.json = a.json;
-    if a.quick {
-        f.unknown_per_source = 3000;
-        f.calibration = 1000;
-    }
-    crate::digits::fit(&f)?;
-    let Command::Digits(crate::digits::DigitsCommand::Eval(mut e)) =
-        Cli::parse_from(["recog", "digits", "eval"]).command
-    else {
-        bail!("internal: default digits eval arguments");
-    };
-    e.model = out.to_path_buf();
-    e.data = t.data.clone();
-    e.json = a.json;
-    if a.quick {
-        e.letters = 1000;
-    }
-    crate::digits::eval(&e)
-}
-
-fn write_report(out: &Path, runs: &[DemoRun]) -> Result<()> {
-    let mut s = String::from("# recog demo report\n\nThe notebook's Parts I-IV: triplet-loss training on MNIST, the loss curve, the embedding, and recognition that can say \"unknown\".\n\n");
-    s.push_str("| run | 1-NN | 5-NN | P@1 | MAP@R | train loss | val loss | train s |\n|---|---|---|---|---|---|---|---|\n");
-    for r in runs {
-        s.push_str(&format!(
-            "| {} | {:.2}% | {:.2}% | {:.2}% | {:.2}% | {:.4} | {:.4} | {:.0} |\n",
-            r.name,
-            100.0 * r.metrics.knn1_accuracy,
-            100.0 * r.metrics.knn5_accuracy,
-            100.0 * r.metrics.precision_at_1,
-            100.0 * r.metrics.map_at_r,
-            r.final_train_loss,
-            r.final_val_loss,
-            r.train_seconds
-        ));
-    }
-    s.push_str("\n## Open-set recognition (Part IV): the digit or \"unknown\"\n\nThe notebook's 11-class head scored 84.3% on MNIST test digits.\n\n| run | unknown set | method | digit acc | unknowns rejected | overall | AUROC |\n|---|---|---|---|---|---|---|\n");
-    for r in runs {
-        for o in &r.open_set {
-            s.push_str(&format!(
-                "| {} | {} | {} | {:.2}% | {:.2}% | {:.2}% | {:.4} |\n",
-                r.name,
-                o.unknown_set,
-                o.method.name(),
-                100.0 * o.digit_accuracy,
-                100.0 * o.unknown_rejection,
-                100.0 * o.overall_accuracy,
-                o.auroc
-            ));
+    /// `recog demo` builds its recipes in the library; they must be what `recog train` and
+    /// the face commands do without flags, or the demo's figures would not be the README's.
+    #[test]
+    fn the_library_defaults_are_the_command_line_defaults() {
+        for dim in [2, 64] {
+            let d = dim.to_string();
+            let Command::Train(t) = Cli::parse_from(["recog", "train", "--dim", &d]).command else {
+                panic!("not train")
+            };
+            assert_eq!(t.config().unwrap(), TrainConfig::for_dim(dim), "D = {dim}");
         }
+        let Command::Face(crate::face::FaceCommand::Embed(e)) =
+            Cli::parse_from(["recog", "face", "embed", "x.jpg"]).command
+        else {
+            panic!("not face embed")
+        };
+        assert_eq!(
+            e.pipe.landmark_crop,
+            recog::face::landmarks::DEFAULT_CROP_SCALE
+        );
+        assert!(e.pipe.detector.is_none() && e.pipe.face_model.is_none());
     }
-    for r in runs {
-        s.push_str(&format!(
-            "\n## {}\n\n![loss]({n}/loss.png)\n![embedding]({n}/embedding.png)\n![sprite]({n}/sprite.png)\n![confusion]({n}/confusion-both.png)\n",
-            r.name,
-            n = r.name
-        ));
-    }
-    let p = out.join("index.md");
-    std::fs::write(&p, s).with_context(|| format!("writing {}", p.display()))?;
-    Ok(())
 }

@@ -91,7 +91,7 @@ pub struct PipeArgs {
     #[arg(long)]
     pub no_landmarks: bool,
     /// Crop side for the landmark model, as a multiple of the detection box side.
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(long, default_value_t = recog::face::landmarks::DEFAULT_CROP_SCALE)]
     pub landmark_crop: f32,
     /// Faces narrower than this (px) are aligned from the detector's keypoints instead of
     /// the 68 landmarks (default: the library's, measured on downscaled LFW).
@@ -100,25 +100,6 @@ pub struct PipeArgs {
     /// Apply a fine-tuned projection (`recog face finetune --out DIR`) to the descriptors.
     #[arg(long)]
     pub projection: Option<PathBuf>,
-}
-
-impl PipeArgs {
-    /// The defaults, as the command line gives them.
-    pub fn default_args() -> Self {
-        Self {
-            detector: None,
-            min_face: None,
-            face_model: None,
-            align_points: PointsArg::EyesNoseMouth,
-            no_refine: false,
-            no_flip: false,
-            padding: 0.25,
-            no_landmarks: false,
-            landmark_crop: 1.3,
-            landmark_min_face: None,
-            projection: None,
-        }
-    }
 }
 
 impl PipeArgs {
@@ -476,7 +457,7 @@ fn embed(a: &EmbedArgs) -> Result<()> {
                 }
             })
             .collect();
-        write_npy(npy, &rows, dim)?;
+        recog::data::npy::write(npy, &rows, dim)?;
     }
     if a.json {
         #[derive(Serialize)]
@@ -525,29 +506,6 @@ fn embed(a: &EmbedArgs) -> Result<()> {
         bail!("no face found in {missing} of {} images", a.images.len());
     }
     Ok(())
-}
-
-/// Writes a 2-D float32 array in NumPy's `.npy` format (version 1.0).
-fn write_npy(path: &Path, rows: &[Vec<f32>], dim: usize) -> Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        rows.len(),
-        dim
-    );
-    // Magic (6) + version (2) + header length (2) + header, padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for r in rows {
-        for v in r {
-            bytes.extend(v.to_le_bytes());
-        }
-    }
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 fn verify(a: &VerifyArgs) -> Result<()> {

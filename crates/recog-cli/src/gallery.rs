@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use recog::bench::gallery::GalleryBenchParams;
 use recog::eval::openset_id::LfwOpenSetParams;
-use recog::face::{self, draw, FacePipeline};
+use recog::face::{draw, FacePipeline};
 use recog::gallery::enroll::{self, EnrollReport};
 use recog::gallery::{self, FaceAnswer, Gallery, ModelId};
 use recog::metric::Distance;
@@ -640,112 +640,4 @@ pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The demo's Part VII: one-shot enrolment of the 4 `lfw:4x4` people (their first photo), a
-/// threshold calibrated for FAR 1% on 300 LFW strangers (people with one photo), then their
-/// other photos and 4 strangers identified, with annotated images. Returns the report's
-/// Markdown section.
-pub fn demo_step(out: &Path) -> Result<String> {
-    let dir = Home::from_env().data_dir("lfw").join("images");
-    let people = recog::data::folder::people(&dir)?;
-    let four: Vec<&(String, Vec<PathBuf>)> = people.iter().filter(|p| p.1.len() >= 4).collect();
-    let enrolled = &four[..4.min(four.len())];
-    let strangers: Vec<&(String, Vec<PathBuf>)> = four.iter().skip(4).take(4).copied().collect();
-    let calib: Vec<&(String, Vec<PathBuf>)> =
-        people.iter().filter(|p| p.1.len() == 1).take(300).collect();
-    if enrolled.len() < 4 || strangers.len() < 4 {
-        bail!("{}: too few LFW people", dir.display());
-    }
-    std::fs::create_dir_all(out)?;
-    let db = out.join("gallery.sqlite");
-    let _ = std::fs::remove_file(&db);
-    let bars = Bars::new(true);
-    let p = crate::face::pipeline(&PipeArgs::default_args())?;
-    let mut g = Gallery::open(&db)?;
-    for (name, files) in enrolled {
-        enroll::enroll_person(&mut g, &p, name, &files[..1], &bars)?;
-    }
-    let files: Vec<PathBuf> = calib.iter().map(|p| p.1[0].clone()).collect();
-    let labelled: Vec<(String, Vec<f32>)> = calib
-        .iter()
-        .map(|p| p.0.clone())
-        .zip(p.embed_files(&files, 16, false, &bars)?)
-        .filter(|(_, r)| !r.fallback)
-        .map(|(n, r)| (n, r.embedding))
-        .collect();
-    let c = g.calibrate_labelled(
-        &labelled,
-        0.01,
-        Distance::Euclidean,
-        gallery::Rule::Ratio,
-        "300 LFW strangers",
-    )?;
-    g.set_calibration(&c)?;
-    let rec = gallery::Recognizer::new(p, &g, None)?;
-    let mut md = format!(
-        "\n## One-shot face recognition (Part VII)\n\nGallery: the first photo of each of {} (`{}`). Accept {}, calibrated for FAR 1% per probe on {} LFW strangers (`recog gallery calibrate --from`). Probes: their other photos, and photos of 4 people never enrolled.\n\n| photo | truth | answer | distance | margin |\n|---|---|---|---|---|\n",
-        enrolled.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(", "),
-        db.display(),
-        describe(&c.acceptance()),
-        c.impostors
-    );
-    let (mut right, mut total) = (0, 0);
-    let probes = enrolled
-        .iter()
-        .flat_map(|(n, f)| f[1..4].iter().map(move |x| (x, Some(n.as_str()))))
-        .chain(strangers.iter().map(|(_, f)| (&f[0], None)));
-    let mut shown = Vec::new();
-    for (file, truth) in probes {
-        let img = recog::data::image_file::load_rgb(file)?;
-        let found = rec.recognize(&img)?;
-        let Some(best) = face::pick_central(
-            &img,
-            &found.iter().map(|r| r.face.clone()).collect::<Vec<_>>(),
-        )
-        .and_then(|b| found.iter().find(|r| r.face == b)) else {
-            continue;
-        };
-        total += 1;
-        if best.answer.name.as_deref() == truth {
-            right += 1;
-        }
-        let answer = best.answer.name.as_deref().unwrap_or("unknown");
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("probe");
-        let mut f = best.face.clone();
-        f.landmarks.clear();
-        draw::annotate(
-            &img,
-            &[draw::identity_mark(
-                f,
-                best.answer.name.as_deref(),
-                best.answer.distance,
-            )],
-        )
-        .save(out.join(format!("{stem}.identified.png")))?;
-        // Three enrolled people's probes and three strangers in the report.
-        let (k, u) = (
-            shown.iter().filter(|x: &&(bool, String)| x.0).count(),
-            shown.iter().filter(|x: &&(bool, String)| !x.0).count(),
-        );
-        if (truth.is_some() && k < 3) || (truth.is_none() && u < 3) {
-            shown.push((truth.is_some(), format!("{stem}.identified.png")));
-        }
-        md.push_str(&format!(
-            "| {stem} | {} | {answer} | {:.3} | {} |\n",
-            truth.unwrap_or("(stranger)"),
-            best.answer.distance,
-            best.answer.margin.map_or("-".into(), |m| format!("{m:.3}"))
-        ));
-    }
-    md.push_str(&format!("\n{right} of {total} answers right (names for enrolled people, `unknown` for strangers).\n\n"));
-    let dir_name = out
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or("faces-gallery");
-    for (_, s) in shown {
-        md.push_str(&format!("![{s}]({dir_name}/{s}) "));
-    }
-    md.push('\n');
-    Ok(md)
 }

@@ -19,10 +19,12 @@
 pub mod bench;
 pub mod cluster;
 pub mod data;
+pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod eval;
 pub mod face;
+pub mod faces;
 pub mod gallery;
 pub mod home;
 pub mod metric;
@@ -35,6 +37,7 @@ pub mod video;
 pub mod weights;
 
 pub use error::{Error, ErrorKind, Result};
+pub use faces::Faces;
 pub use home::Home;
 pub use progress::{NoProgress, Progress};
 

@@ -10,6 +10,7 @@
 //! assert_eq!(percentile(&[], 0.99), 0.0);
 //! ```
 
+pub mod cluster;
 pub mod face;
 pub mod gallery;
 pub mod train;

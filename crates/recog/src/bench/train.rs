@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::train::{adam, batch_loss, sample_batch, TrainConfig};
+use crate::Result;
 
 /// Step timings.
 #[derive(Debug, Clone, Serialize)]
@@ -103,4 +104,98 @@ pub fn peak_rss_kb() -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The two recipes `recog bench train` times, against a peer's figure.
+#[derive(Debug, Clone)]
+pub struct TrainBenchParams {
+    /// Timed steps per recipe.
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    pub warmup: usize,
+    /// The peer's name (e.g. PyTorch 2.x CPU with 2 threads).
+    pub reference_name: String,
+    /// The peer's step time, ms, measured in the same session.
+    pub reference_ms: f64,
+}
+
+/// One recipe's timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainBenchRow {
+    /// The recipe.
+    pub config: String,
+    /// Images per step.
+    pub images_per_step: usize,
+    /// Median step time, ms.
+    pub median_ms: f64,
+    /// Mean step time, ms.
+    pub mean_ms: f64,
+    /// Throughput.
+    pub images_per_s: f64,
+    /// Peak resident memory, MB.
+    pub peak_rss_mb: Option<f64>,
+    /// The peer.
+    pub reference: String,
+    /// The peer's step time, ms.
+    pub reference_ms: f64,
+    /// recog / peer (< 1 is faster).
+    pub ratio_to_reference: f64,
+}
+
+impl TrainBenchParams {
+    /// Needs timed steps and a positive reference time.
+    pub fn check(self) -> Result<ValidTrainBenchParams> {
+        if self.steps == 0 || !self.reference_ms.is_finite() || self.reference_ms <= 0.0 {
+            return Err(crate::Error::InvalidArgument(
+                "the train bench needs 1+ steps and a positive reference time".into(),
+            ));
+        }
+        Ok(ValidTrainBenchParams(self))
+    }
+}
+
+/// Checked [`TrainBenchParams`].
+#[derive(Debug, Clone)]
+pub struct ValidTrainBenchParams(TrainBenchParams);
+
+impl ValidTrainBenchParams {
+    /// Times the notebook's 100 random triplets and the default D = 64 semi-hard step.
+    pub fn run(&self, progress: &dyn crate::Progress) -> Vec<TrainBenchRow> {
+        let a = &self.0;
+        let device = crate::default_device();
+        let configs = [
+            (
+                "notebook: 100 random triplets, squared distance",
+                TrainConfig {
+                    augment_shift: 0,
+                    ..TrainConfig::notebook()
+                },
+            ),
+            (
+                "default D=64: 10 x 30 images, semi-hard mining",
+                TrainConfig::for_dim(64),
+            ),
+        ];
+        configs
+            .into_iter()
+            .map(|(name, cfg)| {
+                progress.message(&format!(
+                    "timing {name} ({} + {} steps)...",
+                    a.warmup, a.steps
+                ));
+                let t = time_train_steps(&cfg, a.steps, a.warmup, &device);
+                TrainBenchRow {
+                    config: name.to_string(),
+                    images_per_step: t.images_per_step,
+                    median_ms: t.median_ms,
+                    mean_ms: t.mean_ms,
+                    images_per_s: t.images_per_s,
+                    peak_rss_mb: t.peak_rss_kb.map(|k| k as f64 / 1024.0),
+                    reference: a.reference_name.clone(),
+                    reference_ms: a.reference_ms,
+                    ratio_to_reference: t.median_ms / a.reference_ms,
+                }
+            })
+            .collect()
+    }
 }

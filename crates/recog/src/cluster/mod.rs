@@ -2,6 +2,7 @@
 //! threshold agglomerative clustering, and clustering metrics.
 
 pub mod agglomerative;
+pub mod analysis;
 pub mod kmeans;
 pub mod metrics;
 pub mod pca;

@@ -5,6 +5,7 @@ pub mod glyphs;
 pub mod idx;
 pub mod image_file;
 pub mod mnistify;
+pub mod npy;
 pub mod sampler;
 
 use std::path::Path;
@@ -173,6 +174,53 @@ pub enum Source {
     ImageFolder(std::path::PathBuf),
 }
 
+impl Source {
+    /// The source a `--data` value names: `mnist`, `fashion-mnist`, a folder of IDX files
+    /// (`transposed` for EMNIST's storage), or a folder of class sub-folders.
+    pub fn detect(spec: &str, transposed: bool) -> Result<Self> {
+        Ok(match spec {
+            "mnist" => Source::Known(KnownSet::Mnist),
+            "fashion-mnist" => Source::Known(KnownSet::FashionMnist),
+            p => {
+                let path = std::path::PathBuf::from(p);
+                if !path.is_dir() {
+                    return Err(Error::InvalidArgument(format!(
+                        "--data {p}: not `mnist`, `fashion-mnist` or an existing folder"
+                    )));
+                }
+                let has_idx = std::fs::read_dir(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().contains("-idx"));
+                if has_idx {
+                    let order = if transposed {
+                        idx::PixelOrder::Transposed
+                    } else {
+                        idx::PixelOrder::RowMajor
+                    };
+                    Source::IdxDir(path, order)
+                } else {
+                    Source::ImageFolder(path)
+                }
+            }
+        })
+    }
+}
+
+/// Loads (train, test). Image folders have no split: both are the folder.
+pub fn load_train_test(
+    source: &Source,
+    home: &Home,
+    progress: &dyn Progress,
+) -> Result<(Dataset, Dataset)> {
+    let train = load(source, Split::Train, home, progress)?;
+    let test = match source {
+        Source::ImageFolder(_) => train.clone(),
+        _ => load(source, Split::Test, home, progress)?,
+    };
+    Ok((train, test))
+}
+
 fn find_file(dir: &Path, stem: &str) -> Option<std::path::PathBuf> {
     [format!("{stem}.gz"), stem.to_string()]
         .into_iter()
@@ -235,13 +283,71 @@ impl Dataset {
     }
 }
 
-/// Loads non-digit images from a comma-separated list of sources, `per_source` from each:
-/// `glyphs` (letters rendered from the DejaVu faces and the fitting handwriting fonts of
-/// [`glyphs::FIT_FONT_FILES`], never the evaluation fonts), `fashion-mnist` (training split),
-/// or a folder (IDX or class sub-folders). Returns the images as one class and a description
-/// of each source.
+/// A source of non-digit images: outlier exposure in training, the unknown class of the
+/// digit recognizer's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownSource {
+    /// Letters rendered from the DejaVu faces and the fitting handwriting fonts of
+    /// [`glyphs::FIT_FONT_FILES`], never the evaluation fonts (`glyphs`).
+    Glyphs,
+    /// Fashion-MNIST's training split (`fashion-mnist`).
+    FashionMnist,
+    /// MNIST's training split (`mnist`; for other data sets' recognizers).
+    Mnist,
+    /// A folder: IDX files, or class sub-folders of images.
+    Folder(std::path::PathBuf),
+}
+
+impl std::str::FromStr for UnknownSource {
+    type Err = Error;
+
+    /// `glyphs`, `fashion-mnist`, `mnist`, else a folder.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.trim() {
+            "" => return Err(Error::InvalidArgument("an empty unknown source".into())),
+            "glyphs" => UnknownSource::Glyphs,
+            "fashion-mnist" => UnknownSource::FashionMnist,
+            "mnist" => UnknownSource::Mnist,
+            dir => UnknownSource::Folder(dir.into()),
+        })
+    }
+}
+
+impl std::fmt::Display for UnknownSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnknownSource::Glyphs => f.write_str("glyphs"),
+            UnknownSource::FashionMnist => f.write_str("fashion-mnist"),
+            UnknownSource::Mnist => f.write_str("mnist"),
+            UnknownSource::Folder(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl UnknownSource {
+    /// A comma-separated list (`fashion-mnist,glyphs`), as the command line and saved
+    /// training configs write it.
+    pub fn parse_list(s: &str) -> Result<Vec<Self>> {
+        s.split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(str::parse)
+            .collect()
+    }
+
+    /// The list back as text.
+    pub fn list_string(sources: &[Self]) -> String {
+        sources
+            .iter()
+            .map(Self::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Loads `per_source` non-digit images from each source. Returns the images as one class and
+/// a description of each source.
 pub fn unknown_images(
-    sources: &str,
+    sources: &[UnknownSource],
     per_source: usize,
     seed: u64,
     home: &Home,
@@ -249,9 +355,10 @@ pub fn unknown_images(
 ) -> Result<(Dataset, Vec<String>)> {
     let mut pixels = Vec::new();
     let mut described = Vec::new();
-    for s in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let set = match s {
-            "glyphs" => {
+    for src in sources {
+        let s = src.to_string();
+        let set = match src {
+            UnknownSource::Glyphs => {
                 let mut fonts = glyphs::builtin_fonts();
                 match glyphs::read_fonts(glyphs::FIT_FONT_FILES) {
                     Ok(f) => fonts.extend(f),
@@ -270,8 +377,8 @@ pub fn unknown_images(
                 ));
                 glyphs::render_letters(&fonts, per_source, seed)?
             }
-            "fashion-mnist" | "mnist" => {
-                let set = if s == "mnist" {
+            UnknownSource::FashionMnist | UnknownSource::Mnist => {
+                let set = if *src == UnknownSource::Mnist {
                     KnownSet::Mnist
                 } else {
                     KnownSet::FashionMnist
@@ -280,8 +387,9 @@ pub fn unknown_images(
                 described.push(format!("{s}: training split, first {} images", d.len()));
                 d
             }
-            dir => {
-                let p = std::path::PathBuf::from(dir);
+            UnknownSource::Folder(p) => {
+                let dir = p.display().to_string();
+                let p = p.clone();
                 let src = if p.join("train-images-idx3-ubyte.gz").exists()
                     || p.join("train-images-idx3-ubyte").exists()
                 {

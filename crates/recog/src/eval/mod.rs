@@ -5,6 +5,7 @@ pub mod detection;
 pub mod lfw;
 pub mod lfw_view2;
 pub mod openset_id;
+pub mod retrieval;
 pub mod roc;
 
 use serde::Serialize;

@@ -88,7 +88,7 @@ pub fn model_id(p: &FacePipeline) -> ModelId {
 
 /// A gallery's index and the decision in force: a fixed distance threshold, else the
 /// gallery's calibration, else the pipeline's verification distance.
-fn read(
+pub(crate) fn read(
     gallery: &Gallery,
     pipeline: &FacePipeline,
     fixed: Option<f32>,
@@ -101,6 +101,29 @@ fn read(
         ),
     };
     Ok((gallery.index()?, acceptance))
+}
+
+/// Every face of `img` found and embedded by `pipeline`, named by `index` under `acceptance`.
+pub(crate) fn recognize_with(
+    pipeline: &FacePipeline,
+    index: &Index,
+    acceptance: &Acceptance,
+    img: &RgbImage,
+) -> Result<Vec<Recognized>> {
+    let faces = pipeline
+        .all_faces(std::slice::from_ref(img))?
+        .pop()
+        .unwrap_or_default();
+    faces
+        .into_iter()
+        .map(|(face, e)| {
+            Ok(Recognized {
+                face,
+                answer: index.decide(&e, acceptance)?,
+                embedding: e,
+            })
+        })
+        .collect()
 }
 
 /// A face pipeline with a gallery's index and threshold.
@@ -150,21 +173,7 @@ impl Recognizer {
 
     /// Every face in the image with its answer.
     pub fn recognize(&self, img: &RgbImage) -> Result<Vec<Recognized>> {
-        let faces = self
-            .pipeline
-            .all_faces(std::slice::from_ref(img))?
-            .pop()
-            .unwrap_or_default();
-        faces
-            .into_iter()
-            .map(|(face, e)| {
-                Ok(Recognized {
-                    face,
-                    answer: self.index.decide(&e, &self.acceptance)?,
-                    embedding: e,
-                })
-            })
-            .collect()
+        recognize_with(&self.pipeline, &self.index, &self.acceptance, img)
     }
 }
 

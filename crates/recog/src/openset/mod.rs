@@ -7,10 +7,11 @@
 //!   beyond a threshold calibrated on held-out digits for a target false-reject rate;
 //! - `Both`: the head and the distance test must both accept.
 //!
-//! A fitted [`Recognizer`] is one JSON file that records the SHA-256 of the embedding
+//! A fitted [`DigitRecognizer`] is one JSON file that records the SHA-256 of the embedding
 //! checkpoint it belongs to; using it with another checkpoint is refused.
 
 pub mod head;
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +66,7 @@ pub struct Prediction {
 
 /// A fitted open-set recogniser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Recognizer {
+pub struct DigitRecognizer {
     /// File format version.
     pub version: u32,
     /// The embedding checkpoint folder it was fit on (informative).
@@ -145,7 +146,7 @@ pub fn calibrate_threshold(distances: &[f32], target_frr: f64) -> f32 {
     d[k - 1]
 }
 
-impl Recognizer {
+impl DigitRecognizer {
     /// Saves as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
         let s = serde_json::to_string(self).map_err(|e| Error::Json {
@@ -159,7 +160,7 @@ impl Recognizer {
     /// `model_file`.
     pub fn load_for(path: &Path, model_file: &Path) -> Result<Self> {
         let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let r: Recognizer = serde_json::from_str(&s).map_err(|e| Error::Json {
+        let r: DigitRecognizer = serde_json::from_str(&s).map_err(|e| Error::Json {
             path: path.to_path_buf(),
             source: e,
         })?;
@@ -241,7 +242,7 @@ pub struct OpenSetReport {
 
 /// Scores digits (with labels) and unknowns with one method.
 pub fn evaluate(
-    rec: &Recognizer,
+    rec: &DigitRecognizer,
     method: Method,
     digits: &[f32],
     digit_labels: &[u32],
