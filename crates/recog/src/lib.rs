@@ -13,6 +13,15 @@
 //! - [`eval`] - retrieval metrics (k-NN accuracy, Precision@1, MAP@R).
 //! - [`cluster`] - PCA.
 //! - [`plot`] - loss curves and embedding plots (PNG and SVG).
+//!
+//! ```
+//! // The notebook's embedding net, untrained: 28x28 digits in, 2-D embeddings out.
+//! use recog::nn::EmbeddingNetConfig;
+//! let device = recog::default_device();
+//! let net = EmbeddingNetConfig::notebook().init(&device);
+//! let x = burn::tensor::Tensor::<4>::zeros([3, 1, 28, 28], &device);
+//! assert_eq!(net.forward(x).dims(), [3, 2]);
+//! ```
 
 #![warn(missing_docs)]
 

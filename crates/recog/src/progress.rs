@@ -1,4 +1,20 @@
 //! Progress reporting: the library reports, front ends render.
+//!
+//! ```
+//! use recog::Progress;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! struct Count(AtomicU64);
+//! impl Progress for Count {
+//!     fn start(&self, _: &str, _: u64) {}
+//!     fn inc(&self, n: u64) { self.0.fetch_add(n, Ordering::Relaxed); }
+//!     fn message(&self, _: &str) {}
+//!     fn finish(&self) {}
+//! }
+//! let c = Count(AtomicU64::new(0));
+//! c.inc(3);
+//! c.warn("warnings have a default");
+//! assert_eq!(c.0.load(Ordering::Relaxed), 3);
+//! ```
 
 /// Receives progress of long work. The CLI renders it as a progress bar; tests ignore it.
 pub trait Progress: Send + Sync {

@@ -1,5 +1,12 @@
 //! The k-means sweep (k = 1..k_max with restarts, silhouettes on 2,000 rows) on synthetic
 //! blobs: 20 centres in a cube, uniform noise around each.
+//!
+//! ```
+//! use recog::bench::cluster::ClusterBenchParams;
+//! let r = ClusterBenchParams { n: 400, dim: 8, k_max: 3, restarts: 1 }.check().unwrap().run();
+//! assert_eq!(r.true_k, 20);
+//! assert!(ClusterBenchParams { n: 5, dim: 8, k_max: 3, restarts: 1 }.check().is_err());
+//! ```
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;

@@ -1,5 +1,17 @@
 //! The whole face pipeline, stage by stage: decode, detect (with the refining pass),
 //! landmarks, align, embed.
+//!
+//! ```no_run
+//! use recog::bench::face::FaceBenchParams;
+//! use recog::face::FacePipeline;
+//! use recog::{Home, NoProgress};
+//! let home = Home::from_env();
+//! let files = recog::data::folder::person_images(&home.data_dir("lfw").join("images"))?;
+//! let pipe = FacePipeline::standard(&home, &recog::default_device(), &NoProgress)?;
+//! let r = FaceBenchParams { files, n: 90, batch: 16 }.check()?.run(&pipe, &NoProgress)?;
+//! println!("{:.1} faces/s", r.faces_per_s);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,6 +1,14 @@
 //! Exact gallery search: random unit vectors in a temporary SQLite gallery; loading the
 //! index, searching on all cores and on one, against the plain reference search
 //! ([`crate::gallery::identify`], a hash map per query).
+//!
+//! ```
+//! use recog::bench::gallery::GalleryBenchParams;
+//! let r = GalleryBenchParams { entries: 200, per_person: 2, dim: 8, queries: 5 }
+//!     .check().unwrap().run().unwrap();
+//! assert_eq!(r.people, 100);
+//! assert_eq!(r.reference_agreement, "5/5");
+//! ```
 
 use std::time::Instant;
 

@@ -1,4 +1,12 @@
 //! Timing of training steps, for `recog bench train`.
+//!
+//! ```no_run
+//! use recog::bench::train::TrainBenchParams;
+//! let rows = TrainBenchParams { steps: 10, warmup: 2, reference_name: "PyTorch".into(), reference_ms: 280.0 }
+//!     .check()?.run(&recog::NoProgress);
+//! for r in rows { println!("{}: {:.2}x", r.config, r.ratio_to_reference); }
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::time::Instant;
 

@@ -2,6 +2,14 @@
 //! (real photo collections): average linkage on Euclidean distances, merging while the
 //! closest pair of clusters is nearer than a distance threshold (for face descriptors, the
 //! verification threshold). Exact, O(n^2) memory, O(n^2 log n)-ish time with a lazy heap.
+//!
+//! ```
+//! let x = [0.0f32, 0.0, 0.2, 0.0, 9.0, 0.0];
+//! // Cut at distance 1: the two near points merge, the far one stays alone.
+//! let l = recog::cluster::agglomerative::average_linkage(&x, 3, 2, 1.0);
+//! assert_eq!(l[0], l[1]);
+//! assert_ne!(l[0], l[2]);
+//! ```
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

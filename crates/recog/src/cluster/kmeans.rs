@@ -1,5 +1,12 @@
 //! K-means with k-means++ seeding and restarts (Lloyd, 1982; Arthur and Vassilvitskii,
 //! "k-means++: The Advantages of Careful Seeding", SODA 2007), on host rows.
+//!
+//! ```
+//! // An elbow at k = 3: Kneedle finds it.
+//! let ks = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let inertia = [100.0, 50.0, 10.0, 8.0, 7.0, 6.5];
+//! assert_eq!(recog::cluster::kneedle(&ks, &inertia), Some(2)); // the index of k = 3
+//! ```
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

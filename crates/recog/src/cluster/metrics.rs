@@ -1,5 +1,14 @@
 //! Clustering quality: adjusted Rand index, normalised mutual information, purity (against
 //! known labels) and the silhouette (without them).
+//!
+//! ```
+//! use recog::cluster::metrics::{adjusted_rand_index, nmi, purity};
+//! let truth = [0, 0, 1, 1];
+//! let relabelled = [1, 1, 0, 0];
+//! assert_eq!(adjusted_rand_index(&truth, &relabelled), 1.0);
+//! assert!((nmi(&truth, &relabelled) - 1.0).abs() < 1e-12);
+//! assert_eq!(purity(&truth, &[0, 0, 0, 0]), 0.5);
+//! ```
 
 use std::collections::HashMap;
 

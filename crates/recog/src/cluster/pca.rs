@@ -2,6 +2,14 @@
 //!
 //! Hand-written rather than linfa-reduction because linfa's ndarray 0.16 would clash with the
 //! ndarray that burn pulls in; D is small (<= a few thousand), so a D x D covariance is cheap.
+//!
+//! ```
+//! // Points on a line in 3-D: the first component explains all the variance.
+//! let x: Vec<f32> = (0..10).flat_map(|i| { let t = i as f32; [t, 2.0 * t, -t] }).collect();
+//! let pca = recog::cluster::Pca::fit(&x, 10, 3, 2);
+//! assert!(pca.explained_ratio()[0] > 0.999);
+//! assert_eq!(pca.transform(&x).len(), 20);
+//! ```
 
 /// A fitted PCA.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,4 +1,13 @@
 //! Labelled image folders: `root/<class>/<image>` (JPEG, PNG, WebP, BMP, TIFF, GIF).
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir(dir.path().join("ada")).unwrap();
+//! std::fs::write(dir.path().join("ada/1.jpg"), b"").unwrap();
+//! let people = recog::data::folder::people(dir.path()).unwrap();
+//! assert_eq!(people[0].0, "ada");
+//! assert!(recog::data::folder::is_image("x.JPEG".as_ref()));
+//! ```
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,12 @@
 //! Handwriting-style letters rendered from fonts, with random rotation, slant and stroke
 //! width, normalised like MNIST: an "unknown" class for open-set digit recognition that needs
 //! no download (EMNIST is not always at hand).
+//!
+//! ```
+//! use recog::data::glyphs::{builtin_fonts, render_letters};
+//! let letters = render_letters(&builtin_fonts(), 10, 1).unwrap();
+//! assert_eq!((letters.len(), letters.height, letters.width), (10, 28, 28));
+//! ```
 
 use ab_glyph::{Font, FontVec, PxScale};
 use rand::{Rng, SeedableRng};

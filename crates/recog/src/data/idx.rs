@@ -2,6 +2,14 @@
 //!
 //! Format (LeCun): two zero bytes, a type byte (0x08 = unsigned byte), a dimension count,
 //! then one big-endian u32 per dimension and the row-major data.
+//!
+//! ```
+//! use recog::data::idx::{encode_idx, parse_idx};
+//! let bytes = encode_idx(&[2, 2], &[1, 2, 3, 4]);
+//! let a = parse_idx("x.idx".as_ref(), &bytes).unwrap();
+//! assert_eq!((a.dims, a.data), (vec![2, 2], vec![1, 2, 3, 4]));
+//! assert!(parse_idx("x.idx".as_ref(), &bytes[..6]).is_err());
+//! ```
 
 use std::io::Read;
 use std::path::Path;
@@ -28,21 +36,38 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// The most a gzip-compressed IDX file may inflate to: EMNIST's largest split is about
+/// 0.7 GB, so 4 GiB leaves room while a small "gzip bomb" cannot exhaust memory.
+pub const MAX_INFLATED_BYTES: u64 = 4 << 30;
+
 /// Reads the whole file, inflating it when it starts with the gzip magic (whatever its name).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Idx {
-                path: path.to_path_buf(),
-                problem: format!("corrupt gzip stream ({e})"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    inflate_limited(path, raw, MAX_INFLATED_BYTES)
+}
+
+/// `raw` itself, or its gzip inflation when it starts with the gzip magic, refusing to
+/// inflate beyond `limit` bytes.
+fn inflate_limited(path: &Path, raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {
+    if !(raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
+        return Ok(raw);
     }
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(1 << 28));
+    // One byte past the limit tells an exact fit from an overflow.
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Idx {
+            path: path.to_path_buf(),
+            problem: format!("corrupt gzip stream ({e})"),
+        })?;
+    if out.len() as u64 > limit {
+        return Err(Error::Idx {
+            path: path.to_path_buf(),
+            problem: format!("inflates to more than {limit} bytes; refusing"),
+        });
+    }
+    Ok(out)
 }
 
 /// Parses IDX bytes. `path` only labels errors.
@@ -185,6 +210,21 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gzip bomb (a few KiB inflating to far more) used to be inflated whole.
+    #[test]
+    fn gzip_inflation_is_bounded() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 4096);
+        let p = Path::new("bomb.gz");
+        let e = inflate_limited(p, bomb.clone(), 1000).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt);
+        assert!(e.to_string().contains("refusing"), "{e}");
+        assert_eq!(inflate_limited(p, bomb, 1 << 20).unwrap().len(), 1 << 20);
+    }
     use std::io::Write;
 
     fn gz(bytes: &[u8]) -> Vec<u8> {

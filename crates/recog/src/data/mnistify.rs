@@ -1,6 +1,16 @@
 //! MNIST-style normalisation of arbitrary images (LeCun et al.'s recipe): grayscale, light
 //! strokes on a dark background, the bounding box scaled to fit 20x20 keeping the aspect
 //! ratio, then placed so that the centre of mass sits at the centre of a 28x28 image.
+//!
+//! ```
+//! // A dark stroke on white paper becomes a light digit on black, 28x28, like MNIST.
+//! let mut paper = vec![255u8; 40 * 40];
+//! for y in 10..30 { for x in 18..22 { paper[y * 40 + x] = 0; } }
+//! let px = recog::data::mnistify::mnistify(&paper, 40, 40, None).unwrap();
+//! assert_eq!(px.len(), 784);
+//! assert_eq!(px[0], 0);
+//! assert!(px.iter().any(|&v| v > 200));
+//! ```
 
 use std::path::Path;
 

@@ -1,4 +1,13 @@
 //! Data sets: IDX files, labelled image folders, samplers.
+//!
+//! ```
+//! use recog::data::Dataset;
+//! let d = Dataset::new(vec![0u8; 2 * 4], vec![0, 1], 2, 2, vec!["a".into(), "b".into()]).unwrap();
+//! assert_eq!(d.len(), 2);
+//! assert_eq!(d.by_class(), vec![vec![0], vec![1]]);
+//! // Sizes that disagree are an error, not a panic.
+//! assert!(Dataset::new(vec![0u8; 3], vec![0], 2, 2, vec!["a".into()]).is_err());
+//! ```
 
 pub mod folder;
 pub mod glyphs;

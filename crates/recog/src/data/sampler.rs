@@ -1,4 +1,12 @@
 //! Batch samplers: the notebook's random triplets and P x K batches for online mining.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! let by_class = vec![vec![0, 1, 2], vec![3, 4, 5]];
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+//! let batch = recog::data::sampler::pk_batch(&by_class, 2, 2, &mut rng);
+//! assert_eq!(batch.len(), 4);
+//! ```
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;

@@ -1,5 +1,14 @@
 //! Retrieval evaluation: k-NN accuracy, Precision@1 and MAP@R (Musgrave et al., "A Metric
 //! Learning Reality Check", 2020).
+//!
+//! ```
+//! // Two classes far apart: every query's nearest reference has its label.
+//! let refs = [0.0f32, 0.0, 0.1, 0.0, 5.0, 5.0, 5.1, 5.0];
+//! let queries = [0.05f32, 0.0, 5.05, 5.0];
+//! let m = recog::eval::retrieval_metrics(&refs, &[0, 0, 1, 1], &queries, &[0, 1], 2, &recog::NoProgress);
+//! assert_eq!(m.knn1_accuracy, 1.0);
+//! assert_eq!(m.map_at_r, 1.0);
+//! ```
 
 pub mod detection;
 pub mod lfw;

@@ -1,6 +1,17 @@
 //! One-shot open-set identification (the watch-list protocol): one photo per enrolled
 //! person; probes of enrolled people should be named, probes of people never enrolled should
 //! be answered `unknown`.
+//!
+//! ```
+//! use recog::eval::openset_id::evaluate_open_set;
+//! use recog::gallery::Rule;
+//! let enrolled = vec![("a".to_string(), vec![0.0, 0.0]), ("b".to_string(), vec![10.0, 0.0])];
+//! let known = vec![("a".to_string(), vec![0.5, 0.0])];
+//! let unknown = vec![vec![5.0, 50.0]];
+//! let r = evaluate_open_set(&enrolled, &known, &unknown, 0.0, Rule::Distance, 0.6).unwrap();
+//! assert_eq!(r.rank1_closed_set, 1.0);
+//! assert_eq!(r.unknown_rejected_at_threshold, 1.0);
+//! ```
 
 use serde::{Deserialize, Serialize};
 

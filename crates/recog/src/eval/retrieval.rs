@@ -1,5 +1,14 @@
 //! `recog eval` as a task: a checkpoint's retrieval figures, test queries against the
 //! training references.
+//!
+//! ```no_run
+//! use recog::data::{KnownSet, Source};
+//! use recog::eval::retrieval::RetrievalParams;
+//! let p = RetrievalParams { model: "runs/mnist".into(), source: Source::Known(KnownSet::Mnist), limit: None };
+//! let r = p.check()?.run(&recog::Home::from_env(), &recog::NoProgress)?;
+//! println!("P@1 {:.2}%", 100.0 * r.metrics.precision_at_1);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::PathBuf;
 

@@ -5,6 +5,17 @@
 //! of the 68-point landmarks (below, points 17..67 in a unit square) onto a 150x150 chip with
 //! 25% padding. BlazeFace gives eye centres, nose tip and mouth centre, so the template
 //! points are the means of dlib's eye and mouth landmarks and its nose-tip landmark.
+//!
+//! ```
+//! use recog::face::align::Similarity;
+//! // A scale by 2 and a shift, recovered from three points.
+//! let from = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]];
+//! let to = [[1.0, 1.0], [3.0, 1.0], [1.0, 3.0]];
+//! let s = Similarity::fit(&from, &to);
+//! assert!((s.scale() - 2.0).abs() < 1e-5);
+//! let p = s.apply([1.0, 1.0]);
+//! assert!((p[0] - 3.0).abs() < 1e-4 && (p[1] - 3.0).abs() < 1e-4);
+//! ```
 
 use image::RgbImage;
 

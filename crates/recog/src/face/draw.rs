@@ -1,4 +1,15 @@
 //! Annotated images: boxes, keypoints and labels drawn onto a copy of the input.
+//!
+//! ```
+//! use recog::face::{draw, FaceBox};
+//! let img = image::RgbImage::new(64, 64);
+//! let face = FaceBox { x0: 10.0, y0: 10.0, x1: 40.0, y1: 40.0, score: 0.9, keypoints: vec![], landmarks: vec![] };
+//! let out = draw::annotate(&img, &[draw::identity_mark(face.clone(), Some("Ada"), 0.41)]);
+//! assert_eq!(out.dimensions(), (64, 64));
+//! assert!(out.pixels().any(|p| p.0 != [0, 0, 0]));
+//! let jpeg = draw::face_thumbnail(&img, &face, 32).unwrap();
+//! assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
+//! ```
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};

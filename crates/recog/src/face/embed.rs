@@ -1,4 +1,13 @@
 //! Face embedders: aligned chip in, descriptor out.
+//!
+//! ```no_run
+//! use recog::face::{Embedder, MobileFaceNetEmbedder, ModelPaths};
+//! let paths = ModelPaths::in_home(&recog::Home::from_env());
+//! let e = MobileFaceNetEmbedder::load(&paths.mobilefacenet, &recog::default_device())?;
+//! let chip = image::RgbImage::new(e.input_size() as u32, e.input_size() as u32);
+//! assert_eq!(e.embed(&[chip])?[0].len(), e.dim());
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::Path;
 

@@ -3,6 +3,15 @@
 //! section 4.3, "learning a face embedding using a triplet loss"): the network is fixed and
 //! only an affine projection `W x + b` of its descriptor is learnt, on identities of the
 //! target domain, with semi-hard triplets from P x K batches.
+//!
+//! ```
+//! use recog::face::finetune::Projection;
+//! // A fresh head is the identity where the dimensions agree.
+//! let device = recog::default_device();
+//! let head = Projection::new(3, 3, &device);
+//! let out = head.apply(&[vec![1.0, 2.0, 3.0]], &device);
+//! assert_eq!(out[0], vec![1.0, 2.0, 3.0]);
+//! ```
 
 use std::path::Path;
 

@@ -1,4 +1,12 @@
 //! 68-point landmarks for detected faces, with face-api.js's landmark network.
+//!
+//! ```no_run
+//! use recog::face::{landmarks::Landmarker, ModelPaths};
+//! let paths = ModelPaths::in_home(&recog::Home::from_env());
+//! let lm = Landmarker::load(&paths.landmark68, &recog::default_device())?;
+//! assert_eq!(lm.crop_scale, recog::face::landmarks::DEFAULT_CROP_SCALE);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::Path;
 

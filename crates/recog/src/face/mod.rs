@@ -4,6 +4,14 @@
 //!   BlazeFace on one 128x128 letterbox, and the notebook's Haar cascade ([`DetectorKind`]).
 //! - [`align`]: similarity transform from keypoints to the embedding network's template.
 //! - [`embed`]: the [`Embedder`] trait; MobileFaceNet (192-d, the default) and dlib's face ResNet (128-d).
+//!
+//! ```
+//! use recog::face::{FaceBox, FaceModel};
+//! let a = FaceBox { x0: 0.0, y0: 0.0, x1: 10.0, y1: 10.0, score: 1.0, keypoints: vec![], landmarks: vec![] };
+//! let b = FaceBox { x0: 5.0, ..a.clone() };
+//! assert!((a.iou(&b) - 0.5).abs() < 1e-6); // half of a inside b, union 100
+//! assert_eq!(FaceModel::Dlib.verification_distance(), recog::face::DLIB_VERIFICATION_DISTANCE);
+//! ```
 
 pub mod align;
 pub mod detect;

@@ -1,5 +1,14 @@
 //! Calibration: the threshold that accepts a target fraction of strangers, from impostor
 //! distances.
+//!
+//! ```
+//! use recog::gallery::calibrate;
+//! use recog::metric::Distance;
+//! // 100 impostor distances 0.01..1.00: FAR 5% accepts the 5 nearest.
+//! let d: Vec<f32> = (1..=100).map(|i| i as f32 / 100.0).collect();
+//! let c = calibrate(&d, 0.05, Distance::Euclidean, "test");
+//! assert!(c.threshold > 0.05 && c.threshold < 0.06);
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,14 @@
 //! Decision rules: what turns the nearest gallery person into a name or "unknown".
+//!
+//! ```
+//! use recog::gallery::{Acceptance, Match, Rule};
+//! let m = Match::by_distance(Some("ada".into()), 0.5, Some(0.55), f32::MAX);
+//! // Near enough, but hardly nearer than the runner-up: the ratio test says unknown.
+//! let ratio = Acceptance { rule: Rule::Ratio, threshold: 0.8, verification_distance: 0.6 };
+//! assert_eq!(ratio.decide(m.clone()).name, None);
+//! assert_eq!(Acceptance::distance(0.6).decide(m).name.as_deref(), Some("ada"));
+//! assert_eq!(ratio.to_string(), "ratio <= 0.800 and distance <= 0.6");
+//! ```
 
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,16 @@
 //! exact search has no recall loss and no index to rebuild on enrolment. Rows are scanned in
 //! parallel chunks, each keeping only its best two *distinct* people, so a query allocates
 //! nothing per row or per person.
+//!
+//! ```
+//! use recog::gallery::Index;
+//! use recog::metric::Distance;
+//! let rows = vec![("ada".to_string(), vec![0.0, 0.0]), ("ada".to_string(), vec![0.0, 1.0]), ("bob".to_string(), vec![3.0, 0.0])];
+//! let idx = Index::new(&rows, Distance::Euclidean).unwrap();
+//! let m = idx.search(&[0.0, 0.9], 0.5).unwrap();
+//! assert_eq!(m.name.as_deref(), Some("ada"));
+//! assert_eq!(idx.people(), 2);
+//! ```
 
 use super::{Acceptance, Match};
 use crate::{Error, Result};

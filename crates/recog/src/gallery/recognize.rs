@@ -1,5 +1,18 @@
 //! Every face of an image, named from a gallery: the step shared by `identify`, `watch`
 //! and `serve`.
+//!
+//! ```no_run
+//! use recog::face::FacePipeline;
+//! use recog::gallery::{FaceAnswer, Gallery, Recognizer};
+//! let home = recog::Home::from_env();
+//! let pipe = FacePipeline::standard(&home, &recog::default_device(), &recog::NoProgress)?;
+//! let rec = Recognizer::new(pipe, &Gallery::open("gallery.sqlite".as_ref())?, None)?;
+//! let img = recog::data::image_file::load_rgb("group.jpg".as_ref())?;
+//! for r in rec.recognize(&img)? {
+//!     println!("{}", serde_json::to_string(&FaceAnswer::new(&r)).unwrap());
+//! }
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,16 @@
 //!
 //! `L(a, p, n) = max(0, d(a, p) - d(a, n) + margin)` (Schroff et al. 2015, FaceNet), with d
 //! Euclidean or squared Euclidean.
+//!
+//! ```
+//! use recog::metric::{Distance, Reduction, TripletMarginLoss, Triplets};
+//! // One triplet whose negative is nearer than its positive: loss = d(a,p) - d(a,n) + margin.
+//! let x = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(vec![0.0f32, 0.0, 2.0, 0.0, 1.0, 0.0], [3, 2]), &recog::default_device());
+//! let t = Triplets { anchors: vec![0], positives: vec![1], negatives: vec![2] };
+//! let loss = TripletMarginLoss { margin: 0.5, distance: Distance::Euclidean, reduction: Reduction::Mean };
+//! let v: f32 = loss.forward(x, &t).loss.into_scalar();
+//! assert!((v - 1.5).abs() < 1e-5);
+//! ```
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,13 @@
 //! Triplet miners: from a batch's distances and labels to (anchor, positive, negative) indices.
+//!
+//! ```
+//! use recog::metric::Miner;
+//! use rand::SeedableRng;
+//! let dist = recog::metric::Distance::Euclidean.pairwise_host(&[0.0, 1.0, 5.0, 6.0], 4, 1);
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let t = Miner::BatchHard.mine(&dist, &[0, 0, 1, 1], 0.2, &mut rng);
+//! assert_eq!(t.len(), 4); // one (hardest positive, hardest negative) per anchor
+//! ```
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,13 @@
 //! its shortcut with zero channels). Two heads read the 16x16x88 map (2 anchors per cell)
 //! and two the 8x8x96 map (6 anchors per cell): a score and 16 regressors per anchor
 //! (box centre offset, width, height, six keypoints; in input pixels).
+//!
+//! ```no_run
+//! let paths = recog::face::ModelPaths::in_home(&recog::Home::from_env());
+//! let det = recog::face::BlazeFaceDetector::load(&paths.blazeface, &recog::default_device())?;
+//! # let _ = det;
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use burn::module::Param;
 use burn::prelude::*;

@@ -5,6 +5,13 @@
 //! Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification", 2017):
 //! Conv 32 3x3 relu, Conv 64 3x3 relu, MaxPool 2, Dropout 0.25, Dense 128 relu, Dropout 0.5,
 //! Dense D, optionally L2-normalised.
+//!
+//! ```
+//! use recog::nn::EmbeddingNetConfig;
+//! let device = recog::default_device();
+//! let net = EmbeddingNetConfig::notebook().init(&device);
+//! assert_eq!(net.forward(burn::tensor::Tensor::<4>::zeros([1, 1, 28, 28], &device)).dims(), [1, 2]);
+//! ```
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

@@ -7,6 +7,15 @@
 //! the 68 (x, y) points of the iBUG 300-W annotation (dlib's `shape_predictor_68` layout), as
 //! fractions of the 112x112 input. Parameter names follow face-api.js
 //! (`dense0/conv1/depthwise_filter`, `fc/weights`).
+//!
+//! ```no_run
+//! use recog::nn::face_landmark68::FaceLandmark68Config;
+//! let paths = recog::face::ModelPaths::in_home(&recog::Home::from_env());
+//! let mut map = recog::weights::tfjs::load(&paths.landmark68)?;
+//! let net = FaceLandmark68Config::face_api().load(&mut map, &recog::default_device())?;
+//! # let _ = net;
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use burn::module::Param;
 use burn::prelude::*;

@@ -13,6 +13,14 @@
 //! A down block convolves 3x3/2 (valid); its shortcut is a 2x2/2 average pool, zero-padded in
 //! channels and, where the conv output is one pixel smaller, the conv output is zero-padded
 //! at the bottom/right.
+//!
+//! ```no_run
+//! use recog::face::{Embedder, FaceResNetEmbedder, ModelPaths};
+//! let paths = ModelPaths::in_home(&recog::Home::from_env());
+//! let e = FaceResNetEmbedder::load(&paths.face_resnet, &recog::default_device())?;
+//! assert_eq!(e.dim(), 128);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use burn::module::Param;
 use burn::prelude::*;

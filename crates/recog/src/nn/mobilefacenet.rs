@@ -11,6 +11,14 @@
 //! Layout: conv 3x3/2 -> 64, depthwise 3x3, then bottleneck (inverted residual) stages
 //! 64 -> 128 -> 128 channels at 56, 28, 14 and 7 pixels, a 7x7 global depthwise conv, a
 //! linear 1x1 conv to 192 and L2 normalisation. PReLU appears as `relu(x) + a (x - |x|)`.
+//!
+//! ```no_run
+//! use recog::face::{Embedder, MobileFaceNetEmbedder, ModelPaths};
+//! let paths = ModelPaths::in_home(&recog::Home::from_env());
+//! let e = MobileFaceNetEmbedder::load(&paths.mobilefacenet, &recog::default_device())?;
+//! assert_eq!(e.dim(), 192);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::Path;
 

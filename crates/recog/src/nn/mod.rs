@@ -1,4 +1,12 @@
 //! Neural networks, one model per file.
+//!
+//! ```
+//! use recog::nn::EmbeddingNetConfig;
+//! let device = recog::default_device();
+//! let net = EmbeddingNetConfig::retrieval64().init(&device);
+//! let x = burn::tensor::Tensor::<4>::zeros([2, 1, 28, 28], &device);
+//! assert_eq!(net.forward(x).dims(), [2, 64]);
+//! ```
 
 pub mod blazeface;
 pub mod embedding_net;

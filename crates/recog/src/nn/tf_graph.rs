@@ -9,6 +9,14 @@
 //! tensor together with its TensorFlow rank. A TensorFlow `[N, C]` value is `[N, C, 1, 1]`
 //! here, and a `[C]` constant broadcasts as `[1, C, 1, 1]`, so per-channel constants and
 //! squeezed feature vectors need no special cases.
+//!
+//! ```no_run
+//! let paths = recog::face::ModelPaths::in_home(&recog::Home::from_env());
+//! let model = recog::weights::tflite::load(&paths.mobilefacenet)?;
+//! let graph = recog::nn::tf_graph::TfGraph::from_tflite(&model, &recog::default_device())?;
+//! # let _ = graph;
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::PathBuf;
 

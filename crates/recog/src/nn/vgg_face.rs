@@ -9,6 +9,14 @@
 //!
 //! Weights come from the notebook's `vgg_face_weights.h5` (Keras 2 `save_weights`): the 16
 //! layers that hold weights, in model order, whatever their Keras names.
+//!
+//! ```no_run
+//! use recog::face::Embedder;
+//! let home = recog::Home::from_env();
+//! let e = recog::face::VggFaceEmbedder::load(&home.vgg_face()?, recog::nn::VggOutput::Fc8, &recog::default_device())?;
+//! assert_eq!(e.dim(), 2622);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use burn::module::Param;
 use burn::prelude::*;

@@ -1,5 +1,14 @@
 //! The notebook's recognition head: Dense 32 relu -> Dense (classes + 1) softmax on
 //! embeddings, the last class meaning "unknown".
+//!
+//! ```
+//! use recog::openset::head::{train_head, HeadTraining};
+//! // Two separable classes plus nothing else: the head learns them.
+//! let x = [0.0f32, 0.0, 0.1, 0.0, 5.0, 5.0, 5.1, 5.0];
+//! let w = train_head(&x, &[0, 0, 1, 1], 2, HeadTraining { n_classes: 2, epochs: 50, seed: 1 }, &recog::default_device(), &recog::NoProgress);
+//! let p = w.probabilities(&[5.0, 5.0]);
+//! assert!(p[1] > p[0]);
+//! ```
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;

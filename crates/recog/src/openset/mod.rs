@@ -9,6 +9,16 @@
 //!
 //! A fitted [`DigitRecognizer`] is one JSON file that records the SHA-256 of the embedding
 //! checkpoint it belongs to; using it with another checkpoint is refused.
+//!
+//! ```
+//! use recog::openset::{calibrate_threshold, nearest_centre};
+//! let centres = vec![vec![0.0, 0.0], vec![10.0, 0.0]];
+//! assert_eq!(nearest_centre(&[9.0, 0.0], &centres), (1, 1.0));
+//! // The threshold that rejects 10% of 10 genuine distances rejects one.
+//! let d: Vec<f32> = (1..=10).map(|i| i as f32).collect();
+//! let t = calibrate_threshold(&d, 0.1);
+//! assert_eq!(d.iter().filter(|&&x| x > t).count(), 1);
+//! ```
 
 pub mod head;
 pub mod tasks;

@@ -1,5 +1,14 @@
 //! `recog plot` as a task: a checkpoint's loss curves, its test digits in embedding space
 //! (PCA to 2-D above D = 2) and a sprite of their images, as PNG and SVG.
+//!
+//! ```no_run
+//! use recog::data::{KnownSet, Source};
+//! use recog::plot::checkpoint::CheckpointPlotParams;
+//! let p = CheckpointPlotParams { model: "runs/mnist".into(), source: Source::Known(KnownSet::Mnist), out: None, points: 5000, sprites: 1500 };
+//! let files = p.check()?.run(&recog::Home::from_env(), &recog::NoProgress)?;
+//! println!("{:?}", files.files);
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::PathBuf;
 

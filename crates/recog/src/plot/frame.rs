@@ -1,5 +1,10 @@
 //! What every chart shares: the font, the palette, the legend, axis bounds, errors naming
 //! the file, and the choice of PNG or SVG backend by extension.
+//!
+//! ```
+//! // Every chart colours class i the same way.
+//! assert_eq!(recog::plot::class_color(0), recog::plot::class_color(10));
+//! ```
 
 use std::path::Path;
 use std::sync::Once;

@@ -1,5 +1,14 @@
 //! Cheap image augmentation for 28x28 digits: a random affine map per image (shift,
 //! rotation, scale), bilinear sampling, background 0.
+//!
+//! ```
+//! use rand::SeedableRng;
+//! let mut px = vec![0.0f32; 16];
+//! px[5] = 1.0;
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+//! recog::train::augment::random_shift(&mut px, 4, 4, 1, &mut rng);
+//! assert!(px.iter().sum::<f32>() <= 1.0); // shifted, maybe off the edge, never duplicated
+//! ```
 
 use rand::Rng;
 

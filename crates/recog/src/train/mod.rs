@@ -3,6 +3,14 @@
 //! Runs are deterministic on CPU: every epoch re-seeds both the sampler RNG and the device RNG
 //! (dropout) from `seed + epoch`, so a run resumed at an epoch boundary continues exactly as
 //! an uninterrupted one.
+//!
+//! ```
+//! use recog::train::{Sampling, TrainConfig};
+//! let cfg = TrainConfig::for_dim(64);
+//! assert!(cfg.net.normalize);
+//! assert!(matches!(cfg.sampling, Sampling::Pk { p: 10, k: 30, .. }));
+//! assert!(cfg.validate().is_ok());
+//! ```
 
 pub mod augment;
 mod batches;

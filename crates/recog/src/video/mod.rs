@@ -3,6 +3,14 @@
 //!
 //! FFmpeg runs as a child process. Frames arrive as a stream of binary PPM images, whose
 //! headers carry each frame's size, so no separate probe is needed to read them.
+//!
+//! ```no_run
+//! let mut frames = recog::video::FrameReader::open("clip.mp4")?;
+//! while let Some(frame) = frames.next_frame()? {
+//!     println!("{}x{}", frame.width(), frame.height());
+//! }
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 pub mod capture;
 pub mod track;

@@ -6,6 +6,20 @@
 //! little between frames. As in DeepSORT, appearance gates the match: a detection whose
 //! embedding is farther than `verification_distance` from the track's last one is another person (a cut,
 //! or someone stepping in front) and starts a new track instead of inheriting the old votes.
+//!
+//! ```
+//! use recog::face::FaceBox;
+//! use recog::video::track::{Detection, Tracker, TrackerConfig};
+//! let face = FaceBox { x0: 0.0, y0: 0.0, x1: 10.0, y1: 10.0, score: 1.0, keypoints: vec![], landmarks: vec![] };
+//! let mut t = Tracker::new(TrackerConfig::default());
+//! let det = |name: Option<&str>| Detection { face: face.clone(), answer: name.map(String::from), embedding: vec![] };
+//! t.update(&[det(Some("ada"))]);
+//! t.update(&[det(Some("ada"))]);
+//! // One odd frame does not change the track's vote.
+//! let out = t.update(&[det(None)]);
+//! assert_eq!(out[0].label.as_deref(), Some("ada"));
+//! assert_eq!(out[0].track, 1);
+//! ```
 
 use std::collections::VecDeque;
 

@@ -2,6 +2,12 @@
 //! `layer_names` lists the layers in model order; each layer's group has the attribute
 //! `weight_names` (e.g. `conv2d_1/kernel:0`, `conv2d_1/bias:0`) naming datasets under it.
 //! Read with the pure-Rust `hdf5-reader` (no libhdf5).
+//!
+//! ```no_run
+//! let (map, layers) = recog::weights::hdf5::load_keras("vgg_face_weights.h5".as_ref())?;
+//! println!("{} tensors in {} layers", map.tensors.len(), layers.len());
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::Path;
 

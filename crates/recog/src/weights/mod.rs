@@ -3,6 +3,17 @@
 //! Every loader yields a [`WeightMap`]: named host tensors in the layout of the source
 //! checkpoint. Models take their parameters out of it by their checkpoint names with
 //! [`WeightMap::take`], which checks the shape and names both shapes on a mismatch.
+//!
+//! ```
+//! use recog::weights::{HostTensor, WeightMap};
+//! let mut map = WeightMap::new("toy");
+//! map.tensors.insert("w".into(), HostTensor { shape: vec![2, 3], data: vec![0.0; 6] });
+//! map.tensors.insert("b".into(), HostTensor { shape: vec![3], data: vec![0.0; 3] });
+//! assert_eq!(map.take("w", &[2, 3]).unwrap().data.len(), 6);
+//! // A shape mismatch names the tensor and both shapes.
+//! let e = map.take("b", &[2]).unwrap_err().to_string();
+//! assert!(e.contains("b") && e.contains("[2]") && e.contains("[3]"), "{e}");
+//! ```
 
 pub mod hdf5;
 pub mod onnx;

@@ -6,6 +6,13 @@
 //! This reader decodes just that much protobuf by hand, so no code generator or schema
 //! crate is needed. The graph's operators are not interpreted: each model in [`crate::nn`]
 //! is written out as a burn module and takes its parameters from here by name.
+//!
+//! ```no_run
+//! let paths = recog::face::ModelPaths::in_home(&recog::Home::from_env());
+//! let map = recog::weights::onnx::load(&paths.blazeface)?;
+//! println!("{} initializers", map.tensors.len());
+//! # Ok::<(), recog::Error>(())
+//! ```
 
 use std::path::Path;
 
@@ -57,6 +64,15 @@ fn parse(model: &[u8]) -> Parsed {
     Ok(out)
 }
 
+/// A dimension read as a varint: ONNX stores int64, so a negative one arrives as a huge
+/// unsigned value.
+fn dim(v: u64) -> std::result::Result<usize, String> {
+    i64::try_from(v)
+        .ok()
+        .and_then(|d| usize::try_from(d).ok())
+        .ok_or_else(|| format!("dimension {} is negative or too large", v as i64))
+}
+
 fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
     let mut dims = Vec::new();
     let mut dtype = 0i64;
@@ -65,10 +81,10 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
     let mut values: Vec<f32> = Vec::new();
     for f in Fields::new(b) {
         match f? {
-            (1, Value::Varint(v)) => dims.push(v as usize),
+            (1, Value::Varint(v)) => dims.push(dim(v)?),
             (1, Value::Bytes(p)) => {
                 for v in varints(p)? {
-                    dims.push(v as usize);
+                    dims.push(dim(v)?);
                 }
             }
             (2, Value::Varint(v)) => dtype = v as i64,
@@ -107,7 +123,10 @@ fn tensor(b: &[u8]) -> std::result::Result<(String, HostTensor), String> {
             other => return Err(format!("{name}: unsupported data type {other}")),
         };
     }
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("{name}: shape {dims:?} overflows"))?;
     if values.len() != n {
         return Err(format!(
             "{name}: shape {dims:?} needs {n} values, found {}",
@@ -294,5 +313,27 @@ pub(crate) mod tests {
         std::fs::write(&p, &m[..m.len() - 5]).unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("m.onnx") && err.contains("ONNX"), "{err}");
+    }
+
+    /// Dimensions whose product wraps (2^32 x 2^32 is 0 in wrapping arithmetic, which matched
+    /// an empty data field) and negative ones are refused.
+    #[test]
+    fn dimensions_cannot_overflow_or_be_negative() {
+        for dims in [vec![1u64 << 32, 1 << 32], vec![u64::MAX, 1]] {
+            let mut t = Vec::new();
+            for d in &dims {
+                t.extend(key(1, 0));
+                t.extend(enc_varint(*d));
+            }
+            t.extend(key(2, 0));
+            t.extend(enc_varint(1));
+            t.extend(bytes_field(8, b"w"));
+            t.extend(bytes_field(9, b""));
+            let e = tensor(&t).unwrap_err();
+            assert!(
+                e.contains("overflows") || e.contains("negative"),
+                "{dims:?}: {e}"
+            );
+        }
     }
 }

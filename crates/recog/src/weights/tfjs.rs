@@ -5,6 +5,15 @@
 //! `{dtype: uint8|uint16|float16, scale, min}` where the stored value `q` decodes to
 //! `q * scale + min` (float16 stores IEEE half floats). Weights follow each other in the
 //! concatenated shards in manifest order.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let m = dir.path().join("m-weights_manifest.json");
+//! std::fs::write(&m, r#"[{"paths":["m.bin"],"weights":[{"name":"a","shape":[2],"dtype":"float32"}]}]"#).unwrap();
+//! std::fs::write(dir.path().join("m.bin"), [1.0f32.to_le_bytes(), 2.0f32.to_le_bytes()].concat()).unwrap();
+//! let mut map = recog::weights::tfjs::load(&m).unwrap();
+//! assert_eq!(map.take("a", &[2]).unwrap().data, vec![1.0, 2.0]);
+//! ```
 
 use std::path::Path;
 
@@ -53,6 +62,19 @@ pub fn load(manifest: &Path) -> Result<WeightMap> {
     Ok(map)
 }
 
+/// A shard's path must stay next to the manifest: a plain relative path, no `..`, no root.
+fn shard_path<'a>(manifest: &Path, p: &'a str) -> Result<&'a Path> {
+    use std::path::Component;
+    let path = Path::new(p);
+    if p.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(Error::Checkpoint {
+            path: manifest.to_path_buf(),
+            problem: format!("shard path {p:?} leaves the manifest's folder"),
+        });
+    }
+    Ok(path)
+}
+
 /// Reads each group's shards (next to `manifest`) and decodes its weights into `map`.
 fn read_groups(
     manifest: &Path,
@@ -65,13 +87,17 @@ fn read_groups(
     for g in groups {
         let mut bytes = Vec::new();
         for p in &g.paths {
-            let shard = read_file(&dir.join(p))?;
+            let shard = read_file(&dir.join(shard_path(manifest, p)?))?;
             hash.update(&shard);
             bytes.extend(shard);
         }
         let mut off = 0usize;
         for w in g.weights {
-            let n: usize = w.shape.iter().product();
+            let n = w
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| bad(manifest, &w.name, format!("shape {:?} overflows", w.shape)))?;
             let (elem, kind) = match (&w.quantization, w.dtype.as_str()) {
                 (Some(q), _) => match q.dtype.as_str() {
                     "uint8" => (1, Kind::U8(q.scale, q.min)),
@@ -83,8 +109,12 @@ fn read_groups(
                 (None, "int32") => (4, Kind::I32),
                 (None, other) => return Err(bad(manifest, &w.name, format!("dtype {other}"))),
             };
-            let len = n * elem;
-            let chunk = bytes.get(off..off + len).ok_or_else(|| Error::Checkpoint {
+            let end = n
+                .checked_mul(elem)
+                .and_then(|len| off.checked_add(len))
+                .ok_or_else(|| bad(manifest, &w.name, format!("shape {:?} overflows", w.shape)))?;
+            let len = end - off;
+            let chunk = bytes.get(off..end).ok_or_else(|| Error::Checkpoint {
                 path: manifest.to_path_buf(),
                 problem: format!(
                     "shards end at byte {} but {} (shape {:?}) needs bytes {}..{}",
@@ -175,6 +205,44 @@ fn bad(manifest: &Path, name: &str, what: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Manifests used to be trusted: a shard path could name any file (`../x`, `/etc/x`) and
+    /// a shape's element count could overflow.
+    #[test]
+    fn a_manifest_cannot_reach_outside_its_folder_or_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok.bin"), 0f32.to_le_bytes()).unwrap();
+        let m = dir.path().join("m-weights_manifest.json");
+        for paths in [
+            r#"["../ok.bin"]"#,
+            r#"["/etc/passwd"]"#,
+            r#"["a/../../ok.bin"]"#,
+            r#"[""]"#,
+        ] {
+            let text = format!(
+                r#"[{{"paths":{paths},"weights":[{{"name":"a","shape":[1],"dtype":"float32"}}]}}]"#
+            );
+            std::fs::write(&m, text).unwrap();
+            let e = load(&m).unwrap_err();
+            assert!(
+                e.to_string().contains("leaves the manifest's folder"),
+                "{paths}: {e}"
+            );
+        }
+        let huge = format!(
+            r#"[{{"paths":["ok.bin"],"weights":[{{"name":"a","shape":[{}, 4],"dtype":"float32"}}]}}]"#,
+            usize::MAX / 2
+        );
+        std::fs::write(&m, huge).unwrap();
+        let e = load(&m).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
+        let big = r#"[{"paths":["ok.bin"],"weights":[{"name":"a","shape":[1000000],"dtype":"float32"}]}]"#;
+        std::fs::write(&m, big).unwrap();
+        assert!(load(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("shards end at byte 4"));
+    }
 
     #[test]
     fn decodes_float_and_quantised_weights_in_manifest_order() {

@@ -5,6 +5,14 @@
 //! name, constant data), the operator codes and, for convolutions and element-wise ops,
 //! their options (padding, strides, dilations, fused activation). Field numbers follow
 //! TensorFlow's `schema.fbs` (version 3). Quantised models are refused.
+//!
+//! ```
+//! // Not a TFLite file: an error naming the file, never a panic.
+//! let dir = tempfile::tempdir().unwrap();
+//! let p = dir.path().join("x.tflite");
+//! std::fs::write(&p, b"definitely not a flatbuffer").unwrap();
+//! assert!(recog::weights::tflite::load(&p).unwrap_err().to_string().contains("x.tflite"));
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -247,7 +255,8 @@ fn constant(
             })
         }
     };
-    if values.len() != shape.iter().product::<usize>() {
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count != Some(values.len()) {
         return Err(Error::Shape {
             name: format!("{name} in {}", r.path.display()),
             expected: shape.to_vec(),
@@ -332,17 +341,12 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
             .get(idx)
             .ok_or_else(|| r.err(format!("operator code index {idx}")))?;
         let mut options = TfLiteOptions::default();
-        // A stride or dilation of 0 divides by zero downstream and a negative one wraps to a
-        // huge size: refuse both, and anything beyond any real network's.
-        let step = |v: i32| -> Result<usize> {
-            usize::try_from(v)
-                .ok()
-                .filter(|s| (1..=1024).contains(s))
-                .ok_or_else(|| {
-                    r.err(format!(
-                        "operator {idx}: stride or dilation {v} (1-1024 expected)"
-                    ))
-                })
+        let step = |v: i32| {
+            conv_step(v).ok_or_else(|| {
+                r.err(format!(
+                    "operator {idx}: stride or dilation {v} (1-{MAX_STEP} expected)"
+                ))
+            })
         };
         if let Some(opt) = r.sub_table(o, 4)? {
             match code {
@@ -393,6 +397,17 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
     })
 }
 
+/// The largest stride or dilation accepted (far beyond any real network's).
+const MAX_STEP: usize = 1024;
+
+/// A convolution's stride or dilation as stored: 0 divides by zero downstream and a negative
+/// one wraps to a huge size, so both are refused.
+fn conv_step(v: i32) -> Option<usize> {
+    usize::try_from(v)
+        .ok()
+        .filter(|s| (1..=MAX_STEP).contains(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,5 +428,14 @@ mod tests {
         std::fs::write(&p, &b).unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("past the end"), "{err}");
+    }
+
+    /// A zero stride panicked (division by zero) in the graph builder.
+    #[test]
+    fn zero_negative_and_absurd_strides_are_refused() {
+        assert_eq!(conv_step(0), None);
+        assert_eq!(conv_step(-1), None);
+        assert_eq!(conv_step(i32::MAX), None);
+        assert_eq!(conv_step(2), Some(2));
     }
 }

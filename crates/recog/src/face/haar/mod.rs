@@ -9,6 +9,22 @@
 //! sums the leaf values of its trees and rejects the window below its threshold; surviving
 //! windows are grouped (`groupRectangles`, eps 0.2) and clusters with more than
 //! `min_neighbors` members are kept. The notebook called `detectMultiScale(gray, 1.3, 5)`.
+//!
+//! ```no_run
+//! use recog::face::{haar::HaarDetector, Detector, ModelPaths};
+//! let paths = ModelPaths::in_home(&recog::Home::from_env());
+//! let det = HaarDetector::load(&paths.haar)?;
+//! let faces = det.detect(&recog::data::image_file::load_rgb("photo.jpg".as_ref())?)?;
+//! println!("{} faces", faces.len());
+//! # Ok::<(), recog::Error>(())
+//! ```
+//!
+//! ```
+//! // groupRectangles: three overlapping windows make one face; a lonely one is dropped.
+//! let rects = [[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 10.0, 10.0], [0.0, 1.0, 10.0, 10.0], [50.0, 50.0, 10.0, 10.0]];
+//! let groups = recog::face::haar::group_rectangles(&rects, 1, 0.2);
+//! assert_eq!(groups.len(), 1);
+//! ```
 
 use std::path::Path;
 
