@@ -25,7 +25,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::TensorData;
 
-use crate::weights::tflite::TfLiteModel;
+use crate::weights::tflite::{FusedActivation, Padding, TfLiteModel};
 use crate::weights::HostTensor;
 use crate::{Error, Result};
 
@@ -273,11 +273,11 @@ impl TfGraph {
             of_tensor.insert(i, steps.len() - 1);
             Ok(steps.len() - 1)
         };
-        let act_of = |name: &str, a: i8| match a {
-            0 => Ok(None),
-            1 => Ok(Some(Unary::Relu)),
-            3 => Ok(Some(Unary::Relu6)),
-            other => Err(fail(name, format!("fused activation {other}"))),
+        let act_of = |name: &str, a: FusedActivation| match a {
+            FusedActivation::None => Ok(None),
+            FusedActivation::Relu => Ok(Some(Unary::Relu)),
+            FusedActivation::Relu6 => Ok(Some(Unary::Relu6)),
+            other => Err(fail(name, format!("fused activation {other:?}"))),
         };
         for o in &m.ops {
             let &out = o
@@ -341,7 +341,7 @@ impl TfGraph {
                         stride: o.options.stride,
                         dilation: o.options.dilation,
                         groups,
-                        same: o.options.padding == 0,
+                        same: o.options.padding == Padding::Same,
                         act: act_of(&name, o.options.activation)?,
                     };
                     (Op::Conv(Box::new(conv)), vec![x], 4)

@@ -54,28 +54,78 @@ pub struct TfLiteTensor {
     pub data: Option<Vec<f32>>,
 }
 
+/// A convolution's `Padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Output `ceil(in / stride)`, the odd pixel of padding after (code 0).
+    Same,
+    /// No padding (code 1).
+    Valid,
+}
+
+impl Padding {
+    fn from_code(c: i8) -> Option<Self> {
+        match c {
+            0 => Some(Padding::Same),
+            1 => Some(Padding::Valid),
+            _ => None,
+        }
+    }
+}
+
+/// A fused `ActivationFunctionType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusedActivation {
+    /// None (code 0).
+    None,
+    /// ReLU (1).
+    Relu,
+    /// Clamp to [-1, 1] (2).
+    ReluN1To1,
+    /// Clamp to [0, 6] (3).
+    Relu6,
+    /// tanh (4).
+    Tanh,
+    /// Sign bit (5).
+    SignBit,
+}
+
+impl FusedActivation {
+    fn from_code(c: i8) -> Option<Self> {
+        Some(match c {
+            0 => FusedActivation::None,
+            1 => FusedActivation::Relu,
+            2 => FusedActivation::ReluN1To1,
+            3 => FusedActivation::Relu6,
+            4 => FusedActivation::Tanh,
+            5 => FusedActivation::SignBit,
+            _ => return None,
+        })
+    }
+}
+
 /// Options of an operator (those of convolutions and element-wise ops; the defaults
 /// elsewhere).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TfLiteOptions {
-    /// `Padding`: 0 SAME, 1 VALID.
-    pub padding: i8,
+    /// The convolution's padding.
+    pub padding: Padding,
     /// (height, width).
     pub stride: [usize; 2],
     /// (height, width).
     pub dilation: [usize; 2],
-    /// `ActivationFunctionType`: 0 none, 1 relu, 3 relu6.
-    pub activation: i8,
+    /// The fused activation.
+    pub activation: FusedActivation,
 }
 
 impl Default for TfLiteOptions {
     /// SAME padding, unit strides and dilations, no activation (the schema's defaults).
     fn default() -> Self {
         Self {
-            padding: 0,
+            padding: Padding::Same,
             stride: [1, 1],
             dilation: [1, 1],
-            activation: 0,
+            activation: FusedActivation::None,
         }
     }
 }
@@ -341,6 +391,13 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
             .get(idx)
             .ok_or_else(|| r.err(format!("operator code index {idx}")))?;
         let mut options = TfLiteOptions::default();
+        let padding = |c: i8| {
+            Padding::from_code(c).ok_or_else(|| r.err(format!("operator {idx}: padding code {c}")))
+        };
+        let activation = |c: i8| {
+            FusedActivation::from_code(c)
+                .ok_or_else(|| r.err(format!("operator {idx}: fused activation code {c}")))
+        };
         let step = |v: i32| {
             conv_step(v).ok_or_else(|| {
                 r.err(format!(
@@ -351,31 +408,31 @@ pub fn load(path: &Path) -> Result<TfLiteModel> {
         if let Some(opt) = r.sub_table(o, 4)? {
             match code {
                 op::CONV_2D => {
-                    options.padding = r.scalar_i8(opt, 0, 0)?;
+                    options.padding = padding(r.scalar_i8(opt, 0, 0)?)?;
                     options.stride = [
                         step(r.scalar_i32(opt, 2, 1)?)?,
                         step(r.scalar_i32(opt, 1, 1)?)?,
                     ];
-                    options.activation = r.scalar_i8(opt, 3, 0)?;
+                    options.activation = activation(r.scalar_i8(opt, 3, 0)?)?;
                     options.dilation = [
                         step(r.scalar_i32(opt, 5, 1)?)?,
                         step(r.scalar_i32(opt, 4, 1)?)?,
                     ];
                 }
                 op::DEPTHWISE_CONV_2D => {
-                    options.padding = r.scalar_i8(opt, 0, 0)?;
+                    options.padding = padding(r.scalar_i8(opt, 0, 0)?)?;
                     options.stride = [
                         step(r.scalar_i32(opt, 2, 1)?)?,
                         step(r.scalar_i32(opt, 1, 1)?)?,
                     ];
-                    options.activation = r.scalar_i8(opt, 4, 0)?;
+                    options.activation = activation(r.scalar_i8(opt, 4, 0)?)?;
                     options.dilation = [
                         step(r.scalar_i32(opt, 6, 1)?)?,
                         step(r.scalar_i32(opt, 5, 1)?)?,
                     ];
                 }
                 op::ADD | op::SUB | op::MUL => {
-                    options.activation = r.scalar_i8(opt, 0, 0)?;
+                    options.activation = activation(r.scalar_i8(opt, 0, 0)?)?;
                 }
                 _ => {}
             }
@@ -437,5 +494,13 @@ mod tests {
         assert_eq!(conv_step(-1), None);
         assert_eq!(conv_step(i32::MAX), None);
         assert_eq!(conv_step(2), Some(2));
+    }
+
+    #[test]
+    fn option_codes_become_enums_and_unknown_codes_are_refused() {
+        assert_eq!(Padding::from_code(1), Some(Padding::Valid));
+        assert_eq!(Padding::from_code(7), None);
+        assert_eq!(FusedActivation::from_code(3), Some(FusedActivation::Relu6));
+        assert_eq!(FusedActivation::from_code(-1), None);
     }
 }
