@@ -10,7 +10,7 @@ use recog::bench::gallery::GalleryBenchParams;
 use recog::eval::openset_id::LfwOpenSetParams;
 use recog::face::{draw, FacePipeline};
 use recog::gallery::enroll::{self, EnrollReport};
-use recog::gallery::{self, FaceAnswer, Gallery, ModelId};
+use recog::gallery::{self, FaceAnswer, Gallery};
 use recog::metric::Distance;
 use recog::video::capture::CaptureParams;
 use recog::{Home, Progress};
@@ -179,10 +179,6 @@ pub struct IdentifyArgs {
     pub json: bool,
 }
 
-fn model_id(p: &FacePipeline) -> ModelId {
-    gallery::model_id(p)
-}
-
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricArg {
     /// Euclidean distance (dlib's and the notebook's).
@@ -206,11 +202,6 @@ impl From<RuleArg> for gallery::Rule {
             RuleArg::Distance => gallery::Rule::Distance,
         }
     }
-}
-
-/// "distance <= 0.412" or "ratio <= 0.860 and distance <= 0.6".
-pub fn describe(a: &gallery::Acceptance) -> String {
-    a.to_string()
 }
 
 impl From<MetricArg> for Distance {
@@ -351,7 +342,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 if let Some(c) = g.calibration()? {
                     println!(
                         "accept {} (FAR {} per probe, {} impostor scores)",
-                        describe(&c.acceptance()),
+                        c.acceptance(),
                         c.far,
                         c.impostors
                     );
@@ -383,7 +374,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 None => g.calibrate_self(far, metric.into(), rule.into())?,
                 Some(dir) => {
                     let p = crate::face::pipeline_for(&pipe, &g)?;
-                    g.check_model(&model_id(&p))?;
+                    g.check_model(&gallery::model_id(&p))?;
                     let labelled = embed_labelled(&p, dir, per_person, &bars)?;
                     g.calibrate_labelled(
                         &labelled,
@@ -406,7 +397,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             } else {
                 println!(
                     "accept {} ({:?}) for FAR {} per probe ({} impostor scores from {}); stored in the gallery",
-                    describe(&c.acceptance()),
+                    c.acceptance(),
                     c.metric,
                     c.far,
                     c.impostors,
@@ -470,7 +461,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             a.db.path().display()
         );
     }
-    let rule = describe(&rec.acceptance());
+    let rule = rec.acceptance();
     if let Some(dir) = &a.annotate {
         std::fs::create_dir_all(dir)?;
     }

@@ -347,7 +347,7 @@ impl FacePipeline {
     /// watch, serve). The gallery's model id then names the projection too, so a gallery of
     /// projected descriptors refuses plain ones and the reverse.
     pub fn set_projection(&mut self, dir: &Path) -> Result<()> {
-        let device = self.embedder_device();
+        let device = self.device.clone();
         let (head, d_in) = finetune::Projection::load_with_input(dir, &device)?;
         if d_in != self.embedder.dim() {
             return Err(crate::Error::Shape {
@@ -359,11 +359,6 @@ impl FacePipeline {
         let sha = crate::digest::sha256_file(&dir.join("projection.bpk"))?;
         self.projection = Some((head, sha));
         Ok(())
-    }
-
-    /// The device the networks run on.
-    fn embedder_device(&self) -> burn::tensor::Device {
-        self.device.clone()
     }
 
     /// The descriptor dimension, after the projection if one is set.
@@ -566,7 +561,7 @@ impl FacePipeline {
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         let raw = self.network_descriptors(chips)?;
         Ok(match &self.projection {
-            Some((head, _)) => head.apply(&raw, &self.embedder_device()),
+            Some((head, _)) => head.apply(&raw, &self.device),
             None => raw,
         })
     }
