@@ -9,6 +9,7 @@ use recog::bench::cluster::ClusterBenchParams;
 use recog::cluster::analysis::{AnalysisParams, ClusterInput, ClusterMethod, Items};
 use recog::Home;
 
+use crate::commands::emit;
 use crate::face::PipeArgs;
 use crate::progress::Bars;
 
@@ -69,7 +70,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
         MethodArg::Agglomerative => ClusterMethod::Agglomerative {
             threshold: a
                 .threshold
-                .unwrap_or(f64::from(a.pipe.model().verification_distance())),
+                .unwrap_or(f64::from(a.pipe.options().model().verification_distance())),
         },
     };
     let params = AnalysisParams {
@@ -87,7 +88,7 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
             let files = Items::files(&input, &Home::from_env())?;
             match &a.digits_model {
                 Some(model) => Items::digits(&files, model, &bars)?,
-                None => Items::faces(&files, &crate::face::pipeline(&a.pipe)?, &bars)?,
+                None => Items::faces(&files, &a.pipe.pipeline()?, &bars)?,
             }
         }
     };
@@ -96,48 +97,16 @@ pub fn run(a: &ClusterArgs) -> Result<()> {
     }
     let report = params.run(&items, &a.input)?;
     let summary = &report.summary;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
-    } else {
+    emit(a.json, summary)?;
+    if !a.json {
+        let maps = if report.picture_map {
+            ", picture_map.png, picture_map.svg"
+        } else {
+            ""
+        };
+        let o = a.out.display();
         println!(
-            "{} items ({}-d){}",
-            summary.items,
-            summary.dim,
-            summary
-                .people
-                .map_or(String::new(), |p| format!(", {p} labels"))
-        );
-        let ev = &summary.explained_variance_2d;
-        println!(
-            "PCA 2-D explains {:.1}% + {:.1}% of the variance",
-            100.0 * ev.first().unwrap_or(&0.0),
-            100.0 * ev.get(1).unwrap_or(&0.0)
-        );
-        println!("  k   inertia   silhouette");
-        for e in &summary.elbow {
-            println!(
-                "{:3} {:9.3}   {}",
-                e.k,
-                e.inertia,
-                e.silhouette.map_or("-".into(), |s| format!("{s:.3}"))
-            );
-        }
-        println!(
-            "knee (Kneedle): {}",
-            summary.k_auto.map_or("none".into(), |k| k.to_string())
-        );
-        println!("{}: k = {}", summary.method, summary.k);
-        if let (Some(ari), Some(nmi), Some(p)) = (summary.ari, summary.nmi, summary.purity) {
-            println!("ARI {ari:.4}  NMI {nmi:.4}  purity {p:.4}");
-        }
-        println!(
-            "wrote {}/{{assignments.csv, clusters.json, scatter.png/.svg, elbow.png/.svg{}}}",
-            a.out.display(),
-            if report.picture_map {
-                ", picture_map.png, picture_map.svg"
-            } else {
-                ""
-            }
+            "wrote {o}/{{assignments.csv, clusters.json, scatter.png/.svg, elbow.png/.svg{maps}}}"
         );
     }
     if !items.errors.is_empty() {
@@ -178,15 +147,5 @@ pub fn bench(a: &BenchClusterArgs) -> Result<()> {
     }
     .check()?
     .run();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("k-means sweep k = 1..{} ({} restarts each) + silhouettes on 2,000 rows: {} x {}-d in {:.1} s (target < 30 s: {})", r.k_max, r.restarts, r.n, r.dim, r.seconds, if r.seconds < r.target_seconds { "met" } else { "not met" });
-        println!(
-            "knee found at k = {} ({} generated blobs)",
-            r.knee.map_or("none".into(), |k| k.to_string()),
-            r.true_k
-        );
-    }
-    Ok(())
+    emit(a.json, &r)
 }

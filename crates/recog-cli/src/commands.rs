@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use recog::bench::train::TrainBenchParams;
-use recog::data::{self, KnownSet, Source};
+use recog::data::{self, Source};
 use recog::demo::DemoParams;
 use recog::eval::retrieval::RetrievalParams;
+use recog::home::DataSet;
 use recog::metric::{Distance, Miner};
 use recog::plot::checkpoint::{CheckpointPlotParams, PlotFiles};
 use recog::train::{Sampling, Schedule, TrainConfig, TrainParams};
@@ -101,14 +102,6 @@ pub enum MinerArg {
     SemiHard,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DistanceArg {
-    /// Euclidean distance.
-    Euclidean,
-    /// Squared Euclidean distance.
-    Squared,
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -143,7 +136,7 @@ pub struct TrainArgs {
     pub margin: Option<f32>,
     /// Distance in the loss.
     #[arg(long, value_enum)]
-    pub distance: Option<DistanceArg>,
+    pub distance: Option<Distance>,
     /// L2-normalise embeddings (default: when D > 3).
     #[arg(long)]
     pub normalize: Option<bool>,
@@ -241,10 +234,7 @@ impl TrainArgs {
             cfg.loss.margin = m;
         }
         if let Some(d) = self.distance {
-            cfg.loss.distance = match d {
-                DistanceArg::Euclidean => Distance::Euclidean,
-                DistanceArg::Squared => Distance::SquaredEuclidean,
-            };
+            cfg.loss.distance = d;
         }
         if let Some(lr) = self.lr {
             cfg.lr = lr;
@@ -340,9 +330,9 @@ pub struct BenchTrainArgs {
 pub enum DataCommand {
     /// Download a data set into the home folder (no-op when present), SHA-256 checked.
     Fetch {
-        /// `mnist`, `fashion-mnist`, `lfw` (deep-funneled images and the protocol files) or
-        /// `backgrounds` (face-free photos for `recog face eval-detect`).
-        name: String,
+        /// The data set.
+        #[arg(value_enum)]
+        name: DataSet,
     },
     /// Print where recog looks for data and models.
     Where,
@@ -383,13 +373,28 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn print_json<T: Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+/// Prints a report: pretty JSON with `--json`, else its text form.
+pub fn emit<T: Serialize + std::fmt::Display>(json: bool, r: &T) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("{r}");
+    }
     Ok(())
 }
 
+/// A batch command's verdict: the files went on past their errors, but the run fails.
+pub fn failed_files<'a>(
+    errors: impl Iterator<Item = &'a Option<String>>,
+    total: usize,
+) -> Result<()> {
+    match errors.filter(|e| e.is_some()).count() {
+        0 => Ok(()),
+        n => bail!("{n} of {total} images could not be read"),
+    }
+}
+
 pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
-    let bars = Bars::new(a.json);
     let params = TrainParams {
         limit: a.limit,
         resume: a.resume,
@@ -398,59 +403,29 @@ pub fn train(a: &TrainArgs) -> Result<recog::train::TrainSummary> {
     }
     .check()?;
     let summary = params
-        .run(&Home::from_env(), &bars)
+        .run(&Home::from_env(), &Bars::new(a.json))
         .with_context(|| format!("training into {}", a.out.display()))?
         .summary;
-    if a.json {
-        print_json(&summary)?;
-    } else {
-        println!("epoch  train_loss  val_loss  active%  mean_dist  img/s");
-        for m in &summary.epochs {
-            println!(
-                "{:>5}  {:>10.5}  {:>8.5}  {:>7.2}  {:>9.4}  {:>5.0}",
-                m.epoch,
-                m.train_loss,
-                m.val_loss,
-                100.0 * m.active_fraction,
-                m.mean_distance,
-                m.images_per_s
-            );
-        }
+    emit(a.json, &summary)?;
+    if !a.json {
         println!("checkpoint: {}", a.out.display());
     }
     Ok(summary)
 }
 
 pub fn eval(a: &EvalArgs) -> Result<recog::eval::RetrievalMetrics> {
-    let bars = Bars::new(a.json);
     let r = RetrievalParams {
         model: a.model.clone(),
         source: a.data.source()?,
         limit: a.limit,
     }
     .check()?
-    .run(&Home::from_env(), &bars)?;
-    let m = &r.metrics;
-    if a.json {
-        print_json(&r)?;
-    } else {
-        println!(
-            "model {} (D={}); {} test queries against {} training references",
-            a.model.display(),
-            r.dim,
-            m.queries,
-            m.references
-        );
-        println!("1-NN accuracy   {:.2}%", 100.0 * m.knn1_accuracy);
-        println!("5-NN accuracy   {:.2}%", 100.0 * m.knn5_accuracy);
-        println!("Precision@1     {:.2}%", 100.0 * m.precision_at_1);
-        println!("MAP@R           {:.2}%", 100.0 * m.map_at_r);
-    }
+    .run(&Home::from_env(), &Bars::new(a.json))?;
+    emit(a.json, &r)?;
     Ok(r.metrics)
 }
 
 pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
-    let bars = Bars::new(a.json);
     let r = CheckpointPlotParams {
         model: a.model.clone(),
         source: a.data.source()?,
@@ -459,9 +434,9 @@ pub fn plot(a: &PlotArgs) -> Result<PlotFiles> {
         sprites: a.sprites,
     }
     .check()?
-    .run(&Home::from_env(), &bars)?;
+    .run(&Home::from_env(), &Bars::new(a.json))?;
     if a.json {
-        print_json(&r)?;
+        println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         for f in &r.files {
             println!("wrote {}", f.display());
@@ -480,32 +455,11 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
     .check()?
     .run(&Bars::new(a.json));
     if a.json {
-        return print_json(&rows);
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let t = recog::bench::train::table(&rows, &a.reference_name, a.reference_ms);
+        println!("{t}");
     }
-    println!(
-        "device {:?}, {} threads",
-        recog::default_device(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    println!(
-        "{:<50} {:>8} {:>8} {:>8} {:>9} {:>10}",
-        "config", "median", "mean", "img/s", "peak MB", "vs ref"
-    );
-    for r in &rows {
-        println!(
-            "{:<50} {:>6.0}ms {:>6.0}ms {:>8.0} {:>9.0} {:>9.2}x",
-            r.config,
-            r.median_ms,
-            r.mean_ms,
-            r.images_per_s,
-            r.peak_rss_mb.unwrap_or(f64::NAN),
-            r.ratio_to_reference
-        );
-    }
-    println!(
-        "reference: {} = {:.0} ms/step (ratio = recog / reference; < 1 is faster)",
-        a.reference_name, a.reference_ms
-    );
     Ok(())
 }
 
@@ -513,27 +467,7 @@ fn data_cmd(d: DataCommand) -> Result<()> {
     let home = Home::from_env();
     match d {
         DataCommand::Fetch { name } => {
-            let set = match name.as_str() {
-                "mnist" => KnownSet::Mnist,
-                "fashion-mnist" => KnownSet::FashionMnist,
-                "lfw" => {
-                    let spec = recog::home::lfw::builtin_spec();
-                    let dir = home.ensure_lfw(&spec, &Bars::new(false))?;
-                    println!("{}", dir.display());
-                    return Ok(());
-                }
-                "backgrounds" => {
-                    let spec = recog::home::backgrounds::builtin_spec();
-                    let files = home.ensure_backgrounds(&spec, &Bars::new(false))?;
-                    println!("{}", home.backgrounds_dir(&spec).display());
-                    eprintln!("{} photos", files.len());
-                    return Ok(());
-                }
-                other => bail!(
-                    "unknown data set {other:?}: use mnist, fashion-mnist, lfw or backgrounds"
-                ),
-            };
-            let dir = home.ensure_dataset(&set.spec(), &Bars::new(false))?;
+            let dir = home.install_data(name, &Bars::new(false))?;
             println!("{}", dir.display());
         }
         DataCommand::Where => {
@@ -555,7 +489,7 @@ fn demo(a: &DemoArgs) -> Result<()> {
     .check()?
     .run(&Home::from_env(), &Bars::new(a.json))?;
     if a.json {
-        print_json(&r.runs)?;
+        println!("{}", serde_json::to_string_pretty(&r.runs)?);
     } else {
         println!("report: {}", r.index.display());
     }
@@ -583,9 +517,8 @@ mod tests {
             panic!("not face embed")
         };
         assert_eq!(
-            e.pipe.landmark_crop,
-            recog::face::landmarks::DEFAULT_CROP_SCALE
+            e.pipe.options(),
+            recog::face::options::PipelineOptions::default()
         );
-        assert!(e.pipe.detector.is_none() && e.pipe.face_model.is_none());
     }
 }

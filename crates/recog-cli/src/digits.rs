@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use recog::data::UnknownSource;
 use recog::openset::tasks::{DigitReader, EvalParams, FitParams};
 use recog::openset::{self, Method};
 use recog::Home;
 
-use crate::commands::DataArg;
+use crate::commands::{emit, DataArg};
 use crate::progress::Bars;
 
 #[derive(Subcommand, Debug)]
@@ -23,26 +23,6 @@ pub enum DigitsCommand {
     Eval(EvalArgs),
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MethodArg {
-    /// The notebook's 11-class head.
-    Head,
-    /// Nearest class centre with a calibrated threshold.
-    Distance,
-    /// Head and distance must both accept.
-    Both,
-}
-
-impl From<MethodArg> for Method {
-    fn from(m: MethodArg) -> Self {
-        match m {
-            MethodArg::Head => Method::Head,
-            MethodArg::Distance => Method::Distance,
-            MethodArg::Both => Method::Both,
-        }
-    }
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct FitArgs {
     /// Embedding checkpoint folder (`recog train --out`).
@@ -51,8 +31,8 @@ pub struct FitArgs {
     #[command(flatten)]
     pub data: DataArg,
     /// Default decision rule stored in the recognizer.
-    #[arg(long, value_enum, default_value_t = MethodArg::Both)]
-    pub method: MethodArg,
+    #[arg(long, value_enum, default_value_t = Method::Both)]
+    pub method: Method,
     /// Unknown-class sources for the head, comma separated: `fashion-mnist`, `glyphs` (letters
     /// recog renders from fonts never used for evaluation), or an IDX / image folder.
     #[arg(long, default_value = "fashion-mnist,glyphs")]
@@ -87,7 +67,7 @@ pub struct PredictArgs {
     pub model: PathBuf,
     /// Override the recognizer's decision rule.
     #[arg(long, value_enum)]
-    pub method: Option<MethodArg>,
+    pub method: Option<Method>,
     /// Images (PNG or JPEG, any size, dark-on-light or light-on-dark).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -133,7 +113,7 @@ pub fn fit(a: &FitArgs) -> Result<PathBuf> {
     let r = FitParams {
         model: a.model.clone(),
         source: a.data.source()?,
-        method: a.method.into(),
+        method: a.method,
         unknown: UnknownSource::parse_list(&a.unknown)?,
         unknown_per_source: a.unknown_per_source,
         target_frr: a.target_frr,
@@ -143,27 +123,13 @@ pub fn fit(a: &FitArgs) -> Result<PathBuf> {
     }
     .check()?
     .run(&Home::from_env(), &bars)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("recognizer: {}", r.recognizer.display());
-        println!(
-            "distance threshold {:.4} (false rejects on {} held-out digits: {:.2}%, target {:.2}%)",
-            r.threshold,
-            a.calibration,
-            100.0 * r.calibration_frr,
-            100.0 * r.target_frr
-        );
-        for s in &r.unknown_sources {
-            println!("unknown class: {s}");
-        }
-    }
+    emit(a.json, &r)?;
     Ok(r.recognizer)
 }
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let reader = DigitReader::load(&a.model, a.recognizer.as_deref())?;
-    let lines = reader.predict_files(&a.images, a.method.map(Method::from))?;
+    let lines = reader.predict_files(&a.images, a.method)?;
     let mut failed = 0;
     for l in &lines {
         if l.error.is_some() {
@@ -202,40 +168,8 @@ pub fn eval(a: &EvalArgs) -> Result<Vec<openset::OpenSetReport>> {
     }
     .check()?
     .run(&Home::from_env(), &bars)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!(
-            "{} MNIST test digits; distance threshold {:.4}",
-            r.digits, r.threshold
-        );
-        println!(
-            "{:<40} {:<9} {:>9} {:>10} {:>10} {:>9} {:>7} {:>11}",
-            "unknown set",
-            "method",
-            "digit acc",
-            "digit rej",
-            "unk. rej",
-            "overall",
-            "AUROC",
-            "closed-set"
-        );
-        for r in &r.reports {
-            println!(
-                "{:<40} {:<9} {:>8.2}% {:>9.2}% {:>9.2}% {:>8.2}% {:>7.4} {:>10.2}%",
-                r.unknown_set,
-                r.method.name(),
-                100.0 * r.digit_accuracy,
-                100.0 * r.digit_rejection,
-                100.0 * r.unknown_rejection,
-                100.0 * r.overall_accuracy,
-                r.auroc,
-                100.0 * r.closed_set_accuracy
-            );
-        }
-        println!(
-            "The notebook's 11-class head scored 84.3% on MNIST test digits (its 'digit acc')."
-        );
+    emit(a.json, &r)?;
+    if !a.json {
         for p in &r.plots {
             println!("wrote {}", p.display());
         }

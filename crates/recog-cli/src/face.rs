@@ -1,17 +1,20 @@
-//! `recog face`: detect, embed, verify, eval-lfw.
+//! `recog face`: detect, embed, verify, eval-lfw, eval-detect, finetune; `recog bench face`.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use recog::bench::face::FaceBenchParams;
+use recog::eval::detection::BenchParams;
 use recog::eval::lfw_view2::View2Params;
-use recog::face::finetune::FineTuneConfig;
-use recog::face::{self, draw, FacePipeline};
-use recog::{Home, Progress};
+use recog::face::finetune::{FineTuneConfig, FolderFineTuneParams};
+use recog::face::options::PipelineOptions;
+use recog::face::{files, AlignPoints, DetectorKind, DetectorSettings, FaceModel, FacePipeline};
+use recog::{Faces, Home, Progress};
 
+use crate::commands::{emit, failed_files};
 use crate::progress::Bars;
 
 #[derive(Subcommand, Debug)]
@@ -32,41 +35,12 @@ pub enum FaceCommand {
     Finetune(FinetuneArgs),
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct FinetuneArgs {
-    /// Folder of identities: `<person>/<photo>.jpg`.
-    pub data: PathBuf,
-    /// Output folder (`projection.bpk` + `projection.json`).
-    #[arg(long, default_value = "runs/face-finetune")]
-    pub out: PathBuf,
-    /// Photos used per person (at most).
-    #[arg(long, default_value_t = 20)]
-    pub max_per_person: usize,
-    /// Training steps.
-    #[arg(long, default_value_t = 1500)]
-    pub steps: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f64,
-    /// Triplet margin.
-    #[arg(long, default_value_t = 0.2)]
-    pub margin: f32,
-    /// Output dimension.
-    #[arg(long, default_value_t = 128)]
-    pub dim: usize,
-    #[command(flatten)]
-    pub pipe: PipeArgs,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Alignment and embedding options shared by the face commands.
 #[derive(Args, Debug, Clone)]
 pub struct PipeArgs {
     /// Face detector (default: blazeface-pyramid, the best on `recog face eval-detect`).
     #[arg(long, value_enum)]
-    pub detector: Option<DetectorArg>,
+    pub detector: Option<DetectorKind>,
     /// Smallest face side the detector looks for, px (default 20; 40 is 4x faster).
     #[arg(long)]
     pub min_face: Option<f32>,
@@ -74,10 +48,10 @@ pub struct PipeArgs {
     /// ResNet, or the notebook's VGG-Face (once added with `recog models add vgg-face PATH`).
     /// Default: the gallery's network for gallery commands, else MobileFaceNet.
     #[arg(long, value_enum)]
-    pub face_model: Option<FaceModelArg>,
+    pub face_model: Option<FaceModel>,
     /// Keypoints the alignment fits.
-    #[arg(long, value_enum, default_value_t = PointsArg::EyesNoseMouth)]
-    pub align_points: PointsArg,
+    #[arg(long, value_enum, default_value_t = AlignPoints::EyesNoseMouth)]
+    pub align_points: AlignPoints,
     /// Skip the second detection on a crop around each face (faster, coarser keypoints).
     #[arg(long)]
     pub no_refine: bool,
@@ -103,38 +77,31 @@ pub struct PipeArgs {
 }
 
 impl PipeArgs {
-    /// The network `--face-model` names (the default network without the flag).
-    pub fn model(&self) -> face::FaceModel {
-        match self.face_model {
-            None => face::FaceModel::default(),
-            Some(FaceModelArg::Dlib) => face::FaceModel::Dlib,
-            Some(FaceModelArg::Mobilefacenet) => face::FaceModel::MobileFaceNet,
-            Some(FaceModelArg::VggFace) => face::FaceModel::VggFace,
-            Some(FaceModelArg::VggFaceFc7) => face::FaceModel::VggFaceFc7,
+    pub fn options(&self) -> PipelineOptions {
+        PipelineOptions {
+            detector: self.detector.unwrap_or_default(),
+            min_face: self.min_face,
+            model: self.face_model,
+            points: self.align_points,
+            refine: !self.no_refine,
+            flip: !self.no_flip,
+            padding: self.padding,
+            landmarks: !self.no_landmarks,
+            landmark_crop: self.landmark_crop,
+            landmark_min_face: self.landmark_min_face,
+            projection: self.projection.clone(),
         }
     }
-}
 
-/// `--face-model` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FaceModelArg {
-    /// dlib's ResNet, 128-d.
-    Dlib,
-    /// MobileFaceNet, 192-d.
-    Mobilefacenet,
-    /// VGG-Face, the notebook's network: 2622-d fc8 (your `vgg_face_weights.h5`, added with
-    /// `recog models add vgg-face PATH`).
-    VggFace,
-    /// VGG-Face's 4096-d fc7 output.
-    VggFaceFc7,
-}
+    pub fn pipeline(&self) -> recog::Result<FacePipeline> {
+        self.options().build(&Home::from_env(), &Bars::new(false))
+    }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PointsArg {
-    /// Both eyes, nose tip and mouth centre.
-    EyesNoseMouth,
-    /// Both eyes and the mouth centre.
-    EyesMouth,
+    /// The pipeline for a gallery (its own network unless `--face-model` names one).
+    pub fn pipeline_for(&self, g: &recog::gallery::Gallery) -> recog::Result<FacePipeline> {
+        self.options()
+            .build_for(&Home::from_env(), g, &Bars::new(false))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -150,40 +117,17 @@ pub struct DetectArgs {
     pub min_score: Option<f32>,
     /// Detector (default: blazeface-pyramid).
     #[arg(long, value_enum)]
-    pub detector: Option<DetectorArg>,
+    pub detector: Option<DetectorKind>,
     /// Smallest face side the detector looks for, px (default 20; 40 is 4x faster).
     #[arg(long)]
     pub min_face: Option<f32>,
-}
-
-/// `--detector` values.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DetectorArg {
-    /// MediaPipe BlazeFace front model on the whole image letterboxed to 128x128 (boxes + 6
-    /// keypoints): fast, for faces that fill a fair part of the frame.
-    Blazeface,
-    /// The same model over an image pyramid, faces from 20 px up (group photos, video).
-    BlazefacePyramid,
-    /// OpenCV `haarcascade_frontalface_default.xml`, the notebook's
-    /// `detectMultiScale(gray, 1.3, 5)` (boxes only).
-    Haar,
-}
-
-/// The library's detector for a `--detector` value (its default without one).
-pub fn detector_kind(a: Option<DetectorArg>) -> face::DetectorKind {
-    match a {
-        None => face::DetectorKind::default(),
-        Some(DetectorArg::Blazeface) => face::DetectorKind::BlazeFace,
-        Some(DetectorArg::BlazefacePyramid) => face::DetectorKind::BlazeFacePyramid,
-        Some(DetectorArg::Haar) => face::DetectorKind::Haar,
-    }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalDetectArgs {
     /// Detectors to compare (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub detectors: Vec<DetectorArg>,
+    pub detectors: Vec<DetectorKind>,
     /// Scenes with faces.
     #[arg(long, default_value_t = 200)]
     pub scenes: usize,
@@ -287,330 +231,33 @@ pub struct EvalLfwArgs {
     pub finetune_margin: f32,
 }
 
-pub fn run(c: FaceCommand) -> Result<()> {
-    match c {
-        FaceCommand::Detect(a) => detect(&a),
-        FaceCommand::Embed(a) => embed(&a),
-        FaceCommand::Verify(a) => verify(&a),
-        FaceCommand::EvalLfw(a) => eval_lfw(&a),
-        FaceCommand::EvalDetect(a) => eval_detect(&a),
-        FaceCommand::Finetune(a) => finetune(&a),
-    }
-}
-
-/// The pipeline for a gallery: `--face-model` if given, else the network that made the
-/// gallery's embeddings (so that a MobileFaceNet gallery needs no flag to be queried).
-pub fn pipeline_for(o: &PipeArgs, g: &recog::gallery::Gallery) -> recog::Result<FacePipeline> {
-    let model = match o.face_model {
-        Some(_) => o.model(),
-        None => g
-            .model()?
-            .and_then(|m| face::FaceModel::from_name(&m.name))
-            .unwrap_or_default(),
-    };
-    build_pipeline(o, model)
-}
-
-pub fn pipeline(o: &PipeArgs) -> recog::Result<FacePipeline> {
-    build_pipeline(o, o.model())
-}
-
-fn build_pipeline(o: &PipeArgs, model: face::FaceModel) -> recog::Result<FacePipeline> {
-    let home = Home::from_env();
-    let mut p = FacePipeline::with_models(
-        &home,
-        &recog::default_device(),
-        model,
-        (
-            detector_kind(o.detector),
-            face::DetectorSettings {
-                min_score: None,
-                min_face: o.min_face,
-            },
-        ),
-        &Bars::new(false),
-    )?;
-    p.points = match o.align_points {
-        PointsArg::EyesNoseMouth => face::AlignPoints::EyesNoseMouth,
-        PointsArg::EyesMouth => face::AlignPoints::EyesMouth,
-    };
-    p.refine = !o.no_refine;
-    p.flip = !o.no_flip;
-    p.padding = o.padding;
-    if o.no_landmarks {
-        p.landmarker = None;
-    } else if let Some(l) = p.landmarker.as_mut() {
-        l.crop_scale = o.landmark_crop;
-        if let Some(m) = o.landmark_min_face {
-            l.min_face = m;
-        }
-    }
-    if let Some(dir) = &o.projection {
-        p.set_projection(dir)?;
-    }
-    Ok(p)
-}
-
-#[derive(Serialize)]
-struct DetectRow {
-    file: PathBuf,
-    width: u32,
-    height: u32,
-    faces: Vec<face::FaceBox>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    annotated: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn detect(a: &DetectArgs) -> Result<()> {
-    let home = Home::from_env();
-    let settings = face::DetectorSettings {
-        min_score: a.min_score,
-        min_face: a.min_face,
-    };
-    let det = detector_kind(a.detector).load(
-        &home,
-        &recog::default_device(),
-        &settings,
-        &Bars::new(false),
-    )?;
-    if let Some(dir) = &a.annotate {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut rows = Vec::new();
-    let mut failed = 0;
-    for p in &a.images {
-        let row = match recog::data::image_file::load_rgb(p) {
-            Ok(img) => {
-                let faces = det.detect(&img)?;
-                let annotated = match &a.annotate {
-                    Some(dir) => {
-                        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-                        let out = dir.join(format!("{stem}.faces.png"));
-                        let marks: Vec<_> = faces
-                            .iter()
-                            .map(|f| (f.clone(), Some(format!("{:.2}", f.score)), draw::GREEN))
-                            .collect();
-                        draw::annotate(&img, &marks)
-                            .save(&out)
-                            .with_context(|| format!("writing {}", out.display()))?;
-                        Some(out)
-                    }
-                    None => None,
-                };
-                DetectRow {
-                    file: p.clone(),
-                    width: img.width(),
-                    height: img.height(),
-                    faces,
-                    annotated,
-                    error: None,
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {e}");
-                DetectRow {
-                    file: p.clone(),
-                    width: 0,
-                    height: 0,
-                    faces: vec![],
-                    annotated: None,
-                    error: Some(e.to_string()),
-                }
-            }
-        };
-        rows.push(row);
-    }
-    println!("{}", serde_json::to_string_pretty(&rows)?);
-    if failed > 0 {
-        bail!("{failed} of {} images could not be read", a.images.len());
-    }
-    Ok(())
-}
-
-fn embed(a: &EmbedArgs) -> Result<()> {
-    let pipe = pipeline(&a.pipe)?;
-    let bars = Bars::new(a.json);
-    let res = pipe.embed_files(&a.images, 16, false, &bars)?;
-    let dim = pipe.dim();
-    let mut missing = 0;
-    let mut failed = 0;
-    for (p, r) in a.images.iter().zip(&res) {
-        if let Some(e) = &r.error {
-            failed += 1;
-            eprintln!("error: {e}");
-        } else if r.face.is_none() {
-            missing += 1;
-            bars.warn(&format!("{}: no face found", p.display()));
-        }
-    }
-    if let Some(npy) = &a.npy {
-        let rows: Vec<Vec<f32>> = res
-            .iter()
-            .map(|r| {
-                if r.embedding.is_empty() {
-                    vec![f32::NAN; dim]
-                } else {
-                    r.embedding.clone()
-                }
-            })
-            .collect();
-        recog::data::npy::write(npy, &rows, dim)?;
-    }
-    if a.json {
-        #[derive(Serialize)]
-        struct Row<'a> {
-            file: &'a Path,
-            face: &'a Option<face::FaceBox>,
-            embedding: &'a [f32],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            error: &'a Option<String>,
-        }
-        let rows: Vec<Row> = a
-            .images
-            .iter()
-            .zip(&res)
-            .map(|(p, r)| Row {
-                file: p,
-                face: &r.face,
-                embedding: &r.embedding,
-                error: &r.error,
-            })
-            .collect();
-        println!("{}", serde_json::to_string(&rows)?);
-    } else {
-        for (p, r) in a.images.iter().zip(&res) {
-            if r.error.is_some() {
-                continue;
-            }
-            let head: Vec<String> = r
-                .embedding
-                .iter()
-                .take(4)
-                .map(|v| format!("{v:.4}"))
-                .collect();
-            println!(
-                "{}\t{}-d\t[{}, ...]",
-                p.display(),
-                r.embedding.len(),
-                head.join(", ")
-            );
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} of {} images could not be read", a.images.len());
-    }
-    if missing > 0 {
-        bail!("no face found in {missing} of {} images", a.images.len());
-    }
-    Ok(())
-}
-
-fn verify(a: &VerifyArgs) -> Result<()> {
-    let pipe = pipeline(&a.pipe)?;
-    let res = pipe.embed_files(&[a.a.clone(), a.b.clone()], 2, false, &recog::NoProgress)?;
-    for (p, r) in [&a.a, &a.b].iter().zip(&res) {
-        if r.face.is_none() {
-            bail!("{}: no face found", p.display());
-        }
-    }
-    let d = recog::metric::distance::euclidean(&res[0].embedding, &res[1].embedding);
-    let threshold = a
-        .threshold
-        .unwrap_or_else(|| pipe.embedder.verification_distance());
-    let same = d <= threshold;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"a": a.a, "b": a.b, "distance": d, "threshold": threshold, "same": same, "model": pipe.model_name()})
-        );
-    } else {
-        println!(
-            "distance {d:.4} {} threshold {:.4}: {}",
-            if same { "<=" } else { ">" },
-            threshold,
-            if same {
-                "same person"
-            } else {
-                "different people"
-            }
-        );
-    }
-    Ok(())
-}
-
-fn eval_lfw(a: &EvalLfwArgs) -> Result<()> {
-    let home = Home::from_env();
-    let root = a.lfw.clone().unwrap_or_else(|| home.data_dir("lfw"));
-    let params = View2Params {
-        lfw: root,
-        out: a.out.clone(),
-        batch: a.batch,
-        limit: a.limit,
-        detection_rate: !a.skip_detection_rate,
-        face_size: a.face_size,
-        finetune: a.finetune.then(|| FineTuneConfig {
-            steps: a.finetune_steps,
-            lr: a.finetune_lr,
-            margin: a.finetune_margin,
-            ..Default::default()
-        }),
-    }
-    .check()?;
-    let pipe = pipeline(&a.pipe)?;
-    let bars = Bars::new(a.json);
-    let summary = params.run(&pipe, a.pipe.model().label(), &bars)?;
-    let (detection_rate_all_images, all_images, images_per_s) = (
-        summary.detection_rate_all_images,
-        summary.all_images,
-        summary.images_per_s,
-    );
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        let r = &summary.report;
-        println!(
-            "LFW View 2, {} pairs, {} images ({:.1} images/s)",
-            summary.pairs, summary.images_embedded, images_per_s
-        );
-        if let (Some(rate), Some(n)) = (detection_rate_all_images, all_images) {
-            println!("face found in {:.2}% of all {n} LFW images", 100.0 * rate);
-        }
-        println!(
-            "pair images: {} detected, {} centre-crop fallbacks",
-            summary.detected_in_pair_images, summary.fallback_centre_crops
-        );
-        println!(
-            "accuracy   {:.2}% +- {:.2}% (10 folds)",
-            100.0 * r.mean_accuracy,
-            100.0 * r.std_accuracy
-        );
-        println!("ROC AUC    {:.4}", r.auc);
-        println!("EER        {:.2}%", 100.0 * r.eer);
-        println!("TAR@FAR=1e-3 {:.2}%", 100.0 * r.tar_at_far_1e3);
-        println!("threshold  {:.4} (best on all pairs)", r.best_threshold);
-        if let Some(ft) = &summary.finetuned {
-            let r = &ft.report;
-            println!(
-                "fine-tuned projection (per fold, {}-{} people not in the fold): accuracy {:.2}% +- {:.2}%, AUC {:.4}, EER {:.2}%, TAR@FAR=1e-3 {:.2}%",
-                ft.train_people.iter().min().unwrap_or(&0),
-                ft.train_people.iter().max().unwrap_or(&0),
-                100.0 * r.mean_accuracy,
-                100.0 * r.std_accuracy,
-                r.auc,
-                100.0 * r.eer,
-                100.0 * r.tar_at_far_1e3
-            );
-        }
-        println!(
-            "plots: {}/roc.png, {}/distances.png",
-            a.out.display(),
-            a.out.display()
-        );
-    }
-    Ok(())
+#[derive(Args, Debug, Clone)]
+pub struct FinetuneArgs {
+    /// Folder of identities: `<person>/<photo>.jpg`.
+    pub data: PathBuf,
+    /// Output folder (`projection.bpk` + `projection.json`).
+    #[arg(long, default_value = "runs/face-finetune")]
+    pub out: PathBuf,
+    /// Photos used per person (at most).
+    #[arg(long, default_value_t = 20)]
+    pub max_per_person: usize,
+    /// Training steps.
+    #[arg(long, default_value_t = 1500)]
+    pub steps: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Triplet margin.
+    #[arg(long, default_value_t = 0.2)]
+    pub margin: f32,
+    /// Output dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    #[command(flatten)]
+    pub pipe: PipeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -618,7 +265,7 @@ pub struct BenchFaceArgs {
     /// Images to time (the first N LFW images in name order, or of --images).
     #[arg(long, default_value_t = 128)]
     pub n: usize,
-    /// Folder of images instead of LFW.
+    /// Folder of images (any depth) instead of LFW.
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Images per batch.
@@ -631,247 +278,155 @@ pub struct BenchFaceArgs {
     pub json: bool,
 }
 
-pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
+pub fn run(c: FaceCommand) -> Result<()> {
     let home = Home::from_env();
+    match c {
+        FaceCommand::Detect(a) => {
+            let settings = DetectorSettings {
+                min_score: a.min_score,
+                min_face: a.min_face,
+            };
+            let det = a.detector.unwrap_or_default().load(
+                &home,
+                &recog::default_device(),
+                &settings,
+                &Bars::new(false),
+            )?;
+            let rows = files::detect_files(det.as_ref(), &a.images, a.annotate.as_deref())?;
+            for e in rows.iter().filter_map(|r| r.error.as_ref()) {
+                eprintln!("error: {e}");
+            }
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            failed_files(rows.iter().map(|r| &r.error), a.images.len())
+        }
+        FaceCommand::Embed(a) => embed(&a),
+        FaceCommand::Verify(a) => {
+            let faces = Faces::from_pipeline(a.pipe.pipeline()?);
+            let v = faces.verify_at(&a.a, &a.b, a.threshold)?;
+            emit(a.json, &v)
+        }
+        FaceCommand::EvalLfw(a) => {
+            let params = View2Params {
+                lfw: a.lfw.clone().unwrap_or_else(|| home.data_dir("lfw")),
+                out: a.out.clone(),
+                batch: a.batch,
+                limit: a.limit,
+                detection_rate: !a.skip_detection_rate,
+                face_size: a.face_size,
+                finetune: a.finetune.then(|| FineTuneConfig {
+                    steps: a.finetune_steps,
+                    lr: a.finetune_lr,
+                    margin: a.finetune_margin,
+                    ..Default::default()
+                }),
+            }
+            .check()?;
+            let pipe = a.pipe.pipeline()?;
+            let r = params.run(&pipe, a.pipe.options().model().label(), &Bars::new(a.json))?;
+            emit(a.json, &r)?;
+            if !a.json {
+                let o = a.out.display();
+                println!("plots: {o}/roc.png, {o}/distances.png");
+            }
+            Ok(())
+        }
+        FaceCommand::EvalDetect(a) => {
+            let bars = Bars::new(a.json);
+            let mut params =
+                BenchParams::from_home(&home, a.lfw.as_deref(), a.backgrounds.as_deref(), &bars)?;
+            params.scenes = a.scenes;
+            params.face_free = a.face_free;
+            params.seed = a.seed;
+            params.timing_images = a.timing_images;
+            if !a.detectors.is_empty() {
+                params.detectors = a.detectors.clone();
+            }
+            let settings = DetectorSettings {
+                min_score: None,
+                min_face: a.min_face,
+            };
+            let r = params.check()?.run_into(&home, &settings, &a.out, &bars)?;
+            emit(a.json, &r)?;
+            if !a.json {
+                let o = a.out.display();
+                println!("wrote {o}/detect.json and {o}/recall_by_size.png");
+            }
+            Ok(())
+        }
+        FaceCommand::Finetune(a) => {
+            let params = FolderFineTuneParams {
+                data: a.data.clone(),
+                out: a.out.clone(),
+                max_per_person: a.max_per_person,
+                config: FineTuneConfig {
+                    dim: a.dim,
+                    margin: a.margin,
+                    lr: a.lr,
+                    steps: a.steps,
+                    ..Default::default()
+                },
+            }
+            .check()?;
+            let r = params.run(&a.pipe.pipeline()?, &Bars::new(a.json))?;
+            emit(a.json, &r)
+        }
+    }
+}
+
+fn embed(a: &EmbedArgs) -> Result<()> {
+    let pipe = a.pipe.pipeline()?;
+    let bars = Bars::new(a.json);
+    let res = pipe.embed_files(&a.images, 16, false, &bars)?;
+    if let Some(npy) = &a.npy {
+        recog::data::npy::write(npy, &files::embedding_rows(&res, pipe.dim()), pipe.dim())?;
+    }
+    #[derive(Serialize)]
+    struct Row<'a> {
+        file: &'a Path,
+        #[serde(flatten)]
+        result: &'a recog::face::FaceResult,
+    }
+    let mut missing = 0;
+    let mut rows = Vec::new();
+    for (file, r) in a.images.iter().zip(&res) {
+        rows.push(Row { file, result: r });
+        if let Some(e) = &r.error {
+            eprintln!("error: {e}");
+        } else if r.face.is_none() {
+            missing += 1;
+            bars.warn(&format!("{}: no face found", file.display()));
+        } else if !a.json {
+            let head: Vec<String> = r
+                .embedding
+                .iter()
+                .take(4)
+                .map(|v| format!("{v:.4}"))
+                .collect();
+            let d = r.embedding.len();
+            println!("{}\t{d}-d\t[{}, ...]", file.display(), head.join(", "));
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    }
+    failed_files(res.iter().map(|r| &r.error), a.images.len())?;
+    if missing > 0 {
+        bail!("no face found in {missing} of {} images", a.images.len());
+    }
+    Ok(())
+}
+
+pub fn bench_face(a: &BenchFaceArgs) -> Result<()> {
     let dir = a
         .images
         .clone()
-        .unwrap_or_else(|| home.data_dir("lfw").join("images"));
-    let mut files = recog::data::folder::person_images(&dir)?;
-    if files.is_empty() {
-        files = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("jpg" | "jpeg" | "png")
-                )
-            })
-            .collect();
-        files.sort();
-    }
-    if files.is_empty() {
-        bail!("no images under {}", dir.display());
-    }
+        .unwrap_or_else(|| Home::from_env().data_dir("lfw").join("images"));
     let params = FaceBenchParams {
-        files,
+        files: recog::data::folder::images_under(&dir)?,
         n: a.n,
         batch: a.batch,
     }
     .check()?;
-    let pipe = pipeline(&a.pipe)?;
-    let r = params.run(&pipe, &Bars::new(a.json))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!(
-            "{} images, {} faces, batch {}, {} threads",
-            r.images, r.faces, r.batch, r.threads
-        );
-        println!("decode  {:7.2} ms/image", r.decode_ms_per_image);
-        println!("detect  {:7.2} ms/image", r.detect_ms_per_image);
-        println!("landmarks {:5.2} ms/face", r.landmarks_ms_per_face);
-        println!("align   {:7.2} ms/face", r.align_ms_per_face);
-        println!("embed   {:7.2} ms/face", r.embed_ms_per_face);
-        println!(
-            "total   {:7.1} faces/s (decode + detect + landmarks + align + embed)",
-            r.faces_per_s
-        );
-    }
-    Ok(())
-}
-
-fn finetune(a: &FinetuneArgs) -> Result<()> {
-    use recog::face::finetune::{train_projection, FineTuneConfig};
-    let people: Vec<(String, Vec<PathBuf>)> = recog::data::folder::people(&a.data)?
-        .into_iter()
-        .filter(|(_, v)| v.len() >= 2)
-        .map(|(k, v)| (k, v.into_iter().take(a.max_per_person).collect()))
-        .collect();
-    if people.len() < 2 {
-        bail!(
-            "{}: need sub-folders of at least 2 people with 2+ photos each, found {}",
-            a.data.display(),
-            people.len()
-        );
-    }
-    let files: Vec<PathBuf> = people.iter().flat_map(|(_, v)| v.iter().cloned()).collect();
-    let labels_all: Vec<u32> = people
-        .iter()
-        .enumerate()
-        .flat_map(|(i, (_, v))| std::iter::repeat_n(i as u32, v.len()))
-        .collect();
-    let pipe = pipeline(&a.pipe)?;
-    let bars = Bars::new(a.json);
-    let res = pipe.embed_files(&files, 16, false, &bars)?;
-    let (mut x, mut labels) = (Vec::new(), Vec::new());
-    for (r, l) in res.iter().zip(&labels_all) {
-        if !r.embedding.is_empty() {
-            x.extend_from_slice(&r.embedding);
-            labels.push(*l);
-        }
-    }
-    let d_in = pipe.embedder.dim();
-    let cfg = FineTuneConfig {
-        dim: a.dim,
-        margin: a.margin,
-        lr: a.lr,
-        steps: a.steps,
-        p: 32.min(people.len()),
-        ..Default::default()
-    };
-    let device = recog::default_device();
-    let (head, curve) = train_projection(&x, &labels, d_in, &cfg, &device, &bars)?;
-    head.save(&a.out, &cfg, d_in)?;
-    let summary = serde_json::json!({
-        "people": people.len(),
-        "faces": labels.len(),
-        "no_face": files.len() - labels.len(),
-        "loss_by_tenth": curve,
-        "out": a.out,
-    });
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "{} people, {} faces ({} photos without a face skipped)",
-            people.len(),
-            labels.len(),
-            files.len() - labels.len()
-        );
-        let c: Vec<String> = curve.iter().map(|v| format!("{v:.4}")).collect();
-        println!("triplet loss by tenth of training: {}", c.join(" "));
-        println!("projection saved to {}", a.out.display());
-    }
-    Ok(())
-}
-
-fn eval_detect(a: &EvalDetectArgs) -> Result<()> {
-    let home = Home::from_env();
-    let bars = Bars::new(a.json);
-    let lfw_root = match &a.lfw {
-        Some(d) => d.clone(),
-        None => home.ensure_lfw(&recog::home::lfw::builtin_spec(), &bars)?,
-    };
-    let backgrounds = match &a.backgrounds {
-        Some(dir) => recog::data::folder::images_under(dir)?,
-        None => home.ensure_backgrounds(&recog::home::backgrounds::builtin_spec(), &bars)?,
-    };
-    let mut params = recog::eval::detection::BenchParams::new(
-        recog::data::folder::person_images(&lfw_root.join("images"))?,
-        backgrounds,
-    );
-    params.scenes = a.scenes;
-    params.face_free = a.face_free;
-    params.seed = a.seed;
-    params.timing_images = a.timing_images;
-    if !a.detectors.is_empty() {
-        params.detectors = a
-            .detectors
-            .iter()
-            .map(|d| detector_kind(Some(*d)))
-            .collect();
-    }
-    let device = recog::default_device();
-    let settings = face::DetectorSettings {
-        min_score: None,
-        min_face: a.min_face,
-    };
-    let load = |k: face::DetectorKind| k.load(&home, &device, &settings, &bars);
-    let valid = params.check()?;
-    let scenes = valid.scenes(&bars)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    // A few scenes with their annotated faces, to see what the benchmark asks.
-    for (i, s) in scenes
-        .iter()
-        .filter(|s| !s.faces.is_empty())
-        .take(4)
-        .enumerate()
-    {
-        let marks: Vec<_> = s
-            .faces
-            .iter()
-            .map(|f| {
-                let b = face::FaceBox {
-                    x0: f[0],
-                    y0: f[1],
-                    x1: f[2],
-                    y1: f[3],
-                    score: 1.0,
-                    keypoints: Vec::new(),
-                    landmarks: Vec::new(),
-                };
-                (b, Some(format!("{:.0}px", f[2] - f[0])), draw::GREEN)
-            })
-            .collect();
-        let out = a.out.join(format!("scene_{i}.jpg"));
-        draw::annotate(&s.image, &marks)
-            .save(&out)
-            .with_context(|| format!("writing {}", out.display()))?;
-    }
-    let report = valid.run_on(&scenes, &load, &bars)?;
-    let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(a.out.join("detect.json"), &json)
-        .with_context(|| format!("writing {}", a.out.join("detect.json").display()))?;
-    let plot_path = a.out.join("recall_by_size.png");
-    recog::eval::detection::plot_recall(&report, &plot_path)?;
-    if a.json {
-        println!("{json}");
-        return Ok(());
-    }
-    println!(
-        "{} scenes with {} faces, {} face-free images (seed {})",
-        report.scenes, report.faces, report.face_free_images, report.seed
-    );
-    let heads: Vec<String> = recog::eval::detection::SIZE_BUCKETS
-        .iter()
-        .map(|(lo, hi)| format!("{lo:.0}-{hi:.0}"))
-        .collect();
-    println!("recall by face size (px), then over all faces:");
-    println!(
-        "{:<18} {} {:>7} {:>7} {:>6} {:>9} {:>8} {:>9}",
-        "detector",
-        heads.iter().map(|h| format!("{h:>9}")).collect::<String>(),
-        "recall",
-        "precis.",
-        "AP",
-        "FP/free",
-        "ms 640",
-        "ms 1080p"
-    );
-    for d in &report.detectors {
-        let cells: String = d
-            .recall_by_size
-            .iter()
-            .map(|b| format!("{:>8.1}%", 100.0 * b.recall))
-            .collect();
-        println!(
-            "{:<18} {} {:>6.1}% {:>6.1}% {:>6.3} {:>9.3} {:>8.1} {:>9.1}",
-            d.detector.name(),
-            cells,
-            100.0 * d.recall,
-            100.0 * d.precision,
-            d.average_precision,
-            d.false_positives_per_face_free_image,
-            d.ms_640x480,
-            d.ms_1920x1080
-        );
-    }
-    let counts: Vec<String> = report
-        .detectors
-        .first()
-        .map(|d| {
-            d.recall_by_size
-                .iter()
-                .map(|b| b.faces.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    println!("faces per size bucket: {}", counts.join(", "));
-    println!(
-        "wrote {} and {}",
-        a.out.join("detect.json").display(),
-        plot_path.display()
-    );
-    Ok(())
+    let r = params.run(&a.pipe.pipeline()?, &Bars::new(a.json))?;
+    emit(a.json, &r)
 }

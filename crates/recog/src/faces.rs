@@ -32,12 +32,18 @@ use crate::{Error, Home, NoProgress, Progress, Result};
 /// Two photos compared.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
+    /// The first photo.
+    pub a: PathBuf,
+    /// The second photo.
+    pub b: PathBuf,
     /// Euclidean distance between the two central faces' descriptors.
     pub distance: f32,
     /// The network's verification distance.
     pub threshold: f32,
     /// `distance <= threshold`.
     pub same: bool,
+    /// The network that made the descriptors ([`FacePipeline::model_name`]).
+    pub model: String,
 }
 
 /// The face models, loaded once.
@@ -56,6 +62,12 @@ impl Faces {
         Ok(Self {
             pipeline: FacePipeline::with_model(home, &crate::default_device(), model, progress)?,
         })
+    }
+
+    /// These verbs over a pipeline built with other settings
+    /// ([`crate::face::options::PipelineOptions`]).
+    pub fn from_pipeline(pipeline: FacePipeline) -> Self {
+        Self { pipeline }
     }
 
     /// The pipeline, for every setting these verbs do not show.
@@ -86,6 +98,11 @@ impl Faces {
     /// Whether the central faces of two photos are one person, at the network's verification
     /// distance. A photo without a face is an error naming it.
     pub fn verify(&self, a: &Path, b: &Path) -> Result<Verification> {
+        self.verify_at(a, b, None)
+    }
+
+    /// [`Faces::verify`] at another Euclidean threshold (`None`: the network's).
+    pub fn verify_at(&self, a: &Path, b: &Path, threshold: Option<f32>) -> Result<Verification> {
         let central = |p: &Path| -> Result<Vec<f32>> {
             let img = crate::data::image_file::load_rgb(p)?;
             self.pipeline
@@ -95,8 +112,11 @@ impl Faces {
                 .ok_or_else(|| Error::InvalidArgument(format!("{}: no face found", p.display())))
         };
         let distance = crate::metric::distance::euclidean(&central(a)?, &central(b)?);
-        let threshold = self.pipeline.embedder.verification_distance();
+        let threshold = threshold.unwrap_or_else(|| self.pipeline.embedder.verification_distance());
         Ok(Verification {
+            a: a.to_path_buf(),
+            b: b.to_path_buf(),
+            model: self.pipeline.model_name(),
             distance,
             threshold,
             same: distance <= threshold,
@@ -130,6 +150,21 @@ impl Faces {
                 .iter()
                 .map(FaceAnswer::new)
                 .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (op, verdict) = if self.same {
+            ("<=", "same person")
+        } else {
+            (">", "different people")
+        };
+        write!(
+            f,
+            "distance {:.4} {op} threshold {:.4}: {verdict}",
+            self.distance, self.threshold
         )
     }
 }

@@ -101,3 +101,24 @@ impl ValidClusterBenchParams {
         }
     }
 }
+
+impl std::fmt::Display for ClusterBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let met = if self.seconds < self.target_seconds {
+            "met"
+        } else {
+            "not met"
+        };
+        writeln!(
+            f,
+            "k-means sweep k = 1..{} ({} restarts each) + silhouettes on 2,000 rows: {} x {}-d in {:.1} s (target < 30 s: {met})",
+            self.k_max, self.restarts, self.n, self.dim, self.seconds
+        )?;
+        write!(
+            f,
+            "knee found at k = {} ({} generated blobs)",
+            self.knee.map_or("none".into(), |k| k.to_string()),
+            self.true_k
+        )
+    }
+}

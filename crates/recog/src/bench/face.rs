@@ -132,3 +132,23 @@ impl ValidFaceBenchParams {
         })
     }
 }
+
+impl std::fmt::Display for FaceBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} images, {} faces, batch {}, {} threads",
+            self.images, self.faces, self.batch, self.threads
+        )?;
+        writeln!(f, "decode  {:7.2} ms/image", self.decode_ms_per_image)?;
+        writeln!(f, "detect  {:7.2} ms/image", self.detect_ms_per_image)?;
+        writeln!(f, "landmarks {:5.2} ms/face", self.landmarks_ms_per_face)?;
+        writeln!(f, "align   {:7.2} ms/face", self.align_ms_per_face)?;
+        writeln!(f, "embed   {:7.2} ms/face", self.embed_ms_per_face)?;
+        write!(
+            f,
+            "total   {:7.1} faces/s (decode + detect + landmarks + align + embed)",
+            self.faces_per_s
+        )
+    }
+}

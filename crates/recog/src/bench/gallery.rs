@@ -182,3 +182,37 @@ impl ValidGalleryBenchParams {
         })
     }
 }
+
+impl std::fmt::Display for GalleryBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "exact search, {} entries ({} people) x {}-d, {} queries:",
+            self.entries, self.people, self.dim, self.queries
+        )?;
+        let met = if self.ms_p99 < self.target_ms {
+            "met"
+        } else {
+            "not met"
+        };
+        writeln!(
+            f,
+            "  {} threads: {:.2} ms mean, {:.2} ms p50, {:.2} ms p99 (target < 20 ms: {met})",
+            self.threads, self.ms_mean, self.ms_p50, self.ms_p99
+        )?;
+        writeln!(f, "  1 thread: {:.2} ms mean", self.ms_mean_1_thread)?;
+        writeln!(
+            f,
+            "  reference ({}): {:.2} ms mean; {:.1}x faster; same answer on {}",
+            self.reference,
+            self.reference_ms_mean,
+            self.speedup_vs_reference,
+            self.reference_agreement
+        )?;
+        write!(
+            f,
+            "  SQLite: write {:.1} s (one transaction), open + load index {:.2} s",
+            self.sqlite_write_s, self.load_index_s
+        )
+    }
+}

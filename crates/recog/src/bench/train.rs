@@ -207,3 +207,33 @@ impl ValidTrainBenchParams {
             .collect()
     }
 }
+
+/// The table `recog bench train` prints: one row per configuration, with its ratio to the
+/// reference (`< 1` is faster).
+pub fn table(rows: &[TrainBenchRow], reference_name: &str, reference_ms: f64) -> String {
+    let mut s = format!(
+        "device {:?}, {} threads\n{:<50} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
+        crate::default_device(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "config",
+        "median",
+        "mean",
+        "img/s",
+        "peak MB",
+        "vs ref"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<50} {:>6.0}ms {:>6.0}ms {:>8.0} {:>9.0} {:>9.2}x\n",
+            r.config,
+            r.median_ms,
+            r.mean_ms,
+            r.images_per_s,
+            r.peak_rss_mb.unwrap_or(f64::NAN),
+            r.ratio_to_reference
+        );
+    }
+    s + &format!(
+        "reference: {reference_name} = {reference_ms:.0} ms/step (ratio = recog / reference; < 1 is faster)"
+    )
+}

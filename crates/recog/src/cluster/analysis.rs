@@ -255,30 +255,30 @@ impl Items {
             labels: Some(Vec::new()),
             ..Default::default()
         };
-        let mut pixels = Vec::new();
-        for (p, l) in files {
-            match crate::data::mnistify::mnistify_file(p) {
-                Ok(px) => {
+        let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+        let (ds, rows) = crate::data::mnistify::mnistify_files(&paths)?;
+        for ((p, l), row) in files.iter().zip(rows) {
+            match row {
+                Ok(i) => {
                     if files.len() <= MAX_THUMBS {
+                        let px = ds.image(i);
                         items.thumbs.push(image::RgbImage::from_fn(28, 28, |x, y| {
                             let v = px[(y * 28 + x) as usize];
                             image::Rgb([v, v, v])
                         }));
                     }
-                    pixels.extend(px);
                     items.names.push(p.display().to_string());
                     if let Some(ls) = items.labels.as_mut() {
                         ls.push(l.clone());
                     }
                 }
-                Err(e) => items.errors.push(FileError {
+                Err(error) => items.errors.push(FileError {
                     file: p.display().to_string(),
-                    error: e.to_string(),
+                    error,
                 }),
             }
         }
         let n = items.names.len();
-        let ds = crate::data::Dataset::new(pixels, vec![0; n], 28, 28, vec!["?".into()])?;
         items.x = net.embed_dataset(&ds, 256, &device, progress);
         items.dim = items.x.len().checked_div(n).unwrap_or(0);
         items.seconds = t0.elapsed().as_secs_f64();
@@ -614,5 +614,34 @@ impl ValidAnalysisParams {
         )
         .map_err(|e| Error::io(&json_path, e))?;
         Ok(report)
+    }
+}
+
+impl std::fmt::Display for ClusterSummary {
+    /// The elbow table, the knee, the chosen k and, with labels, ARI / NMI / purity.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels = self
+            .people
+            .map_or(String::new(), |p| format!(", {p} labels"));
+        writeln!(f, "{} items ({}-d){labels}", self.items, self.dim)?;
+        let ev = &self.explained_variance_2d;
+        writeln!(
+            f,
+            "PCA 2-D explains {:.1}% + {:.1}% of the variance",
+            100.0 * ev.first().unwrap_or(&0.0),
+            100.0 * ev.get(1).unwrap_or(&0.0)
+        )?;
+        writeln!(f, "  k   inertia   silhouette")?;
+        for e in &self.elbow {
+            let s = e.silhouette.map_or("-".into(), |s| format!("{s:.3}"));
+            writeln!(f, "{:3} {:9.3}   {s}", e.k, e.inertia)?;
+        }
+        let knee = self.k_auto.map_or("none".into(), |k| k.to_string());
+        writeln!(f, "knee (Kneedle): {knee}")?;
+        write!(f, "{}: k = {}", self.method, self.k)?;
+        if let (Some(ari), Some(nmi), Some(p)) = (self.ari, self.nmi, self.purity) {
+            write!(f, "\nARI {ari:.4}  NMI {nmi:.4}  purity {p:.4}")?;
+        }
+        Ok(())
     }
 }

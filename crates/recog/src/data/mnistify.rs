@@ -111,6 +111,29 @@ pub fn mnistify_file(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// Every file as an MNIST-style digit ([`mnistify_file`]): the readable ones as one data set,
+/// in order, and for each file its row in that set or why it could not be read (batch work
+/// goes on past unreadable files).
+pub fn mnistify_files(
+    files: &[std::path::PathBuf],
+) -> Result<(super::Dataset, Vec<std::result::Result<usize, String>>)> {
+    let mut pixels = Vec::new();
+    let mut rows = Vec::with_capacity(files.len());
+    let mut n = 0;
+    for f in files {
+        match mnistify_file(f) {
+            Ok(px) => {
+                pixels.extend(px);
+                rows.push(Ok(n));
+                n += 1;
+            }
+            Err(e) => rows.push(Err(e.to_string())),
+        }
+    }
+    let set = super::Dataset::new(pixels, vec![0; n], 28, 28, vec!["?".into()])?;
+    Ok((set, rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -606,6 +606,131 @@ pub fn plot_recall(report: &BenchReport, path: &std::path::Path) -> Result<()> {
     )
 }
 
+impl BenchParams {
+    /// [`BenchParams::new`] on the photos of a recog home: LFW from `lfw` (a folder with
+    /// `images/`) or the home's, installed if missing; face-free photos from `backgrounds`
+    /// (any depth) or the built-in set, installed if missing.
+    pub fn from_home(
+        home: &crate::Home,
+        lfw: Option<&std::path::Path>,
+        backgrounds: Option<&std::path::Path>,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        let lfw_root = match lfw {
+            Some(d) => d.to_path_buf(),
+            None => home.ensure_lfw(&crate::home::lfw::builtin_spec(), progress)?,
+        };
+        let backgrounds = match backgrounds {
+            Some(dir) => crate::data::folder::images_under(dir)?,
+            None => home.ensure_backgrounds(&crate::home::backgrounds::builtin_spec(), progress)?,
+        };
+        Ok(Self::new(
+            crate::data::folder::person_images(&lfw_root.join("images"))?,
+            backgrounds,
+        ))
+    }
+}
+
+impl ValidBenchParams {
+    /// The whole benchmark into a folder: detectors from `home` with `settings`; writes four
+    /// sample scenes with their faces marked (`scene_<i>.jpg`, to see what it asks),
+    /// `detect.json` and `recall_by_size.png`.
+    pub fn run_into(
+        &self,
+        home: &crate::Home,
+        settings: &crate::face::DetectorSettings,
+        out: &std::path::Path,
+        progress: &dyn Progress,
+    ) -> Result<BenchReport> {
+        let device = crate::default_device();
+        let load = |k: DetectorKind| k.load(home, &device, settings, progress);
+        let scenes = self.scenes(progress)?;
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let samples = scenes.iter().filter(|s| !s.faces.is_empty()).take(4);
+        for (i, s) in samples.enumerate() {
+            let marks: Vec<_> = s
+                .faces
+                .iter()
+                .map(|f| {
+                    let b = FaceBox {
+                        x0: f[0],
+                        y0: f[1],
+                        x1: f[2],
+                        y1: f[3],
+                        score: 1.0,
+                        keypoints: Vec::new(),
+                        landmarks: Vec::new(),
+                    };
+                    let label = Some(format!("{:.0}px", f[2] - f[0]));
+                    (b, label, crate::face::draw::GREEN)
+                })
+                .collect();
+            let path = out.join(format!("scene_{i}.jpg"));
+            crate::face::draw::annotate(&s.image, &marks)
+                .save(&path)
+                .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        }
+        let report = self.run_on(&scenes, &load, progress)?;
+        let json = out.join("detect.json");
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::InvalidArgument(format!("detect.json: {e}")))?;
+        std::fs::write(&json, text).map_err(|e| Error::io(&json, e))?;
+        plot_recall(&report, &out.join("recall_by_size.png"))?;
+        Ok(report)
+    }
+}
+
+impl std::fmt::Display for BenchReport {
+    /// The README's table: recall by face size, then over all faces, precision, AP, false
+    /// positives per face-free image and time per image.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} scenes with {} faces, {} face-free images (seed {})",
+            self.scenes, self.faces, self.face_free_images, self.seed
+        )?;
+        writeln!(f, "recall by face size (px), then over all faces:")?;
+        let heads: String = SIZE_BUCKETS
+            .iter()
+            .map(|(lo, hi)| format!("{:>9}", format!("{lo:.0}-{hi:.0}")))
+            .collect();
+        writeln!(
+            f,
+            "{:<18} {heads} {:>7} {:>7} {:>6} {:>9} {:>8} {:>9}",
+            "detector", "recall", "precis.", "AP", "FP/free", "ms 640", "ms 1080p"
+        )?;
+        for d in &self.detectors {
+            let cells: String = d
+                .recall_by_size
+                .iter()
+                .map(|b| format!("{:>8.1}%", 100.0 * b.recall))
+                .collect();
+            writeln!(
+                f,
+                "{:<18} {cells} {:>6.1}% {:>6.1}% {:>6.3} {:>9.3} {:>8.1} {:>9.1}",
+                d.detector.name(),
+                100.0 * d.recall,
+                100.0 * d.precision,
+                d.average_precision,
+                d.false_positives_per_face_free_image,
+                d.ms_640x480,
+                d.ms_1920x1080
+            )?;
+        }
+        let counts: Vec<String> = self
+            .detectors
+            .first()
+            .map(|d| {
+                d.recall_by_size
+                    .iter()
+                    .map(|b| b.faces.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        write!(f, "faces per size bucket: {}", counts.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -432,3 +432,51 @@ fn finetune_folds(
         report,
     })
 }
+
+impl std::fmt::Display for View2Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.report;
+        writeln!(
+            f,
+            "LFW View 2, {} pairs, {} images ({:.1} images/s)",
+            self.pairs, self.images_embedded, self.images_per_s
+        )?;
+        if let (Some(rate), Some(n)) = (self.detection_rate_all_images, self.all_images) {
+            writeln!(
+                f,
+                "face found in {:.2}% of all {n} LFW images",
+                100.0 * rate
+            )?;
+        }
+        writeln!(
+            f,
+            "pair images: {} detected, {} centre-crop fallbacks",
+            self.detected_in_pair_images, self.fallback_centre_crops
+        )?;
+        writeln!(
+            f,
+            "accuracy   {:.2}% +- {:.2}% (10 folds)",
+            100.0 * r.mean_accuracy,
+            100.0 * r.std_accuracy
+        )?;
+        writeln!(f, "ROC AUC    {:.4}", r.auc)?;
+        writeln!(f, "EER        {:.2}%", 100.0 * r.eer)?;
+        writeln!(f, "TAR@FAR=1e-3 {:.2}%", 100.0 * r.tar_at_far_1e3)?;
+        write!(f, "threshold  {:.4} (best on all pairs)", r.best_threshold)?;
+        if let Some(ft) = &self.finetuned {
+            let r = &ft.report;
+            write!(
+                f,
+                "\nfine-tuned projection (per fold, {}-{} people not in the fold): accuracy {:.2}% +- {:.2}%, AUC {:.4}, EER {:.2}%, TAR@FAR=1e-3 {:.2}%",
+                ft.train_people.iter().min().unwrap_or(&0),
+                ft.train_people.iter().max().unwrap_or(&0),
+                100.0 * r.mean_accuracy,
+                100.0 * r.std_accuracy,
+                r.auc,
+                100.0 * r.eer,
+                100.0 * r.tar_at_far_1e3
+            )?;
+        }
+        Ok(())
+    }
+}

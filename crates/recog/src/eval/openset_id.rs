@@ -127,6 +127,42 @@ pub fn evaluate_open_set(
     })
 }
 
+impl std::fmt::Display for LfwOpenSetReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.distance_rule;
+        let speed = if self.embeddings_reused {
+            ", embeddings reused".to_string()
+        } else {
+            format!(", {:.1} images/s", self.images as f64 / self.seconds)
+        };
+        writeln!(
+            f,
+            "{}: {} enrolled (1 photo each), {} probes of enrolled people, {} of never-enrolled people ({} images{speed})",
+            self.model, r.enrolled, r.known_probes, r.unknown_probes, self.images
+        )?;
+        write!(
+            f,
+            "rank-1 without a threshold: {:.2}%",
+            100.0 * r.rank1_closed_set
+        )?;
+        for (name, r) in [
+            ("distance", &self.distance_rule),
+            ("ratio", &self.ratio_rule),
+        ] {
+            write!(
+                f,
+                "\n{name} rule: threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos): DIR {:.2}%, never-enrolled answered unknown {:.2}%",
+                r.calibration.threshold,
+                r.calibration.far,
+                r.calibration.impostors,
+                100.0 * r.dir_at_threshold,
+                100.0 * r.unknown_rejected_at_threshold
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod open_set_tests {
     use super::*;

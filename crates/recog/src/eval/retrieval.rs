@@ -74,3 +74,21 @@ impl ValidRetrievalParams {
         })
     }
 }
+
+impl std::fmt::Display for RetrievalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.metrics;
+        writeln!(
+            f,
+            "model {} (D={}); {} test queries against {} training references",
+            self.model.display(),
+            self.dim,
+            m.queries,
+            m.references
+        )?;
+        writeln!(f, "1-NN accuracy   {:.2}%", 100.0 * m.knn1_accuracy)?;
+        writeln!(f, "5-NN accuracy   {:.2}%", 100.0 * m.knn5_accuracy)?;
+        writeln!(f, "Precision@1     {:.2}%", 100.0 * m.precision_at_1)?;
+        write!(f, "MAP@R           {:.2}%", 100.0 * m.map_at_r)
+    }
+}

@@ -45,10 +45,12 @@ pub trait Detector {
 
 /// The face detectors recog ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DetectorKind {
     /// BlazeFace's front model on the whole image letterboxed to 128x128: fast, for faces
     /// that fill a fair part of the frame (selfies, LFW, passport photos).
     #[serde(rename = "blazeface")]
+    #[cfg_attr(feature = "clap", value(name = "blazeface"))]
     BlazeFace,
     /// The same model over an image pyramid, from 20 px faces up: group photos, video.
     #[default]

@@ -262,3 +262,116 @@ pub fn train_projection(
     progress.finish();
     Ok((head.valid(), curve))
 }
+
+/// `recog face finetune`: a projection trained on a folder with one sub-folder of photos
+/// per person, saved as `projection.bpk` + `projection.json`.
+#[derive(Debug, Clone)]
+pub struct FolderFineTuneParams {
+    /// `<person>/<photo>` folder; people with fewer than 2 photos are left out.
+    pub data: std::path::PathBuf,
+    /// Output folder.
+    pub out: std::path::PathBuf,
+    /// Photos used per person, at most.
+    pub max_per_person: usize,
+    /// Training settings; the identities per batch are capped at the people found.
+    pub config: FineTuneConfig,
+}
+
+/// [`FolderFineTuneParams`] that passed [`FolderFineTuneParams::check`].
+#[derive(Debug, Clone)]
+pub struct ValidFolderFineTuneParams(FolderFineTuneParams);
+
+/// What a folder fine-tuning did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderFineTuneReport {
+    /// People with 2+ photos.
+    pub people: usize,
+    /// Photos with a face, trained on.
+    pub faces: usize,
+    /// Photos without a face, left out.
+    pub no_face: usize,
+    /// Mean triplet loss of each tenth of training.
+    pub loss_by_tenth: Vec<f32>,
+    /// The projection folder.
+    pub out: std::path::PathBuf,
+}
+
+impl FolderFineTuneParams {
+    /// A person needs 2 photos to form a triplet, and training needs steps.
+    pub fn check(self) -> Result<ValidFolderFineTuneParams> {
+        if self.max_per_person < 2 || self.config.steps == 0 || self.config.dim == 0 {
+            return Err(Error::InvalidArgument(
+                "fine-tuning needs max_per_person >= 2, steps >= 1 and dim >= 1".into(),
+            ));
+        }
+        Ok(ValidFolderFineTuneParams(self))
+    }
+}
+
+impl ValidFolderFineTuneParams {
+    /// Embeds the photos with `pipe` (frozen), trains and saves the projection.
+    pub fn run(
+        &self,
+        pipe: &super::FacePipeline,
+        progress: &dyn Progress,
+    ) -> Result<FolderFineTuneReport> {
+        let a = &self.0;
+        let people: Vec<Vec<std::path::PathBuf>> = crate::data::folder::people(&a.data)?
+            .into_iter()
+            .filter(|(_, v)| v.len() >= 2)
+            .map(|(_, v)| v.into_iter().take(a.max_per_person).collect())
+            .collect();
+        if people.len() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: need sub-folders of at least 2 people with 2+ photos each, found {}",
+                a.data.display(),
+                people.len()
+            )));
+        }
+        let files: Vec<std::path::PathBuf> = people.concat();
+        let labels_all = people
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| std::iter::repeat_n(i as u32, v.len()));
+        let res = pipe.embed_files(&files, 16, false, progress)?;
+        let (mut x, mut labels) = (Vec::new(), Vec::new());
+        for (r, l) in res.iter().zip(labels_all) {
+            if !r.embedding.is_empty() {
+                x.extend_from_slice(&r.embedding);
+                labels.push(l);
+            }
+        }
+        let d_in = pipe.embedder.dim();
+        let cfg = FineTuneConfig {
+            p: a.config.p.min(people.len()),
+            ..a.config.clone()
+        };
+        let device = crate::default_device();
+        let (head, curve) = train_projection(&x, &labels, d_in, &cfg, &device, progress)?;
+        head.save(&a.out, &cfg, d_in)?;
+        Ok(FolderFineTuneReport {
+            people: people.len(),
+            faces: labels.len(),
+            no_face: files.len() - labels.len(),
+            loss_by_tenth: curve,
+            out: a.out.clone(),
+        })
+    }
+}
+
+impl std::fmt::Display for FolderFineTuneReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} people, {} faces ({} photos without a face skipped)",
+            self.people, self.faces, self.no_face
+        )?;
+        let c: Vec<String> = self
+            .loss_by_tenth
+            .iter()
+            .map(|v| format!("{v:.4}"))
+            .collect();
+        writeln!(f, "triplet loss by tenth of training: {}", c.join(" "))?;
+        write!(f, "projection saved to {}", self.out.display())
+    }
+}

@@ -17,9 +17,11 @@ pub mod align;
 pub mod detect;
 pub mod draw;
 pub mod embed;
+pub mod files;
 pub mod finetune;
 pub mod haar;
 pub mod landmarks;
+pub mod options;
 
 use std::path::{Path, PathBuf};
 
@@ -105,12 +107,14 @@ pub struct ModelPaths {
 /// View 2 99.42% against 99.17%; LFW one-shot open set DIR 92.09% against 52.57% at the same
 /// calibrated false-accept rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum FaceModel {
     /// dlib's ResNet (face-api.js weights), 150x150 -> 128-d.
     Dlib,
     /// MobileFaceNet (MobileFaceNet_TF weights, TFLite), 112x112 -> 192-d.
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "mobilefacenet"))]
     MobileFaceNet,
     /// VGG-Face, the notebook's network (the user's `vgg_face_weights.h5`), 224x224 ->
     /// 2622-d fc8, unit length.
@@ -254,6 +258,7 @@ pub struct FacePipeline {
 
 /// Keypoints used to fit the alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AlignPoints {
     /// Both eyes, nose tip, mouth centre.
     EyesNoseMouth,

@@ -156,3 +156,138 @@ pub fn calibrate(impostors: &[f32], far: f64, metric: Distance, source: &str) ->
         verification_distance: None,
     }
 }
+
+/// Where a gallery's calibration takes its stranger scores from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImpostorSource {
+    /// The gallery's own photos, each against its nearest other person.
+    Gallery,
+    /// A labelled folder (`<person>/<photo>`, e.g. LFW) of at most `per_person` photos each:
+    /// each photo against the nearest gallery person of another name.
+    Folder {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// Photos per person.
+        per_person: usize,
+    },
+}
+
+/// `recog gallery calibrate`: picks the threshold for a false-accept rate per probe and
+/// stores it in the gallery.
+#[derive(Debug, Clone)]
+pub struct CalibrateParams {
+    /// Target false-accept rate per probe.
+    pub far: f64,
+    /// The distance to calibrate (identification then uses it).
+    pub metric: Distance,
+    /// What the threshold applies to.
+    pub rule: Rule,
+    /// Where the stranger scores come from.
+    pub impostors: ImpostorSource,
+}
+
+/// [`CalibrateParams`] that passed [`CalibrateParams::check`].
+#[derive(Debug, Clone)]
+pub struct ValidCalibrateParams(CalibrateParams);
+
+impl CalibrateParams {
+    /// The rate must be in `[0, 1)` and a folder source must take a photo per person.
+    pub fn check(self) -> crate::Result<ValidCalibrateParams> {
+        if !(0.0..1.0).contains(&self.far) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "far {}: must be in [0, 1)",
+                self.far
+            )));
+        }
+        if let ImpostorSource::Folder { per_person: 0, .. } = self.impostors {
+            return Err(crate::Error::InvalidArgument(
+                "per_person must be at least 1".into(),
+            ));
+        }
+        Ok(ValidCalibrateParams(self))
+    }
+}
+
+impl ValidCalibrateParams {
+    /// Calibrates and stores the result in the gallery. `pipeline` is loaded only for a
+    /// folder source; it must be the gallery's model. Warns when too few stranger scores
+    /// resolve the rate.
+    pub fn run(
+        &self,
+        gallery: &super::Gallery,
+        pipeline: impl FnOnce() -> crate::Result<crate::face::FacePipeline>,
+        progress: &dyn crate::Progress,
+    ) -> crate::Result<Calibration> {
+        let p = &self.0;
+        let c = match &p.impostors {
+            ImpostorSource::Gallery => gallery.calibrate_self(p.far, p.metric, p.rule)?,
+            ImpostorSource::Folder { dir, per_person } => {
+                let pipe = pipeline()?;
+                gallery.check_model(&super::model_id(&pipe))?;
+                let labelled = embed_labelled(&pipe, dir, *per_person, progress)?;
+                gallery.calibrate_labelled(
+                    &labelled,
+                    p.far,
+                    p.metric,
+                    p.rule,
+                    &dir.display().to_string(),
+                )?
+            }
+        };
+        gallery.set_calibration(&c)?;
+        if c.impostors < 100 {
+            progress.warn(&format!(
+                "only {} impostor scores: a FAR of {} cannot be resolved from so few; calibrate on a labelled folder of strangers (--from DIR)",
+                c.impostors, p.far
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The descriptors of up to `per_person` photos of each person of a labelled folder; photos
+/// without a detected face are left out.
+fn embed_labelled(
+    pipe: &crate::face::FacePipeline,
+    dir: &std::path::Path,
+    per_person: usize,
+    progress: &dyn crate::Progress,
+) -> crate::Result<Vec<(String, Vec<f32>)>> {
+    let people = crate::data::folder::people(dir)?;
+    if people.is_empty() {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{}: no <person>/<photo> images",
+            dir.display()
+        )));
+    }
+    let (names, files): (Vec<String>, Vec<std::path::PathBuf>) = people
+        .iter()
+        .flat_map(|(name, photos)| {
+            photos
+                .iter()
+                .take(per_person)
+                .map(move |f| (name.clone(), f.clone()))
+        })
+        .unzip();
+    let res = pipe.embed_files(&files, 16, false, progress)?;
+    Ok(names
+        .into_iter()
+        .zip(res)
+        .filter(|(_, r)| r.face.is_some() && !r.fallback)
+        .map(|(n, r)| (n, r.embedding))
+        .collect())
+}
+
+impl std::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accept {} ({:?}) for FAR {} per probe ({} impostor scores from {})",
+            self.acceptance(),
+            self.metric,
+            self.far,
+            self.impostors,
+            self.source.as_deref().unwrap_or("gallery")
+        )
+    }
+}

@@ -39,6 +39,7 @@ pub struct Match {
 
 /// What the calibrated threshold applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Rule {
     /// Accept when the nearest person's distance is under the threshold (the notebook's rule).

@@ -18,7 +18,9 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::{Acceptance, Gallery, Index, Match, ModelId};
-use crate::face::{FaceBox, FacePipeline};
+use std::path::{Path, PathBuf};
+
+use crate::face::{draw, FaceBox, FacePipeline};
 use crate::Result;
 
 /// One recognised face.
@@ -188,6 +190,63 @@ impl Recognizer {
     pub fn recognize(&self, img: &RgbImage) -> Result<Vec<Recognized>> {
         recognize_with(&self.pipeline, &self.index, &self.acceptance, img)
     }
+
+    /// Every face of every file. A file that cannot be read or annotated gets its error and
+    /// the others go on; with `annotate`, `<stem>.identified.png` is written there with each
+    /// face's name (or unknown) and distance.
+    pub fn identify_files(
+        &self,
+        files: &[PathBuf],
+        annotate: Option<&Path>,
+    ) -> Result<Vec<FileAnswer>> {
+        if let Some(dir) = annotate {
+            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        }
+        Ok(files
+            .iter()
+            .map(|file| {
+                let (faces, error) = match self.identify_file(file, annotate) {
+                    Ok(f) => (f, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                };
+                FileAnswer {
+                    file: file.clone(),
+                    faces,
+                    error,
+                }
+            })
+            .collect())
+    }
+
+    fn identify_file(&self, file: &Path, annotate: Option<&Path>) -> Result<Vec<FaceAnswer>> {
+        let img = crate::data::image_file::load_rgb(file)?;
+        let found = self.recognize(&img)?;
+        if let Some(dir) = annotate {
+            let marks: Vec<_> = found
+                .iter()
+                .map(|r| {
+                    draw::identity_mark(r.face.clone(), r.answer.name.as_deref(), r.answer.distance)
+                })
+                .collect();
+            let out = dir.join(format!("{}.identified.png", crate::face::files::stem(file)));
+            draw::annotate(&img, &marks)
+                .save(&out)
+                .map_err(|e| crate::Error::io(&out, std::io::Error::other(e)))?;
+        }
+        Ok(found.iter().map(FaceAnswer::new).collect())
+    }
+}
+
+/// One file's faces from [`Recognizer::identify_files`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAnswer {
+    /// The file.
+    pub file: PathBuf,
+    /// Every face found, with its answer.
+    pub faces: Vec<FaceAnswer>,
+    /// Why the file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

@@ -398,6 +398,42 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// A byte count in megabytes, as the model tables print it.
+pub fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+impl std::fmt::Display for FileState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileState::Ok => write!(f, "ok"),
+            FileState::Missing => write!(f, "missing"),
+            FileState::WrongSize { size } => write!(f, "WRONG SIZE ({size} bytes)"),
+            FileState::WrongHash { sha256 } => write!(f, "WRONG SHA-256 ({sha256})"),
+            FileState::Unreadable { problem } => write!(f, "UNREADABLE ({problem})"),
+        }
+    }
+}
+
+impl std::fmt::Display for FetchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchOutcome::AlreadyInstalled => write!(f, "already installed, checked"),
+            FetchOutcome::Installed { downloaded: 0 } => {
+                write!(f, "installed (from the package above), checked")
+            }
+            FetchOutcome::Installed { downloaded } => {
+                write!(
+                    f,
+                    "installed ({} package downloaded), checked",
+                    mb(*downloaded)
+                )
+            }
+            FetchOutcome::Failed { problem } => write!(f, "failed: {problem}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{serve, tgz};

@@ -310,6 +310,38 @@ fn download_checked(
     install::write_atomic(dest, &bytes).map_err(|e| e.to_string())
 }
 
+/// The data sets `recog data fetch` installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum DataSet {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Zalando's Fashion-MNIST.
+    FashionMnist,
+    /// LFW: the deep-funneled images and the protocol files.
+    Lfw,
+    /// Face-free photos for `recog face eval-detect`.
+    Backgrounds,
+}
+
+impl Home {
+    /// Installs a data set where it is missing (SHA-256 checked) and returns its folder.
+    pub fn install_data(&self, set: DataSet, progress: &dyn Progress) -> Result<PathBuf> {
+        match set {
+            DataSet::Mnist => self.ensure_dataset(&crate::data::KnownSet::Mnist.spec(), progress),
+            DataSet::FashionMnist => {
+                self.ensure_dataset(&crate::data::KnownSet::FashionMnist.spec(), progress)
+            }
+            DataSet::Lfw => self.ensure_lfw(&lfw::builtin_spec(), progress),
+            DataSet::Backgrounds => {
+                let spec = backgrounds::builtin_spec();
+                self.ensure_backgrounds(&spec, progress)?;
+                Ok(self.backgrounds_dir(&spec))
+            }
+        }
+    }
+}
+
 /// Loopback servers and archives for the download tests of this module's children.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 /// A distance between embeddings: what a loss or a miner uses, what a gallery searches and
 /// calibrates with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Distance {
     /// `||a - b||` (dlib's and the notebook's threshold).
     #[default]
     Euclidean,
     /// `||a - b||^2`, the notebook's loss.
+    #[cfg_attr(feature = "clap", value(name = "squared", alias = "squared-euclidean"))]
     SquaredEuclidean,
     /// `1 - cos(a, b)`, in [0, 2].
     Cosine,

@@ -32,6 +32,7 @@ use crate::metric::distance::euclidean;
 
 /// The decision rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// The 11-class head.

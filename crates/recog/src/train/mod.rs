@@ -304,3 +304,23 @@ pub fn validation_loss(
     }
     total / cfg.val_batches as f64
 }
+
+impl std::fmt::Display for TrainSummary {
+    /// The per-epoch table `recog train` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "epoch  train_loss  val_loss  active%  mean_dist  img/s")?;
+        for m in &self.epochs {
+            write!(
+                f,
+                "\n{:>5}  {:>10.5}  {:>8.5}  {:>7.2}  {:>9.4}  {:>5.0}",
+                m.epoch,
+                m.train_loss,
+                m.val_loss,
+                100.0 * m.active_fraction,
+                m.mean_distance,
+                m.images_per_s
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -250,3 +250,20 @@ impl ValidWatchParams {
         })
     }
 }
+
+impl std::fmt::Display for WatchSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} frames ({}x{}) in {:.1} s: {:.1} fps, latency {:.1} ms mean / {:.1} ms p95, {} dropped",
+            self.frames,
+            self.width,
+            self.height,
+            self.seconds,
+            self.fps,
+            self.latency_ms_mean,
+            self.latency_ms_p95,
+            self.dropped
+        )
+    }
+}
