@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
+use recog::data::unknowns::Generator;
 use recog::data::UnknownSource;
+use recog::openset::logo::LogoParams;
 use recog::openset::tasks::{DigitReader, EvalParams, FitParams};
 use recog::openset::{self, Method};
 use recog::Home;
@@ -19,8 +21,41 @@ pub enum DigitsCommand {
     Fit(FitArgs),
     /// Name the digit in image files of any size and format, or say "unknown".
     Predict(PredictArgs),
-    /// Compare the three methods on MNIST test digits plus unknown sets.
+    /// Compare every rule on MNIST test digits plus each unknown generator.
     Eval(EvalArgs),
+    /// Leave-one-generator-out: each generator held out from both the embedding's training
+    /// and the recognizer's fitting, every rule, one row per held-out generator.
+    EvalLogo(LogoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogoArgs {
+    /// Embedding checkpoints trained with outlier exposure from different generators
+    /// (`recog train --unknown ...`); each generator is held out with the first one that
+    /// was not trained on it.
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Generators to hold out in turn, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "glyphs,strokes,fonts,kana,fashion-mnist,fragments"
+    )]
+    pub generators: Vec<Generator>,
+    /// Images of each generator's part, for fitting and for evaluation.
+    #[arg(long, default_value_t = 5000)]
+    pub per_generator: usize,
+    /// Target false-reject rate on held-out digits of every calibrated threshold.
+    #[arg(long, default_value_t = 0.01)]
+    pub target_frr: f64,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,12 +121,17 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Handwriting-style test letters to render (fonts never used in fitting).
+    /// Unknown generators, each from its evaluation part (fonts, seeds and splits never used
+    /// in fitting), comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "glyphs,strokes,fonts,kana,fashion-mnist,fragments"
+    )]
+    pub generators: Vec<Generator>,
+    /// Images per generator.
     #[arg(long, default_value_t = 5000)]
-    pub letters: usize,
-    /// Also evaluate against the Fashion-MNIST test split as unknowns.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub fashion: bool,
+    pub per_generator: usize,
     /// Folder for the confusion-matrix plots (default: the checkpoint folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -105,6 +145,21 @@ pub fn run(c: DigitsCommand) -> Result<()> {
         DigitsCommand::Fit(a) => fit(&a).map(|_| ()),
         DigitsCommand::Predict(a) => predict(&a),
         DigitsCommand::Eval(a) => eval(&a).map(|_| ()),
+        DigitsCommand::EvalLogo(a) => {
+            let r = LogoParams {
+                generators: a.generators.clone(),
+                fit_per_generator: a.per_generator,
+                eval_per_generator: a.per_generator,
+                target_frr: a.target_frr,
+                ..LogoParams::new(a.models.clone(), a.data.source()?)
+            }
+            .check()?
+            .run(&Home::from_env(), &Bars::new(a.json))?;
+            if let Some(p) = &a.out {
+                std::fs::write(p, serde_json::to_string_pretty(&r)?)?;
+            }
+            emit(a.json, &r)
+        }
     }
 }
 
@@ -162,8 +217,8 @@ pub fn eval(a: &EvalArgs) -> Result<Vec<openset::OpenSetReport>> {
         model: a.model.clone(),
         recognizer: a.recognizer.clone(),
         source: a.data.source()?,
-        letters: a.letters,
-        fashion: a.fashion,
+        generators: a.generators.clone(),
+        per_generator: a.per_generator,
         out: a.out.clone(),
     }
     .check()?

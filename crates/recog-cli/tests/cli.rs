@@ -429,7 +429,7 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
     assert!(lines[1]["error"].as_str().unwrap().contains("bad.png"));
     assert!(lines[2]["error"].as_str().unwrap().contains("blank"));
 
-    // eval: three methods, confusion plots.
+    // eval: every rule against each generator's evaluation part, confusion plots.
     let o = recog(
         &[
             "digits",
@@ -438,24 +438,40 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
             r,
             "--data",
             d,
-            "--letters",
+            "--generators",
+            "glyphs,strokes",
+            "--per-generator",
             "30",
-            "--fashion",
-            "false",
             "--json",
         ],
         tmp.path(),
     );
     let v = stdout_json(&o);
     let reports = v["reports"].as_array().unwrap();
-    assert_eq!(reports.len(), 3);
+    assert_eq!(reports.len(), 2 * 7);
+    let sets: Vec<&str> = reports
+        .iter()
+        .map(|r| r["unknown_set"].as_str().unwrap())
+        .collect();
+    assert!(
+        sets.contains(&"glyphs") && sets.contains(&"strokes"),
+        "{sets:?}"
+    );
     for rep in reports {
         let au = rep["auroc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&au));
         assert_eq!(rep["confusion"].as_array().unwrap().len(), 4);
     }
-    for m in ["head", "distance", "both"] {
-        assert!(run.join(format!("confusion-{m}.png")).exists());
+    for m in [
+        "head",
+        "distance",
+        "both",
+        "energy",
+        "knn",
+        "mahalanobis",
+        "ensemble",
+    ] {
+        assert!(run.join(format!("confusion-{m}.png")).exists(), "{m}");
     }
 
     // Another checkpoint is refused.

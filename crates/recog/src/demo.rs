@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::data::unknowns::Generator;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -205,13 +206,12 @@ impl ValidDemoParams {
             fit.calibration = 1000;
         }
         fit.check()?.run(home, progress)?;
+        // The notebook's comparison: today's letters and Fashion-MNIST (`recog digits eval`
+        // has every generator).
         let eval = EvalParams {
-            model: model.to_path_buf(),
-            recognizer: None,
-            source: source.clone(),
-            letters: if quick { 1000 } else { 5000 },
-            fashion: true,
-            out: None,
+            generators: vec![Generator::Glyphs, Generator::Fashion],
+            per_generator: if quick { 1000 } else { 5000 },
+            ..EvalParams::new(model.to_path_buf(), source.clone())
         };
         Ok(eval.check()?.run(home, progress)?.reports)
     }

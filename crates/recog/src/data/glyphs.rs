@@ -75,6 +75,17 @@ pub fn read_fonts(paths: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
 /// Renders `n` random letters from `fonts`, seeded. Class names are the letters; labels index
 /// [`LETTERS`].
 pub fn render_letters(fonts: &[(String, Vec<u8>)], n: usize, seed: u64) -> Result<Dataset> {
+    render_chars(fonts, &LETTERS.chars().collect::<Vec<_>>(), n, seed)
+}
+
+/// Renders `n` random characters of `chars` from `fonts` (a font that lacks a character is
+/// skipped for it), seeded. Class names are the characters; labels index `chars`.
+pub fn render_chars(
+    fonts: &[(String, Vec<u8>)],
+    chars: &[char],
+    n: usize,
+    seed: u64,
+) -> Result<Dataset> {
     let parsed: Vec<FontVec> = fonts
         .iter()
         .map(|(name, b)| {
@@ -82,21 +93,20 @@ pub fn render_letters(fonts: &[(String, Vec<u8>)], n: usize, seed: u64) -> Resul
                 .map_err(|e| Error::InvalidArgument(format!("font {name}: {e}")))
         })
         .collect::<Result<_>>()?;
-    if parsed.is_empty() {
+    if parsed.is_empty() || chars.is_empty() {
         return Err(Error::InvalidArgument(
-            "no fonts to render letters from".into(),
+            "no fonts or no characters to render from".into(),
         ));
     }
-    let letters: Vec<char> = LETTERS.chars().collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut pixels = Vec::with_capacity(n * 784);
     let mut labels = Vec::with_capacity(n);
     let mut attempts = 0;
     while labels.len() < n && attempts < n * 10 {
         attempts += 1;
-        let li = rng.random_range(0..letters.len());
+        let li = rng.random_range(0..chars.len());
         let font = &parsed[rng.random_range(0..parsed.len())];
-        if let Some(img) = render_one(font, letters[li], &mut rng) {
+        if let Some(img) = render_one(font, chars[li], &mut rng) {
             pixels.extend(img);
             labels.push(li as u32);
         }
@@ -106,7 +116,7 @@ pub fn render_letters(fonts: &[(String, Vec<u8>)], n: usize, seed: u64) -> Resul
         labels,
         28,
         28,
-        letters.iter().map(|c| c.to_string()).collect(),
+        chars.iter().map(|c| c.to_string()).collect(),
     )
 }
 

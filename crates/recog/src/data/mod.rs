@@ -16,6 +16,7 @@ pub mod image_file;
 pub mod mnistify;
 pub mod npy;
 pub mod sampler;
+pub mod unknowns;
 
 use std::path::Path;
 
@@ -303,6 +304,9 @@ pub enum UnknownSource {
     FashionMnist,
     /// MNIST's training split (`mnist`; for other data sets' recognizers).
     Mnist,
+    /// The fitting part of another generator of [`unknowns`] (`strokes`, `fonts`, `kana`,
+    /// `fragments`).
+    Generated(unknowns::Generator),
     /// A folder: IDX files, or class sub-folders of images.
     Folder(std::path::PathBuf),
 }
@@ -317,6 +321,7 @@ impl std::str::FromStr for UnknownSource {
             "glyphs" => UnknownSource::Glyphs,
             "fashion-mnist" => UnknownSource::FashionMnist,
             "mnist" => UnknownSource::Mnist,
+            "strokes" | "fonts" | "kana" | "fragments" => UnknownSource::Generated(s.parse()?),
             dir => UnknownSource::Folder(dir.into()),
         })
     }
@@ -328,6 +333,7 @@ impl std::fmt::Display for UnknownSource {
             UnknownSource::Glyphs => f.write_str("glyphs"),
             UnknownSource::FashionMnist => f.write_str("fashion-mnist"),
             UnknownSource::Mnist => f.write_str("mnist"),
+            UnknownSource::Generated(g) => write!(f, "{g}"),
             UnknownSource::Folder(p) => write!(f, "{}", p.display()),
         }
     }
@@ -335,12 +341,36 @@ impl std::fmt::Display for UnknownSource {
 
 impl UnknownSource {
     /// A comma-separated list (`fashion-mnist,glyphs`), as the command line and saved
-    /// training configs write it.
+    /// training configs write it; `all` stands for every generator of [`unknowns`].
     pub fn parse_list(s: &str) -> Result<Vec<Self>> {
-        s.split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(str::parse)
-            .collect()
+        let mut out = Vec::new();
+        for t in s.split(',').filter(|t| !t.trim().is_empty()) {
+            if t.trim() == "all" {
+                out.extend(unknowns::Generator::ALL.map(Self::of));
+            } else {
+                out.push(t.parse()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The fitting part of a generator as a source.
+    pub fn of(g: unknowns::Generator) -> Self {
+        match g {
+            unknowns::Generator::Glyphs => UnknownSource::Glyphs,
+            unknowns::Generator::Fashion => UnknownSource::FashionMnist,
+            g => UnknownSource::Generated(g),
+        }
+    }
+
+    /// The generator this source is the fitting part of, if any.
+    pub fn generator(&self) -> Option<unknowns::Generator> {
+        match self {
+            UnknownSource::Glyphs => Some(unknowns::Generator::Glyphs),
+            UnknownSource::FashionMnist => Some(unknowns::Generator::Fashion),
+            UnknownSource::Generated(g) => Some(*g),
+            UnknownSource::Mnist | UnknownSource::Folder(_) => None,
+        }
     }
 
     /// The list back as text.
@@ -394,6 +424,12 @@ pub fn unknown_images(
                 };
                 let d = load(&Source::Known(set), Split::Train, home, progress)?.take(per_source);
                 described.push(format!("{s}: training split, first {} images", d.len()));
+                d
+            }
+            UnknownSource::Generated(g) => {
+                let (d, what) =
+                    unknowns::generate(*g, unknowns::Part::Fit, per_source, seed, home, progress)?;
+                described.push(what);
                 d
             }
             UnknownSource::Folder(p) => {

@@ -65,6 +65,15 @@ pub struct HeadWeights {
 impl HeadWeights {
     /// Softmax probabilities for one embedding.
     pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
+        let o = self.logits(x);
+        let m = o.iter().cloned().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = o.iter().map(|v| (v - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.iter().map(|v| v / s).collect()
+    }
+
+    /// The outputs before the softmax, for one embedding.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         let mut h = self.b1.clone();
         for (i, &xi) in x.iter().enumerate().take(self.d_in) {
             let row = &self.w1[i * self.hidden..(i + 1) * self.hidden];
@@ -80,10 +89,7 @@ impl HeadWeights {
                 *ok += hj * w;
             }
         }
-        let m = o.iter().cloned().fold(f32::MIN, f32::max);
-        let e: Vec<f32> = o.iter().map(|v| (v - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        e.iter().map(|v| v / s).collect()
+        o
     }
 
     fn from_head(h: &Head, d_in: usize, hidden: usize, d_out: usize) -> Self {

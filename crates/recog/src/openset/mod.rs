@@ -21,6 +21,8 @@
 //! ```
 
 pub mod head;
+pub mod logo;
+pub mod rules;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -41,11 +43,28 @@ pub enum Method {
     Distance,
     /// Both must accept.
     Both,
+    /// Energy of the head's digit logits, calibrated ([`rules::energy`]).
+    Energy,
+    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]).
+    Knn,
+    /// Class-conditional Mahalanobis distance, calibrated ([`rules::Mahalanobis`]).
+    Mahalanobis,
+    /// The head must accept, and the largest quantile of energy, k-NN and Mahalanobis among
+    /// held-out digits must be under its calibrated threshold.
+    Ensemble,
 }
 
 impl Method {
     /// All methods, for comparisons.
-    pub const ALL: [Method; 3] = [Method::Head, Method::Distance, Method::Both];
+    pub const ALL: [Method; 7] = [
+        Method::Head,
+        Method::Distance,
+        Method::Both,
+        Method::Energy,
+        Method::Knn,
+        Method::Mahalanobis,
+        Method::Ensemble,
+    ];
 
     /// Short name.
     pub fn name(self) -> &'static str {
@@ -53,6 +72,10 @@ impl Method {
             Method::Head => "head",
             Method::Distance => "distance",
             Method::Both => "both",
+            Method::Energy => "energy",
+            Method::Knn => "knn",
+            Method::Mahalanobis => "mahalanobis",
+            Method::Ensemble => "ensemble",
         }
     }
 }
@@ -102,6 +125,10 @@ pub struct DigitRecognizer {
     pub head: head::HeadWeights,
     /// What the unknown class was fit on.
     pub unknown_sources: Vec<String>,
+    /// The score rules (energy, k-NN, Mahalanobis, ensemble); absent in recognizers fit
+    /// before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<rules::ScoreRules>,
 }
 
 /// Class centres: the mean embedding of each class, renormalised when the embeddings are
@@ -191,16 +218,37 @@ impl DigitRecognizer {
         Ok(r)
     }
 
-    /// Decides for one embedding with `method`.
+    /// Whether this recognizer carries what `method` needs (recognizers fit before the score
+    /// rules existed carry only the head and the centres).
+    pub fn supports(&self, method: Method) -> bool {
+        matches!(method, Method::Head | Method::Distance | Method::Both) || self.rules.is_some()
+    }
+
+    /// An error naming the fix when `method` is not [`DigitRecognizer::supports`]ed.
+    pub fn check_supports(&self, method: Method) -> Result<()> {
+        if self.supports(method) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "this recognizer has no {} rule (it was fit by an older recog); fit it again with `recog digits fit`",
+            method.name()
+        )))
+    }
+
+    /// Decides for one embedding with `method`. A method the recognizer does not
+    /// [`DigitRecognizer::supports`] answers with the head.
     pub fn predict(&self, x: &[f32], method: Method) -> Prediction {
         let (nearest, distance) = nearest_centre(x, &self.centres);
+        let logits = self.head.logits(x);
         let probs = self.head.probabilities(x);
         let unknown = probs.len() - 1;
-        let (arg, pmax) =
-            probs
-                .iter()
+        let argmax = |v: &[f32]| {
+            v.iter()
                 .enumerate()
-                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+        };
+        let (arg, pmax) = argmax(&probs);
+        let best_digit = argmax(&probs[..unknown]).0 as u32;
         let p_unknown = probs[unknown];
         let dist_score = distance / self.threshold.max(1e-12);
         // The head rejects when "unknown" wins; 2 * p_unknown crosses 1 near that boundary.
@@ -209,13 +257,31 @@ impl DigitRecognizer {
         } else {
             p_unknown / pmax.max(1e-12)
         };
-        let (label, unknown_score) = match method {
-            Method::Distance => ((distance <= self.threshold).then_some(nearest), dist_score),
-            Method::Head => ((arg != unknown).then_some(arg as u32), head_score),
-            Method::Both => (
-                (arg != unknown && distance <= self.threshold).then_some(arg as u32),
+        let head_label = (arg != unknown).then_some(arg as u32);
+        let by_score =
+            |score: f32, threshold: f32| ((score <= threshold).then_some(best_digit), score);
+        let (label, unknown_score) = match (method, &self.rules) {
+            (Method::Distance, _) => ((distance <= self.threshold).then_some(nearest), dist_score),
+            (Method::Both, _) => (
+                head_label.filter(|_| distance <= self.threshold),
                 dist_score.max(head_score),
             ),
+            (Method::Energy, Some(r)) => {
+                by_score(rules::energy(&logits[..unknown]), r.energy.threshold)
+            }
+            (Method::Knn, Some(r)) => by_score(r.knn.score(x), r.knn_calibration.threshold),
+            (Method::Mahalanobis, Some(r)) => {
+                by_score(r.mahalanobis.score(x), r.mahalanobis_calibration.threshold)
+            }
+            (Method::Ensemble, Some(r)) => {
+                let q = r.ensemble_score(&r.scores(x, &logits[..unknown]));
+                let rejected_by_head = head_label.is_none();
+                (
+                    head_label.filter(|_| q <= r.ensemble.threshold),
+                    q + if rejected_by_head { 1.0 } else { 0.0 },
+                )
+            }
+            _ => (head_label, head_score),
         };
         Prediction {
             label,
@@ -319,5 +385,68 @@ mod tests {
         let c = class_centres(&e, &[0, 0, 1], 2, 2, false);
         assert_eq!(c, vec![vec![0.0, 2.0], vec![4.0, 0.0]]);
         assert_eq!(nearest_centre(&[3.0, 0.5], &c), (1, (1.0f32 + 0.25).sqrt()));
+    }
+
+    fn fitted() -> DigitRecognizer {
+        // Three classes around (0,0), (4,0) and (0,4); unknowns around (8,8).
+        let jitter = |i: usize, p: usize| ((i * p) % 101) as f32 / 101.0 - 0.5;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..900 {
+            let c = i % 3;
+            let (cx, cy) = [(0.0, 0.0), (4.0, 0.0), (0.0, 4.0)][c];
+            x.extend([cx + jitter(i, 7919), cy + jitter(i, 104_729)]);
+            y.push(c as u32);
+        }
+        let u: Vec<f32> = (0..300)
+            .flat_map(|i| [8.0 + jitter(i, 31), 8.0 + jitter(i, 37)])
+            .collect();
+        let classes = ["0", "1", "2"].map(String::from);
+        tasks::fit_recognizer(
+            &tasks::FitData {
+                digits: &x,
+                labels: &y,
+                classes: &classes,
+                unknown: &u,
+                dim: 2,
+                normalized: false,
+            },
+            &tasks::FitSettings {
+                method: Method::Both,
+                target_frr: 0.02,
+                calibration: 150,
+                head_epochs: 40,
+                seed: 1,
+            },
+            &crate::NoProgress,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_rule_names_a_digit_and_rejects_the_unknown_cluster() {
+        let rec = fitted();
+        for m in Method::ALL {
+            assert!(rec.supports(m));
+            assert_eq!(rec.predict(&[4.0, 0.1], m).label, Some(1), "{m:?}");
+            assert_eq!(rec.predict(&[8.0, 8.0], m).label, None, "{m:?}");
+        }
+    }
+
+    /// Recognizers saved before the score rules existed still load, and say which rules they
+    /// lack instead of answering with another one silently.
+    #[test]
+    fn a_recognizer_without_score_rules_loads_and_names_what_it_lacks() {
+        let mut v = serde_json::to_value(fitted()).unwrap();
+        v.as_object_mut().unwrap().remove("rules");
+        let old: DigitRecognizer = serde_json::from_value(v).unwrap();
+        assert!(old.supports(Method::Both) && !old.supports(Method::Knn));
+        let e = old
+            .check_supports(Method::Ensemble)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ensemble") && e.contains("recog digits fit"),
+            "{e}"
+        );
     }
 }

@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{
-    calibrate_threshold, class_centres, evaluate, head, nearest_centre, DigitRecognizer, Method,
-    OpenSetReport,
+    calibrate_threshold, class_centres, evaluate, head, nearest_centre, rules, DigitRecognizer,
+    Method, OpenSetReport,
 };
-use crate::data::{self, glyphs, KnownSet, Source, Split, UnknownSource};
+use crate::data::unknowns::{self, Generator, Part};
+use crate::data::{self, Source, Split, UnknownSource};
 use crate::nn::EmbeddingNet;
 use crate::train::CheckpointDir;
 use crate::{Error, Home, Progress, Result};
@@ -128,56 +129,29 @@ impl ValidFitParams {
         }
         let d = cfg.net.dim;
         let emb = embed(&net, &digits, progress);
-        let n_fit = digits.len() - a.calibration;
-        let k = digits.classes.len();
-        let centres = class_centres(
-            &emb[..n_fit * d],
-            &digits.labels[..n_fit],
-            d,
-            k,
-            cfg.net.normalize,
-        );
-        let cal: Vec<f32> = emb[n_fit * d..]
-            .chunks(d)
-            .map(|x| nearest_centre(x, &centres).1)
-            .collect();
-        let threshold = calibrate_threshold(&cal, a.target_frr);
-        let calibration_frr =
-            cal.iter().filter(|&&x| x > threshold).count() as f64 / cal.len().max(1) as f64;
-
-        // Head training set: fitting digits + unknown sources, label k = unknown.
-        let mut x = emb[..n_fit * d].to_vec();
-        let mut y: Vec<u32> = digits.labels[..n_fit].to_vec();
         let (extra, sources) =
             data::unknown_images(&a.unknown, a.unknown_per_source, 1, home, progress)?;
-        x.extend(embed(&net, &extra, progress));
-        y.extend(std::iter::repeat_n(k as u32, extra.len()));
-        let head = head::train_head(
-            &x,
-            &y,
-            d,
-            head::HeadTraining {
-                n_classes: k,
-                epochs: a.head_epochs,
-                seed: cfg.seed,
-            },
-            &device,
-            progress,
-        );
-        let rec = DigitRecognizer {
-            version: 1,
-            checkpoint: a.model.clone(),
-            checkpoint_sha256: crate::digest::sha256_file(&ck.model())?,
+        let unknown = embed(&net, &extra, progress);
+        let fit = FitData {
+            digits: &emb,
+            labels: &digits.labels,
+            classes: &digits.classes,
+            unknown: &unknown,
             dim: d,
-            method: a.method,
-            classes: digits.classes.clone(),
-            centres,
-            threshold,
-            target_frr: a.target_frr,
-            calibration_frr,
-            head,
-            unknown_sources: sources.clone(),
+            normalized: cfg.net.normalize,
         };
+        let settings = FitSettings {
+            method: a.method,
+            target_frr: a.target_frr,
+            calibration: a.calibration,
+            head_epochs: a.head_epochs,
+            seed: cfg.seed,
+        };
+        let mut rec = fit_recognizer(&fit, &settings, progress)?;
+        rec.checkpoint = a.model.clone();
+        rec.checkpoint_sha256 = crate::digest::sha256_file(&ck.model())?;
+        rec.unknown_sources = sources.clone();
+        let (threshold, calibration_frr) = (rec.threshold, rec.calibration_frr);
         let out = a
             .out
             .clone()
@@ -192,6 +166,147 @@ impl ValidFitParams {
             held_out: a.calibration,
         })
     }
+}
+
+/// The embeddings a recognizer is fit on.
+#[derive(Debug, Clone, Copy)]
+pub struct FitData<'a> {
+    /// Training digits, `[n][dim]`; the last [`FitSettings::calibration`] are held out.
+    pub digits: &'a [f32],
+    /// Their labels.
+    pub labels: &'a [u32],
+    /// Digit class names.
+    pub classes: &'a [String],
+    /// Non-digit images for the head's unknown class, `[m][dim]`.
+    pub unknown: &'a [f32],
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Whether the embeddings are unit-length (the centres are renormalised then).
+    pub normalized: bool,
+}
+
+/// How a recognizer is fit.
+#[derive(Debug, Clone, Copy)]
+pub struct FitSettings {
+    /// Default decision rule stored.
+    pub method: Method,
+    /// Target false-reject rate of every calibrated threshold.
+    pub target_frr: f64,
+    /// Training digits held out for calibration.
+    pub calibration: usize,
+    /// Head training epochs.
+    pub head_epochs: usize,
+    /// Seed of the head's training.
+    pub seed: u64,
+}
+
+/// Digits in the k-NN reference set.
+const KNN_REFS: usize = 5000;
+
+/// Fits every rule on embeddings: centres, the head (digits + unknown class), and the score
+/// rules; every threshold is calibrated on the held-out digits, which nothing else sees.
+/// The checkpoint fields and the unknown sources are left for the caller to fill.
+pub fn fit_recognizer(
+    data: &FitData,
+    s: &FitSettings,
+    progress: &dyn Progress,
+) -> Result<DigitRecognizer> {
+    let d = data.dim;
+    let n = data.labels.len();
+    if d == 0 || data.digits.len() != n * d || !data.unknown.len().is_multiple_of(d) {
+        return Err(Error::Shape {
+            name: "recognizer fitting embeddings".into(),
+            expected: vec![n, d],
+            got: vec![data.digits.len()],
+        });
+    }
+    if s.calibration >= n || s.calibration == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "--calibration {} must be between 1 and the {n} training digits",
+            s.calibration
+        )));
+    }
+    let n_fit = n - s.calibration;
+    let k = data.classes.len();
+    let (fit_x, cal_x) = data.digits.split_at(n_fit * d);
+    let fit_y = &data.labels[..n_fit];
+    let centres = class_centres(fit_x, fit_y, d, k, data.normalized);
+    let cal: Vec<f32> = cal_x
+        .chunks(d)
+        .map(|x| nearest_centre(x, &centres).1)
+        .collect();
+    let threshold = calibrate_threshold(&cal, s.target_frr);
+    let calibration_frr =
+        cal.iter().filter(|&&x| x > threshold).count() as f64 / cal.len().max(1) as f64;
+
+    // Head training set: fitting digits + the unknown class, label k.
+    let mut x = fit_x.to_vec();
+    let mut y: Vec<u32> = fit_y.to_vec();
+    x.extend_from_slice(data.unknown);
+    y.extend(std::iter::repeat_n(k as u32, data.unknown.len() / d));
+    let head = head::train_head(
+        &x,
+        &y,
+        d,
+        head::HeadTraining {
+            n_classes: k,
+            epochs: s.head_epochs,
+            seed: s.seed,
+        },
+        &crate::default_device(),
+        progress,
+    );
+
+    let step = (n_fit / KNN_REFS).max(1);
+    let knn = rules::Knn {
+        k: 5,
+        dim: d,
+        refs: fit_x
+            .chunks(d)
+            .step_by(step)
+            .flat_map(|r| r.iter().copied())
+            .collect(),
+    };
+    let mahalanobis = rules::Mahalanobis::fit(fit_x, fit_y, d, k)?;
+    let mut scores: [Vec<f32>; 3] = Default::default();
+    for xc in cal_x.chunks(d) {
+        let logits = head.logits(xc);
+        scores[0].push(rules::energy(&logits[..k]));
+        scores[1].push(knn.score(xc));
+        scores[2].push(mahalanobis.score(xc));
+    }
+    let [e, kn, m] = scores;
+    let mut r = rules::ScoreRules {
+        energy: rules::Calibrated::new(e, s.target_frr),
+        knn,
+        knn_calibration: rules::Calibrated::new(kn, s.target_frr),
+        mahalanobis,
+        mahalanobis_calibration: rules::Calibrated::new(m, s.target_frr),
+        ensemble: rules::Calibrated::new(Vec::new(), s.target_frr),
+    };
+    let ens: Vec<f32> = cal_x
+        .chunks(d)
+        .map(|xc| {
+            let logits = head.logits(xc);
+            r.ensemble_score(&r.scores(xc, &logits[..k]))
+        })
+        .collect();
+    r.ensemble = rules::Calibrated::new(ens, s.target_frr);
+    Ok(DigitRecognizer {
+        version: 2,
+        checkpoint: PathBuf::new(),
+        checkpoint_sha256: String::new(),
+        dim: d,
+        method: s.method,
+        classes: data.classes.to_vec(),
+        centres,
+        threshold,
+        target_frr: s.target_frr,
+        calibration_frr,
+        head,
+        unknown_sources: Vec::new(),
+        rules: Some(r),
+    })
 }
 
 /// One file's answer.
@@ -219,6 +334,9 @@ pub struct DigitReader {
     dim: usize,
     /// The recognizer.
     pub recognizer: DigitRecognizer,
+    /// The generators whose fitting part the embedding's training or the recognizer's
+    /// fitting used: evaluation on them is in-distribution.
+    pub seen: Vec<Generator>,
 }
 
 impl DigitReader {
@@ -230,10 +348,25 @@ impl DigitReader {
         let (cfg, net) = ck.load_model(&device)?;
         let rp = recognizer.map_or_else(|| model.join("recognizer.json"), Path::to_path_buf);
         let recognizer = DigitRecognizer::load_for(&rp, &ck.model())?;
+        let mut seen: Vec<Generator> = cfg
+            .unknown
+            .iter()
+            .flat_map(|u| u.sources.iter().filter_map(UnknownSource::generator))
+            .collect();
+        // The recognizer's sources are descriptions that start with the source's name.
+        for d in &recognizer.unknown_sources {
+            let name = d.split([':', ' ']).next().unwrap_or("");
+            if let Ok(g) = name.parse::<Generator>() {
+                seen.push(g);
+            }
+        }
+        seen.sort_by_key(|g| g.name());
+        seen.dedup();
         Ok(Self {
             net,
             dim: cfg.net.dim,
             recognizer,
+            seen,
         })
     }
 
@@ -245,6 +378,7 @@ impl DigitReader {
         method: Option<Method>,
     ) -> Result<Vec<PredictLine>> {
         let method = method.unwrap_or(self.recognizer.method);
+        self.recognizer.check_supports(method)?;
         let (set, rows) = data::mnistify::mnistify_files(files)?;
         let emb = if set.is_empty() {
             Vec::new()
@@ -290,20 +424,40 @@ pub struct EvalParams {
     pub recognizer: Option<PathBuf>,
     /// The digits (their test split).
     pub source: Source,
-    /// Handwriting-style test letters to render (fonts never used in fitting).
-    pub letters: usize,
-    /// Also use the Fashion-MNIST test split as unknowns.
-    pub fashion: bool,
+    /// The unknown generators, each from its evaluation part ([`unknowns::Part::Eval`]).
+    pub generators: Vec<Generator>,
+    /// Images per generator.
+    pub per_generator: usize,
     /// Folder for the confusion-matrix plots (default: the checkpoint folder).
     pub out: Option<PathBuf>,
 }
 
 impl EvalParams {
-    /// Nothing to refuse yet beyond what loading checks.
+    /// Every generator, 5,000 images each.
+    pub fn new(model: PathBuf, source: Source) -> Self {
+        Self {
+            model,
+            recognizer: None,
+            source,
+            generators: Generator::ALL.to_vec(),
+            per_generator: 5000,
+            out: None,
+        }
+    }
+
+    /// At least one generator and one image of each.
     pub fn check(self) -> Result<ValidEvalParams> {
+        if self.generators.is_empty() || self.per_generator == 0 {
+            return Err(Error::InvalidArgument(
+                "the evaluation needs at least one unknown generator and one image of each".into(),
+            ));
+        }
         Ok(ValidEvalParams(self))
     }
 }
+
+/// Seed of every generator's evaluation part (2: the letters of the first evaluations).
+pub const EVAL_SEED: u64 = 2;
 
 /// Checked [`EvalParams`].
 #[derive(Debug, Clone)]
@@ -316,6 +470,11 @@ pub struct EvalReport {
     pub recognizer: PathBuf,
     /// Test digits.
     pub digits: usize,
+    /// Images per unknown generator.
+    pub per_generator: usize,
+    /// Generators the embedding's training or the recognizer's fitting used (their rows are
+    /// in-distribution).
+    pub in_distribution: Vec<Generator>,
     /// Its distance threshold.
     #[serde(skip)]
     pub threshold: f32,
@@ -335,27 +494,18 @@ impl ValidEvalParams {
         let digits = data::load(&a.source, Split::Test, home, progress)?;
         let demb = embed(&reader.net, &digits, progress);
         let mut unknowns: Vec<(String, Vec<f32>)> = Vec::new();
-        let fonts = glyphs::read_fonts(glyphs::EVAL_FONT_FILES)?;
-        let letters = glyphs::render_letters(&fonts, a.letters, 2)?;
-        unknowns.push((
-            format!("{} handwriting-font letters", letters.len()),
-            embed(&reader.net, &letters, progress),
-        ));
-        if a.fashion {
-            let f = data::load(
-                &Source::Known(KnownSet::FashionMnist),
-                Split::Test,
-                home,
-                progress,
-            )?;
-            unknowns.push((
-                format!("{} Fashion-MNIST test images", f.len()),
-                embed(&reader.net, &f, progress),
-            ));
+        for &g in &a.generators {
+            let (set, _) =
+                unknowns::generate(g, Part::Eval, a.per_generator, EVAL_SEED, home, progress)?;
+            unknowns.push((g.to_string(), embed(&reader.net, &set, progress)));
         }
+        let methods: Vec<Method> = Method::ALL
+            .into_iter()
+            .filter(|m| rec.supports(*m))
+            .collect();
         let mut reports = Vec::new();
         for (name, u) in &unknowns {
-            for m in Method::ALL {
+            for &m in &methods {
                 reports.push(evaluate(rec, m, &demb, &digits.labels, u, name));
             }
         }
@@ -380,6 +530,8 @@ impl ValidEvalParams {
                 .clone()
                 .unwrap_or_else(|| a.model.join("recognizer.json")),
             digits: digits.len(),
+            per_generator: a.per_generator,
+            in_distribution: reader.seen.clone(),
             threshold: rec.threshold,
             reports,
             plots,
@@ -406,42 +558,100 @@ impl std::fmt::Display for FitReport {
 }
 
 impl std::fmt::Display for EvalReport {
-    /// Every rule against every unknown set, one row each.
+    /// One column per rule: digit accuracy and digits rejected, then the rejection of each
+    /// unknown generator's evaluation part, then the worst generator.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
+        write_pivot(
             f,
-            "{} MNIST test digits; distance threshold {:.4}",
-            self.digits, self.threshold
+            &format!(
+                "{} MNIST test digits; {} images per unknown generator (evaluation parts); distance threshold {:.4}",
+                self.digits, self.per_generator, self.threshold
+            ),
+            &self.reports,
         )?;
-        writeln!(
-            f,
-            "{:<40} {:<9} {:>9} {:>10} {:>10} {:>9} {:>7} {:>11}",
-            "unknown set",
-            "method",
-            "digit acc",
-            "digit rej",
-            "unk. rej",
-            "overall",
-            "AUROC",
-            "closed-set"
-        )?;
-        for r in &self.reports {
-            writeln!(
+        let seen: Vec<&str> = self.in_distribution.iter().map(|g| g.name()).collect();
+        if !seen.is_empty() {
+            write!(
                 f,
-                "{:<40} {:<9} {:>8.2}% {:>9.2}% {:>9.2}% {:>8.2}% {:>7.4} {:>10.2}%",
-                r.unknown_set,
-                r.method.name(),
-                100.0 * r.digit_accuracy,
-                100.0 * r.digit_rejection,
-                100.0 * r.unknown_rejection,
-                100.0 * r.overall_accuracy,
-                r.auroc,
-                100.0 * r.closed_set_accuracy
+                "\nin-distribution (their fitting parts were used in training or fitting): {}",
+                seen.join(", ")
             )?;
         }
         write!(
             f,
-            "The notebook's 11-class head scored 84.3% on MNIST test digits (its 'digit acc')."
+            "\nThe notebook's 11-class head scored 84.3% on MNIST test digits (its 'digit acc')."
         )
     }
+}
+
+/// The per-generator table of [`EvalReport`] and the leave-one-generator-out report.
+pub fn write_pivot(
+    f: &mut std::fmt::Formatter<'_>,
+    title: &str,
+    reports: &[OpenSetReport],
+) -> std::fmt::Result {
+    let mut methods: Vec<Method> = Vec::new();
+    let mut sets: Vec<&str> = Vec::new();
+    for r in reports {
+        if !methods.contains(&r.method) {
+            methods.push(r.method);
+        }
+        if !sets.contains(&r.unknown_set.as_str()) {
+            sets.push(&r.unknown_set);
+        }
+    }
+    let cell = |set: &str, m: Method, v: &dyn Fn(&OpenSetReport) -> f64| {
+        reports
+            .iter()
+            .find(|r| r.unknown_set == set && r.method == m)
+            .map_or(f64::NAN, v)
+    };
+    writeln!(f, "{title}")?;
+    write!(f, "{:<26}", "")?;
+    for m in &methods {
+        write!(f, " {:>11}", m.name())?;
+    }
+    type Getter = fn(&OpenSetReport) -> f64;
+    let digit_rows: [(&str, Getter); 2] = [
+        ("digit accuracy", |r| r.digit_accuracy),
+        ("digits rejected", |r| r.digit_rejection),
+    ];
+    for (label, get) in digit_rows {
+        // Digit figures do not depend on the unknown set, except across refits (worst shown).
+        write!(f, "\n{label:<26}")?;
+        for &m in &methods {
+            let v = sets
+                .iter()
+                .map(|s| cell(s, m, &get))
+                .fold(f64::NAN, |a, b| {
+                    if label == "digit accuracy" {
+                        a.min(b)
+                    } else {
+                        a.max(b)
+                    }
+                });
+            write!(f, " {:>10.2}%", 100.0 * v)?;
+        }
+    }
+    write!(f, "\nunknowns rejected:")?;
+    for s in &sets {
+        write!(f, "\n  {s:<24}")?;
+        for &m in &methods {
+            write!(
+                f,
+                " {:>10.2}%",
+                100.0 * cell(s, m, &|r| r.unknown_rejection)
+            )?;
+        }
+    }
+    write!(f, "\n{:<26}", "worst generator")?;
+    for &m in &methods {
+        let (w, v) = sets
+            .iter()
+            .map(|s| (*s, cell(s, m, &|r| r.unknown_rejection)))
+            .fold(("-", f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        let _ = w;
+        write!(f, " {:>10.2}%", 100.0 * v)?;
+    }
+    Ok(())
 }

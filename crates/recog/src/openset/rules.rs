@@ -1,0 +1,274 @@
+//! Score-based rejection rules beside the head and the centre distance, each calibrated for
+//! a target false-reject rate on held-out digits:
+//! - energy: `-logsumexp` of the head's digit logits (Liu et al., "Energy-based
+//!   Out-of-distribution Detection", NeurIPS 2020);
+//! - k-NN distance: the distance to the k-th nearest fitting digit (Sun et al.,
+//!   "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022);
+//! - Mahalanobis: the smallest class-conditional Mahalanobis distance under one shared
+//!   covariance (Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution
+//!   Samples and Adversarial Attacks", NeurIPS 2018);
+//! - the ensemble: each of the three scores turned into its quantile among the held-out
+//!   digits' scores, the largest quantile thresholded, and the head must accept too.
+//!
+//! ```
+//! use recog::openset::rules::{energy, Mahalanobis};
+//! assert!(energy(&[5.0, 0.0]) < energy(&[1.0, 0.0])); // confident logits: low energy
+//! let x = [0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+//! let m = Mahalanobis::fit(&x, &[0, 0, 1, 1], 2, 2).unwrap();
+//! assert!(m.score(&[0.0, 0.5]) < m.score(&[5.0, 5.0]));
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::distance::squared_euclidean;
+use crate::{Error, Result};
+
+/// Energy of the digit logits, `-log sum exp`: higher is more likely unknown.
+pub fn energy(digit_logits: &[f32]) -> f32 {
+    let m = digit_logits.iter().cloned().fold(f32::MIN, f32::max);
+    let s: f32 = digit_logits.iter().map(|v| (v - m).exp()).sum();
+    -(m + s.ln())
+}
+
+/// A score with the threshold above which it rejects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibrated {
+    /// Reject above this.
+    pub threshold: f32,
+    /// The held-out digits' scores, sorted (the ensemble's quantiles).
+    pub digits: Vec<f32>,
+}
+
+impl Calibrated {
+    /// The threshold for `target_frr` on the held-out digits' `scores`.
+    pub fn new(mut scores: Vec<f32>, target_frr: f64) -> Self {
+        let threshold = super::calibrate_threshold(&scores, target_frr);
+        scores.sort_by(f32::total_cmp);
+        Self {
+            threshold,
+            digits: scores,
+        }
+    }
+
+    /// The fraction of held-out digits scoring below `s`.
+    pub fn quantile(&self, s: f32) -> f32 {
+        let below = self.digits.partition_point(|&d| d < s);
+        below as f32 / self.digits.len().max(1) as f32
+    }
+}
+
+/// k-NN distance to a reference set of fitting digits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knn {
+    /// The neighbour whose distance is the score (1 = the nearest).
+    pub k: usize,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Reference embeddings, `[n][dim]` row-major.
+    pub refs: Vec<f32>,
+}
+
+impl Knn {
+    /// Distance to the k-th nearest reference.
+    pub fn score(&self, x: &[f32]) -> f32 {
+        let k = self.k.max(1);
+        // The k smallest squared distances, kept sorted (k is small).
+        let mut best = vec![f32::INFINITY; k];
+        for r in self.refs.chunks(self.dim) {
+            let d = squared_euclidean(x, r);
+            if d < best[k - 1] {
+                let at = best.partition_point(|&b| b < d);
+                best.insert(at, d);
+                best.pop();
+            }
+        }
+        best[k - 1].sqrt()
+    }
+}
+
+/// Class-conditional Gaussians with one shared covariance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mahalanobis {
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Class means, `[classes][dim]`.
+    pub means: Vec<Vec<f32>>,
+    /// The inverse of the shared covariance, `[dim][dim]` row-major.
+    pub precision: Vec<f64>,
+}
+
+impl Mahalanobis {
+    /// Means and the pooled within-class covariance of `x` (`[n][dim]`) with `labels` in
+    /// `0..classes`; the covariance gets a small ridge so that it inverts.
+    pub fn fit(x: &[f32], labels: &[u32], dim: usize, classes: usize) -> Result<Self> {
+        let mut sums = vec![vec![0f64; dim]; classes];
+        let mut counts = vec![0usize; classes];
+        for (row, &l) in x.chunks(dim).zip(labels) {
+            let l = l as usize;
+            if l >= classes {
+                return Err(Error::InvalidArgument(format!("label {l} >= {classes}")));
+            }
+            counts[l] += 1;
+            for (s, &v) in sums[l].iter_mut().zip(row) {
+                *s += v as f64;
+            }
+        }
+        let means: Vec<Vec<f64>> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, &c)| s.iter().map(|v| v / c.max(1) as f64).collect())
+            .collect();
+        let mut cov = vec![0f64; dim * dim];
+        for (row, &l) in x.chunks(dim).zip(labels) {
+            let m = &means[l as usize];
+            let c: Vec<f64> = row.iter().zip(m).map(|(&v, &u)| v as f64 - u).collect();
+            for i in 0..dim {
+                for j in 0..dim {
+                    cov[i * dim + j] += c[i] * c[j];
+                }
+            }
+        }
+        let n = labels.len().max(1) as f64;
+        cov.iter_mut().for_each(|v| *v /= n);
+        let trace: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
+        let ridge = 1e-3 * (trace / dim.max(1) as f64).max(1e-12);
+        (0..dim).for_each(|i| cov[i * dim + i] += ridge);
+        Ok(Self {
+            dim,
+            means: means
+                .iter()
+                .map(|m| m.iter().map(|&v| v as f32).collect())
+                .collect(),
+            precision: invert_spd(&cov, dim)?,
+        })
+    }
+
+    /// The smallest squared Mahalanobis distance to a class mean.
+    pub fn score(&self, x: &[f32]) -> f32 {
+        let d = self.dim;
+        let mut best = f64::INFINITY;
+        let mut c = vec![0f64; d];
+        for m in &self.means {
+            for i in 0..d {
+                c[i] = x[i] as f64 - m[i] as f64;
+            }
+            let mut q = 0.0;
+            for i in 0..d {
+                let row = &self.precision[i * d..(i + 1) * d];
+                q += c[i] * row.iter().zip(&c).map(|(p, v)| p * v).sum::<f64>();
+            }
+            best = best.min(q);
+        }
+        best as f32
+    }
+}
+
+/// The inverse of a symmetric positive definite matrix, through its Cholesky factor.
+fn invert_spd(a: &[f64], n: usize) -> Result<Vec<f64>> {
+    let mut l = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let v = a[i * n + i] - s;
+                if v <= 0.0 {
+                    return Err(Error::InvalidArgument(
+                        "covariance is not positive definite".into(),
+                    ));
+                }
+                l[i * n + i] = v.sqrt();
+            } else {
+                l[i * n + j] = (a[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    // inv(A) = inv(L)^T inv(L); inv(L) by forward substitution, column by column.
+    let mut li = vec![0f64; n * n];
+    for c in 0..n {
+        for i in c..n {
+            let s: f64 = (c..i).map(|k| l[i * n + k] * li[k * n + c]).sum();
+            let e = if i == c { 1.0 } else { 0.0 };
+            li[i * n + c] = (e - s) / l[i * n + i];
+        }
+    }
+    let mut inv = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            inv[i * n + j] = (i.max(j)..n).map(|k| li[k * n + i] * li[k * n + j]).sum();
+        }
+    }
+    Ok(inv)
+}
+
+/// The rules a recognizer carries beside its head and centre distance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRules {
+    /// Energy of the head's digit logits.
+    pub energy: Calibrated,
+    /// k-NN distance and its calibration.
+    pub knn: Knn,
+    /// Its threshold.
+    pub knn_calibration: Calibrated,
+    /// Mahalanobis distance and its calibration.
+    pub mahalanobis: Mahalanobis,
+    /// Its threshold.
+    pub mahalanobis_calibration: Calibrated,
+    /// The ensemble's largest quantile, calibrated.
+    pub ensemble: Calibrated,
+}
+
+impl ScoreRules {
+    /// The three raw scores of one embedding, given the head's digit logits.
+    pub fn scores(&self, x: &[f32], digit_logits: &[f32]) -> [f32; 3] {
+        [
+            energy(digit_logits),
+            self.knn.score(x),
+            self.mahalanobis.score(x),
+        ]
+    }
+
+    /// The ensemble score: the largest quantile of the three scores among held-out digits.
+    pub fn ensemble_score(&self, s: &[f32; 3]) -> f32 {
+        self.energy
+            .quantile(s[0])
+            .max(self.knn_calibration.quantile(s[1]))
+            .max(self.mahalanobis_calibration.quantile(s[2]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inverse_times_the_matrix_is_the_identity() {
+        let a = [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
+        let inv = invert_spd(&a, 3).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let v: f64 = (0..3).map(|k| a[i * 3 + k] * inv[k * 3 + j]).sum();
+                assert!(
+                    (v - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12,
+                    "{i} {j} {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn knn_takes_the_kth_distance() {
+        let k = Knn {
+            k: 2,
+            dim: 1,
+            refs: vec![0.0, 1.0, 5.0],
+        };
+        assert_eq!(k.score(&[0.0]), 1.0);
+    }
+
+    #[test]
+    fn quantiles_are_the_fraction_below() {
+        let c = Calibrated::new((1..=100).map(|i| i as f32).collect(), 0.01);
+        assert_eq!(c.threshold, 99.0);
+        assert_eq!(c.quantile(50.5), 0.5);
+    }
+}
