@@ -66,11 +66,12 @@ pub struct FitArgs {
     #[command(flatten)]
     pub data: DataArg,
     /// Default decision rule stored in the recognizer.
-    #[arg(long, value_enum, default_value_t = Method::Both)]
+    #[arg(long, value_enum, default_value_t = Method::Knn)]
     pub method: Method,
-    /// Unknown-class sources for the head, comma separated: `fashion-mnist`, `glyphs` (letters
-    /// recog renders from fonts never used for evaluation), or an IDX / image folder.
-    #[arg(long, default_value = "fashion-mnist,glyphs")]
+    /// Unknown-class sources for the head, comma separated: the fitting parts of the
+    /// generators `glyphs`, `strokes`, `fonts`, `kana`, `fashion-mnist`, `fragments` (`all`:
+    /// every one), or an IDX / image folder.
+    #[arg(long, default_value = "all")]
     pub unknown: String,
     /// Images taken from each unknown source.
     #[arg(long, default_value_t = 10000)]

@@ -427,10 +427,20 @@ pub fn unknown_images(
                 d
             }
             UnknownSource::Generated(g) => {
-                let (d, what) =
-                    unknowns::generate(*g, unknowns::Part::Fit, per_source, seed, home, progress)?;
-                described.push(what);
-                d
+                match unknowns::generate(*g, unknowns::Part::Fit, per_source, seed, home, progress)
+                {
+                    Ok((d, what)) => {
+                        described.push(what);
+                        d
+                    }
+                    // The font generators need Debian font packages; fitting goes on without
+                    // one that is not installed (evaluation does not: it errs).
+                    Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                        progress.warn(&format!("unknown source {g} left out: {e}"));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             UnknownSource::Folder(p) => {
                 let dir = p.display().to_string();

@@ -41,11 +41,12 @@ pub enum Method {
     Head,
     /// Class centres with a calibrated rejection threshold.
     Distance,
-    /// Both must accept.
+    /// Both must accept (the default before the leave-one-generator-out evaluation).
     Both,
     /// Energy of the head's digit logits, calibrated ([`rules::energy`]).
     Energy,
-    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]).
+    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]): the default,
+    /// with the best worst held-out generator of `recog digits eval-logo`.
     Knn,
     /// Class-conditional Mahalanobis distance, calibrated ([`rules::Mahalanobis`]).
     Mahalanobis,
