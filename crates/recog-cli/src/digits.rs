@@ -65,9 +65,10 @@ pub struct FitArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Default decision rule stored in the recognizer.
-    #[arg(long, value_enum, default_value_t = Method::Knn)]
-    pub method: Method,
+    /// Default decision rule stored in the recognizer [default: knn for D > 3, both for D <= 3:
+    /// the best worst cases of `digits eval-logo`].
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
     /// Unknown-class sources for the head, comma separated: the fitting parts of the
     /// generators `glyphs`, `strokes`, `fonts`, `kana`, `fashion-mnist`, `fragments` (`all`:
     /// every one), or an IDX / image folder.

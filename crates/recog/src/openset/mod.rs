@@ -45,8 +45,8 @@ pub enum Method {
     Both,
     /// Energy of the head's digit logits, calibrated ([`rules::energy`]).
     Energy,
-    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]): the default,
-    /// with the best worst held-out generator of `recog digits eval-logo`.
+    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]): the default
+    /// for D > 3 ([`tasks::default_method`]).
     Knn,
     /// Class-conditional Mahalanobis distance, calibrated ([`rules::Mahalanobis`]).
     Mahalanobis,
