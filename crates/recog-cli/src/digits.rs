@@ -28,6 +28,21 @@ pub enum DigitsCommand {
     EvalLogo(LogoArgs),
 }
 
+/// Which unknown generators, and how many images of each part.
+#[derive(Args, Debug, Clone)]
+pub struct GeneratorArgs {
+    /// Unknown generators, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "glyphs,strokes,fonts,kana,fashion-mnist,fragments"
+    )]
+    pub generators: Vec<Generator>,
+    /// Images of each generator's part.
+    #[arg(long, default_value_t = 5000)]
+    pub per_generator: usize,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LogoArgs {
     /// Embedding checkpoints trained with outlier exposure from different generators
@@ -37,16 +52,9 @@ pub struct LogoArgs {
     pub models: Vec<PathBuf>,
     #[command(flatten)]
     pub data: DataArg,
-    /// Generators to hold out in turn, comma separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "glyphs,strokes,fonts,kana,fashion-mnist,fragments"
-    )]
-    pub generators: Vec<Generator>,
-    /// Images of each generator's part, for fitting and for evaluation.
-    #[arg(long, default_value_t = 5000)]
-    pub per_generator: usize,
+    /// The generators held out in turn (and fit on otherwise).
+    #[command(flatten)]
+    pub unknowns: GeneratorArgs,
     /// Target false-reject rate on held-out digits of every calibrated threshold.
     #[arg(long, default_value_t = 0.01)]
     pub target_frr: f64,
@@ -123,17 +131,10 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Unknown generators, each from its evaluation part (fonts, seeds and splits never used
-    /// in fitting), comma separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "glyphs,strokes,fonts,kana,fashion-mnist,fragments"
-    )]
-    pub generators: Vec<Generator>,
-    /// Images per generator.
-    #[arg(long, default_value_t = 5000)]
-    pub per_generator: usize,
+    /// The generators, each from its evaluation part (fonts, seeds and splits never used in
+    /// fitting).
+    #[command(flatten)]
+    pub unknowns: GeneratorArgs,
     /// Folder for the confusion-matrix plots (default: the checkpoint folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -149,9 +150,9 @@ pub fn run(c: DigitsCommand) -> Result<()> {
         DigitsCommand::Eval(a) => eval(&a).map(|_| ()),
         DigitsCommand::EvalLogo(a) => {
             let r = LogoParams {
-                generators: a.generators.clone(),
-                fit_per_generator: a.per_generator,
-                eval_per_generator: a.per_generator,
+                generators: a.unknowns.generators.clone(),
+                fit_per_generator: a.unknowns.per_generator,
+                eval_per_generator: a.unknowns.per_generator,
                 target_frr: a.target_frr,
                 ..LogoParams::new(a.models.clone(), a.data.source()?)
             }
@@ -219,8 +220,8 @@ pub fn eval(a: &EvalArgs) -> Result<Vec<openset::OpenSetReport>> {
         model: a.model.clone(),
         recognizer: a.recognizer.clone(),
         source: a.data.source()?,
-        generators: a.generators.clone(),
-        per_generator: a.per_generator,
+        generators: a.unknowns.generators.clone(),
+        per_generator: a.unknowns.per_generator,
         out: a.out.clone(),
     }
     .check()?

@@ -62,14 +62,18 @@ pub struct HeadWeights {
     pub b2: Vec<f32>,
 }
 
+/// Softmax of logits.
+pub fn softmax(o: &[f32]) -> Vec<f32> {
+    let m = o.iter().cloned().fold(f32::MIN, f32::max);
+    let e: Vec<f32> = o.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
 impl HeadWeights {
     /// Softmax probabilities for one embedding.
     pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
-        let o = self.logits(x);
-        let m = o.iter().cloned().fold(f32::MIN, f32::max);
-        let e: Vec<f32> = o.iter().map(|v| (v - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        e.iter().map(|v| v / s).collect()
+        softmax(&self.logits(x))
     }
 
     /// The outputs before the softmax, for one embedding.

@@ -143,6 +143,23 @@ impl ValidLogoParams {
         let device = crate::default_device();
         let train = data::load(&p.source, Split::Train, home, progress)?;
         let test = data::load(&p.source, Split::Test, home, progress)?;
+        // The images are the same for every checkpoint: generated once, embedded by each.
+        let mut fit_sets = Vec::new();
+        let mut eval_sets = Vec::new();
+        for &g in &p.generators {
+            let (set, _) =
+                unknowns::generate(g, Part::Fit, p.fit_per_generator, 1, home, progress)?;
+            fit_sets.push((g, set));
+            let (set, _) = unknowns::generate(
+                g,
+                Part::Eval,
+                p.eval_per_generator,
+                EVAL_SEED,
+                home,
+                progress,
+            )?;
+            eval_sets.push((g, set));
+        }
         let mut folds = Vec::new();
         let mut done: Vec<Generator> = Vec::new();
         for model in &p.models {
@@ -166,23 +183,12 @@ impl ValidLogoParams {
             let d = cfg.net.dim;
             let train_emb = embed(&train);
             let test_emb = embed(&test);
-            let mut fit_parts = Vec::new();
-            for &g in &p.generators {
-                let (set, _) =
-                    unknowns::generate(g, Part::Fit, p.fit_per_generator, 1, home, progress)?;
-                fit_parts.push((g, embed(&set)));
-            }
+            let fit_parts: Vec<(Generator, Vec<f32>)> =
+                fit_sets.iter().map(|(g, set)| (*g, embed(set))).collect();
             for &g in &mine {
                 progress.start(&format!("fold: {g} held out, {}", model.display()), 1);
-                let (set, _) = unknowns::generate(
-                    g,
-                    Part::Eval,
-                    p.eval_per_generator,
-                    EVAL_SEED,
-                    home,
-                    progress,
-                )?;
-                let eval_emb = embed(&set);
+                let eval_set = eval_sets.iter().find(|(x, _)| *x == g).map(|(_, set)| set);
+                let eval_emb = eval_set.map(embed).unwrap_or_default();
                 let fit_on: Vec<Generator> =
                     p.generators.iter().copied().filter(|x| *x != g).collect();
                 let unknown: Vec<f32> = fit_parts
@@ -277,21 +283,18 @@ impl std::fmt::Display for LogoReport {
                 names.join(", ")
             )?;
         }
-        if let Some((m, w)) = self.best_rule(0.0) {
-            write!(
-                f,
-                "\nbest worst held-out generator over all rules: {} ({:.2}% rejected)",
-                m.name(),
-                100.0 * w
-            )?;
-        }
-        if let Some((m, w)) = self.best_rule(0.99) {
-            write!(
-                f,
-                "\nbest rule with digit accuracy >= 99% in every fold: {} (worst held-out generator {:.2}% rejected)",
-                m.name(),
-                100.0 * w
-            )?;
+        let choices = [
+            (0.0, "best worst held-out generator over all rules"),
+            (0.99, "best rule with digit accuracy >= 99% in every fold"),
+        ];
+        for (floor, label) in choices {
+            if let Some((m, w)) = self.best_rule(floor) {
+                let (name, pct) = (m.name(), 100.0 * w);
+                write!(
+                    f,
+                    "\n{label}: {name} (worst held-out generator {pct:.2}% rejected)"
+                )?;
+            }
         }
         Ok(())
     }

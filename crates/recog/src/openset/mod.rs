@@ -241,7 +241,7 @@ impl DigitRecognizer {
     pub fn predict(&self, x: &[f32], method: Method) -> Prediction {
         let (nearest, distance) = nearest_centre(x, &self.centres);
         let logits = self.head.logits(x);
-        let probs = self.head.probabilities(x);
+        let probs = head::softmax(&logits);
         let unknown = probs.len() - 1;
         let argmax = |v: &[f32]| {
             v.iter()

@@ -659,11 +659,10 @@ pub fn write_pivot(
     }
     write!(f, "\n{:<26}", "worst generator")?;
     for &m in &methods {
-        let (w, v) = sets
+        let v = sets
             .iter()
-            .map(|s| (*s, cell(s, m, &|r| r.unknown_rejection)))
-            .fold(("-", f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
-        let _ = w;
+            .map(|s| cell(s, m, &|r| r.unknown_rejection))
+            .fold(f64::INFINITY, f64::min);
         write!(f, " {:>10.2}%", 100.0 * v)?;
     }
     Ok(())
