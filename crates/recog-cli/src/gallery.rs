@@ -154,6 +154,22 @@ pub enum GalleryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the gallery: SQLite integrity, embeddings against the gallery's model and
+    /// dimension, photos without embeddings, people without photos. Fails on any problem.
+    Check {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the gallery to FILE (safe while a server runs).
+    Backup {
+        /// The copy (must not exist).
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Add the people of an exported JSON file.
     Import {
         /// Input file.
@@ -366,6 +382,19 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             if !json {
                 println!("plot: {}", out.join("dir_far.png").display());
             }
+            Ok(())
+        }
+        GalleryCommand::Check { db, json } => {
+            let r = db.open()?.check()?;
+            emit(json, &r)?;
+            if !r.is_clean() {
+                bail!("{}: {} problem(s)", db.path().display(), r.problems());
+            }
+            Ok(())
+        }
+        GalleryCommand::Backup { file, db } => {
+            db.open()?.backup(&file)?;
+            println!("backed up {} to {}", db.path().display(), file.display());
             Ok(())
         }
         GalleryCommand::Import { file, db } => {

@@ -413,10 +413,11 @@ fn serve(home: &Path, args: &[&str]) -> (Kill, String) {
     (server, first)
 }
 
-/// Beyond loopback without `--token`, the server makes a token up, prints it, and refuses
-/// changes without it; reading stays open.
+/// Beyond loopback without `--token`, the server makes a token up and prints it, and every
+/// endpoint answers 401 without it: the page, the WebSocket, identify, people, enrol,
+/// remove, thumbnails and stats (people's names and face crops are biometric data).
 #[test]
-fn serve_beyond_loopback_requires_a_token() {
+fn serve_beyond_loopback_requires_a_token_on_every_endpoint() {
     let Some(h) = home() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.sqlite");
@@ -428,10 +429,54 @@ fn serve_beyond_loopback_requires_a_token() {
         .unwrap_or_else(|| panic!("no token in {first:?}"));
     assert_eq!(token.len(), 32, "{first}");
     let addr = format!("127.0.0.1:{addr}");
-    let (st, _) = http(&addr, "GET", "/api/people", &[], b"");
+    let ws = [
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    let endpoints: [(&str, &str, &[&str]); 8] = [
+        ("GET", "/", &[]),
+        ("GET", "/ws", &ws),
+        ("POST", "/api/identify", &[]),
+        ("GET", "/api/people", &[]),
+        ("POST", "/api/people/x", &[]),
+        ("DELETE", "/api/people/x", &[]),
+        ("GET", "/api/people/x/thumbnail", &[]),
+        ("GET", "/api/stats", &[]),
+    ];
+    for (method, path, headers) in endpoints {
+        let (st, _) = http(&addr, method, path, headers, b"");
+        assert_eq!(st, 401, "{method} {path} without the token");
+        let (st, _) = http(
+            &addr,
+            method,
+            path,
+            &[headers, &["Authorization: Bearer wrong"]].concat(),
+            b"",
+        );
+        assert_eq!(st, 401, "{method} {path} with a wrong token");
+    }
+    let (st, _) = http(&addr, "GET", &format!("/?token={token}"), &[], b"");
+    assert_eq!(st, 200, "the printed address opens the page");
+    // The upgraded socket stays open: read the status line only.
+    let mut sock = TcpStream::connect(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "GET /ws?token={token} HTTP/1.1\r\nHost: {addr}\r\n{}\r\n\r\n",
+        ws.join("\r\n")
+    );
+    sock.write_all(req.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(&sock).read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("HTTP/1.1 101"),
+        "the page's WebSocket carries the token in its query: {line}"
+    );
+    let bearer = format!("Authorization: Bearer {token}");
+    let (st, _) = http(&addr, "GET", "/api/people", &[&bearer], b"");
     assert_eq!(st, 200);
-    let (st, _) = http(&addr, "DELETE", "/api/people/x", &[], b"");
-    assert_eq!(st, 401);
     let (st, _) = http(
         &addr,
         "DELETE",
@@ -483,24 +528,33 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
         .unwrap()
         .to_string();
 
-    // JSON API.
-    let (st, body) = http(&addr, "GET", "/api/people", &[], b"");
+    // JSON API: with a token, every endpoint needs it, loopback or not.
+    const AUTH: [&str; 1] = ["Authorization: Bearer s3cret"];
+    let (st, _) = http(&addr, "GET", "/api/people", &[], b"");
+    assert_eq!(st, 401, "listing needs the token");
+    let (st, body) = http(&addr, "GET", "/api/people", &AUTH, b"");
     assert_eq!(st, 200);
     assert_eq!(json(&body)["people"][0]["name"], "Colin_Powell");
-    let (st, _) = http(&addr, "GET", "/api/people/Colin_Powell/thumbnail", &[], b"");
+    let (st, _) = http(
+        &addr,
+        "GET",
+        "/api/people/Colin_Powell/thumbnail",
+        &AUTH,
+        b"",
+    );
     assert_eq!(st, 200);
     let photo = std::fs::read(lfw(&h, "Colin_Powell", 3)).unwrap();
-    let (st, body) = http(&addr, "POST", "/api/identify", &[], &photo);
+    let (st, body) = http(&addr, "POST", "/api/identify", &AUTH, &photo);
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     let v = json(&body);
     assert_eq!(v["faces"][0]["name"], "Colin_Powell", "{v}");
-    let (st, body) = http(&addr, "POST", "/api/identify", &[], b"not an image");
+    let (st, body) = http(&addr, "POST", "/api/identify", &AUTH, b"not an image");
     assert_eq!(st, 400);
     assert!(json(&body)["error"]
         .as_str()
         .unwrap()
         .contains("cannot decode image"));
-    let (st, _) = http(&addr, "POST", "/api/identify", &[], &vec![0u8; 2 << 20]);
+    let (st, _) = http(&addr, "POST", "/api/identify", &AUTH, &vec![0u8; 2 << 20]);
     assert_eq!(st, 413, "uploads over --max-upload-mib are refused");
     let blair = std::fs::read(lfw(&h, "Tony_Blair", 1)).unwrap();
     let (st, _) = http(&addr, "POST", "/api/people/Tony_Blair", &[], &blair);
@@ -542,7 +596,7 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
         b"",
     );
     assert_eq!(st, 200);
-    let (_, body) = http(&addr, "GET", "/api/people", &[], b"");
+    let (_, body) = http(&addr, "GET", "/api/people", &AUTH, b"");
     assert_eq!(json(&body)["people"].as_array().unwrap().len(), 1);
 
     // The page, in headless Chromium, with Powell's photo as the camera.
@@ -602,7 +656,13 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
     let mut last = serde_json::Value::Null;
     let mut drawn_ok = false;
     while t0.elapsed() < Duration::from_secs(180) {
-        let (_, body) = http(&addr, "GET", "/api/stats", &[], b"");
+        let (_, body) = http(
+            &addr,
+            "GET",
+            "/api/stats",
+            &["Authorization: Bearer s3cret"],
+            b"",
+        );
         last = json(&body);
         let drawn: Vec<String> = last["last_drawn"]
             .as_array()
@@ -652,7 +712,13 @@ fn serve_api_and_the_page_in_headless_chromium_with_a_fake_camera() {
          document.getElementById('enroll').requestSubmit(); true",
     );
     let people = |addr: &str| -> Vec<(String, u64)> {
-        let (_, body) = http(addr, "GET", "/api/people", &[], b"");
+        let (_, body) = http(
+            addr,
+            "GET",
+            "/api/people",
+            &["Authorization: Bearer s3cret"],
+            b"",
+        );
         json(&body)["people"]
             .as_array()
             .unwrap()

@@ -8,13 +8,19 @@
 //! thread is what the CPU backend would use well anyway, and it keeps the gallery and the
 //! index consistent without locks.
 //!
+//! The server sheds load rather than queueing it: the engine's queue is bounded (a full
+//! queue answers `503` with `Retry-After`), every request has a deadline, and a WebSocket
+//! frame that arrives while its socket's previous frame is still being recognised, or sooner
+//! than the socket's frame-rate limit allows, is dropped (answered `{"type": "dropped"}`),
+//! never queued. With a token (given, or made up when listening beyond loopback), every
+//! endpoint needs it: the page, the WebSocket, the API and the thumbnails.
+//!
 //! ```no_run
 //! use recog::face::FacePipeline;
 //! use recog::gallery::{Gallery, Service};
 //! let cfg = recog_serve::ServeConfig {
 //!     addr: "127.0.0.1:8080".parse().unwrap(),
-//!     token: None,
-//!     max_upload: 8 << 20,
+//!     ..Default::default()
 //! };
 //! recog_serve::run(cfg, || {
 //!     let home = recog::Home::from_env();
@@ -29,22 +35,67 @@
 
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::oneshot;
 
-use recog::gallery::{self, FaceAnswer, ImageAnswer, Recognized, Service};
+use recog::gallery::{self, FaceAnswer, ImageAnswer, Person, Recognized, Service};
 use recog::video::track::{Tracker, TrackerConfig};
 use recog::ErrorKind;
 
+pub mod fuzzing;
+mod requests;
+
+pub use requests::{constant_time_eq, ClientMessage};
+
 const PAGE: &str = include_str!("index.html");
+
+/// What the server asks of the recognition side. [`Service`] (face models + gallery) is the
+/// one `recog serve` runs; tests and the fuzz targets run light stand-ins.
+pub trait Engine {
+    /// Finds and names the faces of an uploaded image.
+    fn identify(&mut self, image: &[u8]) -> recog::Result<(ImageAnswer, Vec<Recognized>)>;
+    /// Enrols the photo under `name`; returns the photos added (0: already enrolled).
+    fn enroll(&mut self, name: &str, image: &[u8]) -> recog::Result<usize>;
+    /// People and their photo counts.
+    fn people(&mut self) -> recog::Result<Vec<Person>>;
+    /// Removes a person; false if there was none.
+    fn remove(&mut self, name: &str) -> recog::Result<bool>;
+    /// A person's first thumbnail (JPEG).
+    fn thumbnail(&mut self, name: &str) -> recog::Result<Option<Vec<u8>>>;
+    /// The model's verification distance: the WebSocket tracker's identity gate.
+    fn verification_distance(&self) -> f32;
+}
+
+impl Engine for Service {
+    fn identify(&mut self, image: &[u8]) -> recog::Result<(ImageAnswer, Vec<Recognized>)> {
+        Service::identify(self, image)
+    }
+    fn enroll(&mut self, name: &str, image: &[u8]) -> recog::Result<usize> {
+        Service::enroll(self, name, image)
+    }
+    fn people(&mut self) -> recog::Result<Vec<Person>> {
+        Service::people(self)
+    }
+    fn remove(&mut self, name: &str) -> recog::Result<bool> {
+        Service::remove(self, name)
+    }
+    fn thumbnail(&mut self, name: &str) -> recog::Result<Option<Vec<u8>>> {
+        Service::thumbnail(self, name)
+    }
+    fn verification_distance(&self) -> f32 {
+        Service::verification_distance(self)
+    }
+}
 
 #[derive(Serialize)]
 struct PersonOut {
@@ -58,23 +109,72 @@ type Reply<T> = oneshot::Sender<std::result::Result<T, ApiError>>;
 enum Job {
     Identify(Bytes, Reply<(ImageAnswer, Vec<Recognized>)>),
     Enroll(String, Bytes, Reply<usize>),
-    List(Reply<Vec<PersonOut>>),
+    List(Reply<Vec<Person>>),
     Remove(String, Reply<bool>),
     Thumbnail(String, Reply<Option<Vec<u8>>>),
 }
 
-/// An API error: status and message, sent as `{"error": "..."}`.
+impl Job {
+    /// Whoever asked has stopped waiting (timed out or disconnected): the job is not run, so
+    /// the answer they got (503) stays true.
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Identify(_, tx) => tx.is_closed(),
+            Job::Enroll(_, _, tx) => tx.is_closed(),
+            Job::List(tx) => tx.is_closed(),
+            Job::Remove(_, tx) => tx.is_closed(),
+            Job::Thumbnail(_, tx) => tx.is_closed(),
+        }
+    }
+}
+
+/// An API error: status and message, sent as `{"error": "..."}`; a busy server's answer
+/// carries `Retry-After`.
 #[derive(Debug)]
-struct ApiError(StatusCode, String);
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn busy(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let mut r = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }
 
 fn internal(msg: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
 }
 
 /// The status a library error answers: the caller's mistakes are 4xx, the server's 5xx.
@@ -87,13 +187,18 @@ fn api_error(e: recog::Error) -> ApiError {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     };
-    ApiError(status, e.to_string())
+    ApiError::new(status, e.to_string())
 }
 
 #[derive(Default, Serialize, Clone)]
 struct Stats {
     /// Frames identified over WebSockets.
     ws_frames: u64,
+    /// WebSocket frames dropped: sent while the socket's previous frame was being
+    /// recognised, faster than the frame-rate limit, or while the queue was full.
+    dropped_frames: u64,
+    /// Requests answered 503 because the queue was full or the deadline passed.
+    shed: u64,
     /// Frames the pages reported as drawn.
     drawn_frames: u64,
     /// The labels of the last frame a page drew.
@@ -107,40 +212,36 @@ struct Stats {
 
 #[derive(Clone)]
 struct AppState {
-    jobs: mpsc::Sender<Job>,
-    token: Option<String>,
+    jobs: mpsc::SyncSender<Job>,
+    token: Option<Arc<str>>,
     stats: Arc<Mutex<Stats>>,
     /// The model's verification distance: the tracker's identity gate.
     verification_distance: f32,
+    timeout: Duration,
+    /// The shortest gap between two frames of one WebSocket.
+    frame_gap: Duration,
 }
 
-fn engine(mut service: Service, jobs: mpsc::Receiver<Job>) {
+fn engine<E: Engine>(mut e: E, jobs: mpsc::Receiver<Job>) {
     for job in jobs {
+        if job.abandoned() {
+            continue;
+        }
         match job {
             Job::Identify(bytes, tx) => {
-                let _ = tx.send(service.identify(&bytes).map_err(api_error));
+                let _ = tx.send(e.identify(&bytes).map_err(api_error));
             }
             Job::Enroll(name, bytes, tx) => {
-                let _ = tx.send(service.enroll(&name, &bytes).map_err(api_error));
+                let _ = tx.send(e.enroll(&name, &bytes).map_err(api_error));
             }
             Job::List(tx) => {
-                let r = service.people().map_err(api_error).map(|people| {
-                    people
-                        .into_iter()
-                        .map(|p| PersonOut {
-                            thumbnail: format!("/api/people/{}/thumbnail", url_encode(&p.name)),
-                            name: p.name,
-                            photos: p.photos,
-                        })
-                        .collect()
-                });
-                let _ = tx.send(r);
+                let _ = tx.send(e.people().map_err(api_error));
             }
             Job::Remove(name, tx) => {
-                let _ = tx.send(service.remove(&name).map_err(api_error));
+                let _ = tx.send(e.remove(&name).map_err(api_error));
             }
             Job::Thumbnail(name, tx) => {
-                let _ = tx.send(service.thumbnail(&name).map_err(api_error));
+                let _ = tx.send(e.thumbnail(&name).map_err(api_error));
             }
         }
     }
@@ -158,38 +259,72 @@ fn url_encode(s: &str) -> String {
 }
 
 impl AppState {
-    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> std::result::Result<T, ApiError> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(job(tx))
-            .map_err(|_| internal("the recognition engine stopped"))?;
-        rx.await
-            .map_err(|_| internal("the recognition engine stopped"))?
+    fn count(&self, f: impl FnOnce(&mut Stats)) {
+        if let Ok(mut st) = self.stats.lock() {
+            f(&mut st);
+        }
     }
 
-    fn authorize(&self, headers: &HeaderMap, q: &TokenQuery) -> std::result::Result<(), ApiError> {
-        let Some(want) = &self.token else {
-            return Ok(());
-        };
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if bearer == Some(want.as_str()) || q.token.as_deref() == Some(want.as_str()) {
-            Ok(())
-        } else {
-            Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "this server needs its token to change the gallery (Authorization: Bearer TOKEN)"
-                    .into(),
-            ))
+    /// Queues a job, or answers 503 at once when the queue is full.
+    fn submit<T>(
+        &self,
+        job: impl FnOnce(Reply<T>) -> Job,
+    ) -> std::result::Result<oneshot::Receiver<std::result::Result<T, ApiError>>, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        match self.jobs.try_send(job(tx)) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::TrySendError::Full(_)) => {
+                self.count(|st| st.shed += 1);
+                Err(ApiError::busy(
+                    "the server is busy (its queue is full); retry",
+                ))
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                Err(internal("the recognition engine stopped"))
+            }
         }
+    }
+
+    /// Waits for a queued job's answer until the request's deadline.
+    async fn answer<T>(
+        &self,
+        rx: oneshot::Receiver<std::result::Result<T, ApiError>>,
+    ) -> std::result::Result<T, ApiError> {
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(internal("the recognition engine stopped")),
+            Err(_) => {
+                self.count(|st| st.shed += 1);
+                Err(ApiError::busy(format!(
+                    "no answer within {:.0} s; the request was not carried out; retry",
+                    self.timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> std::result::Result<T, ApiError> {
+        let rx = self.submit(job)?;
+        self.answer(rx).await
     }
 }
 
-#[derive(Deserialize, Default)]
-struct TokenQuery {
-    token: Option<String>,
+/// Every route passes here: with a token, a request without it is answered 401.
+async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(want) = &s.token {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !requests::authorized(want, bearer, req.uri().query()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs its token (Authorization: Bearer TOKEN, or ?token=TOKEN)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn page() -> Html<&'static str> {
@@ -207,11 +342,8 @@ async fn api_identify(
 async fn api_enroll(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    s.authorize(&headers, &q)?;
     let name = gallery::check_name(&name).map_err(api_error)?;
     let n = s.ask(|tx| Job::Enroll(name.clone(), body, tx)).await?;
     Ok(Json(serde_json::json!({ "enrolled": n, "name": name })))
@@ -220,19 +352,25 @@ async fn api_enroll(
 async fn api_list(
     State(s): State<AppState>,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    let people = s.ask(Job::List).await?;
+    let people: Vec<PersonOut> = s
+        .ask(Job::List)
+        .await?
+        .into_iter()
+        .map(|p| PersonOut {
+            thumbnail: format!("/api/people/{}/thumbnail", url_encode(&p.name)),
+            name: p.name,
+            photos: p.photos,
+        })
+        .collect();
     Ok(Json(serde_json::json!({ "people": people })))
 }
 
 async fn api_remove(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    s.authorize(&headers, &q)?;
     if !s.ask(|tx| Job::Remove(name.clone(), tx)).await? {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("{name} is not in the gallery"),
         ));
@@ -246,7 +384,7 @@ async fn api_thumbnail(
 ) -> std::result::Result<Response, ApiError> {
     match s.ask(|tx| Job::Thumbnail(name.clone(), tx)).await? {
         Some(jpeg) => Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()),
-        None => Err(ApiError(
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no thumbnail of {name}"),
         )),
@@ -269,55 +407,96 @@ async fn ws_upgrade(
 #[derive(Clone, Copy)]
 struct UploadLimit(usize);
 
-/// Binary messages are frames (JPEG/PNG); each gets a JSON answer with the track-voted names.
-/// Text messages `{"type": "drawn", "labels": [...]}` are the page's report of what it drew.
+type FrameAnswer = std::result::Result<(ImageAnswer, Vec<Recognized>), ApiError>;
+
+/// Binary messages are frames (JPEG/PNG); each gets a JSON answer with the track-voted names,
+/// or `{"type": "dropped"}` when it came while the previous frame was still being recognised,
+/// sooner than the frame-rate limit allows, or with the queue full: frames are never queued,
+/// so a slow engine costs a camera frames, not latency. Text messages are
+/// [`ClientMessage`]s.
 async fn ws_session(s: AppState, mut socket: WebSocket) {
-    if let Ok(mut st) = s.stats.lock() {
-        st.clients += 1;
-    }
+    s.count(|st| st.clients += 1);
     let mut tracker = Tracker::new(TrackerConfig {
         verification_distance: Some(s.verification_distance),
         ..Default::default()
     });
-    while let Some(Ok(msg)) = socket.recv().await {
-        let reply = match msg {
-            Message::Binary(bytes) => match s.ask(|tx| Job::Identify(bytes, tx)).await {
-                Ok((mut out, found)) => {
-                    let dets: Vec<_> = found.iter().map(FaceAnswer::detection).collect();
-                    out.faces = found
-                        .iter()
-                        .zip(tracker.update(&dets))
-                        .map(|(r, t)| FaceAnswer::tracked(r, &t))
-                        .collect();
-                    if let Ok(mut st) = s.stats.lock() {
-                        st.ws_frames += 1;
-                        st.last_frame = [out.width, out.height];
-                        st.last_faces = out.faces.len();
-                    }
-                    serde_json::json!({ "type": "result", "result": out })
-                }
-                Err(e) => serde_json::json!({ "type": "error", "error": e.1 }),
-            },
-            Message::Text(t) => {
-                #[derive(Deserialize)]
-                struct Drawn {
-                    #[serde(rename = "type")]
-                    kind: String,
-                    #[serde(default)]
-                    labels: Vec<String>,
-                }
-                if let Ok(d) = serde_json::from_str::<Drawn>(t.as_str()) {
-                    if d.kind == "drawn" {
-                        if let Ok(mut st) = s.stats.lock() {
-                            st.drawn_frames += 1;
-                            st.last_drawn = d.labels;
+    let mut pending: Option<(Instant, oneshot::Receiver<FrameAnswer>)> = None;
+    let mut last_frame: Option<Instant> = None;
+    loop {
+        let reply = tokio::select! {
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let too_soon = last_frame.is_some_and(|t| t.elapsed() < s.frame_gap);
+                    let why = if pending.is_some() {
+                        Some("busy")
+                    } else if too_soon {
+                        Some("rate")
+                    } else {
+                        match s.submit(|tx| Job::Identify(bytes, tx)) {
+                            Ok(rx) => {
+                                last_frame = Some(Instant::now());
+                                pending = Some((Instant::now(), rx));
+                                None
+                            }
+                            Err(_) => Some("queue"),
                         }
+                    };
+                    match why {
+                        Some(why) => {
+                            s.count(|st| st.dropped_frames += 1);
+                            serde_json::json!({ "type": "dropped", "reason": why })
+                        }
+                        None => continue,
                     }
                 }
-                continue;
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(ClientMessage::Drawn { labels }) = ClientMessage::parse(t.as_str()) {
+                        s.count(|st| {
+                            st.drawn_frames += 1;
+                            st.last_drawn = labels;
+                        });
+                    }
+                    continue;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+            r = async {
+                match pending.as_mut() {
+                    Some((t0, rx)) => {
+                        let left = s.timeout.saturating_sub(t0.elapsed());
+                        tokio::time::timeout(left, rx).await
+                    }
+                    None => std::future::pending().await,
+                }
+            } => {
+                pending = None;
+                let r: FrameAnswer = match r {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(internal("the recognition engine stopped")),
+                    Err(_) => {
+                        s.count(|st| st.shed += 1);
+                        Err(ApiError::busy("no answer within the deadline"))
+                    }
+                };
+                match r {
+                    Ok((mut out, found)) => {
+                        let dets: Vec<_> = found.iter().map(FaceAnswer::detection).collect();
+                        out.faces = found
+                            .iter()
+                            .zip(tracker.update(&dets))
+                            .map(|(r, t)| FaceAnswer::tracked(r, &t))
+                            .collect();
+                        s.count(|st| {
+                            st.ws_frames += 1;
+                            st.last_frame = [out.width, out.height];
+                            st.last_faces = out.faces.len();
+                        });
+                        serde_json::json!({ "type": "result", "result": out })
+                    }
+                    Err(e) => serde_json::json!({ "type": "error", "error": e.message }),
+                }
             }
-            Message::Close(_) => break,
-            _ => continue,
         };
         if socket
             .send(Message::Text(reply.to_string().into()))
@@ -327,9 +506,7 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
             break;
         }
     }
-    if let Ok(mut st) = s.stats.lock() {
-        st.clients = st.clients.saturating_sub(1);
-    }
+    s.count(|st| st.clients = st.clients.saturating_sub(1));
 }
 
 /// How to serve.
@@ -337,10 +514,31 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
 pub struct ServeConfig {
     /// Address to listen on (port 0: any free port).
     pub addr: SocketAddr,
-    /// Token for enrol and remove; `None` beyond loopback makes one up and prints it.
+    /// The token every endpoint then needs; `None` beyond loopback makes one up and prints
+    /// it, `None` on loopback serves without one.
     pub token: Option<String>,
     /// Largest accepted upload or WebSocket frame, bytes.
     pub max_upload: usize,
+    /// Jobs the engine may have waiting; one more is answered 503.
+    pub queue: usize,
+    /// How long a request may wait for the engine before it is answered 503 (and dropped
+    /// from the queue unrun).
+    pub request_timeout: Duration,
+    /// The most frames per second one WebSocket gets recognised; faster frames are dropped.
+    pub max_fps: f32,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            max_upload: 8 << 20,
+            queue: 16,
+            request_timeout: Duration::from_secs(30),
+            max_fps: 15.0,
+        }
+    }
 }
 
 /// Why serving stopped.
@@ -358,14 +556,9 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// Serves until Ctrl-C. `start` builds the service on the engine thread (the models hold
-/// backend tensors that are not `Send`); its error is returned before anything listens.
-/// The first stdout line is the address, so scripts (and the tests) can find the port.
-pub fn run(
-    cfg: ServeConfig,
-    start: impl FnOnce() -> recog::Result<Service> + Send + 'static,
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let token = match (&cfg.token, cfg.addr.ip().is_loopback()) {
+/// The token in force: the given one, none on loopback, else a random one.
+fn token_for(cfg: &ServeConfig) -> Option<String> {
+    match (&cfg.token, cfg.addr.ip().is_loopback()) {
         (Some(t), _) => Some(t.clone()),
         (None, true) => None,
         (None, false) => {
@@ -377,29 +570,13 @@ pub fn run(
                     .collect(),
             )
         }
-    };
-    let (jobs, rx) = mpsc::channel();
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<recog::Result<f32>>(1);
-    std::thread::spawn(move || match start() {
-        Ok(service) => {
-            let _ = ready_tx.send(Ok(service.verification_distance()));
-            engine(service, rx);
-        }
-        Err(e) => {
-            let _ = ready_tx.send(Err(e));
-        }
-    });
-    let verification_distance = ready_rx
-        .recv()
-        .map_err(|_| ServeError("the recognition engine did not start".into()))??;
-    let limit = cfg.max_upload.max(1);
-    let state = AppState {
-        jobs,
-        token: token.clone(),
-        stats: Arc::new(Mutex::new(Stats::default())),
-        verification_distance,
-    };
-    let app = Router::new()
+    }
+}
+
+/// The routes over an engine queue, with the token check in front of every one.
+fn app(state: AppState, max_upload: usize) -> Router {
+    let limit = max_upload.max(1);
+    Router::new()
         .route("/", get(page))
         .route("/ws", get(ws_upgrade))
         .route("/api/identify", post(api_identify))
@@ -407,15 +584,91 @@ pub fn run(
         .route("/api/people/{name}", post(api_enroll).delete(api_remove))
         .route("/api/people/{name}/thumbnail", get(api_thumbnail))
         .route("/api/stats", get(api_stats))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::extract::Extension(UploadLimit(limit)))
-        .with_state(state);
+        .with_state(state)
+}
+
+/// Starts the engine thread with the engine `start` builds there; returns its queue, its
+/// verification distance and its handle.
+fn start_engine<E: Engine + 'static>(
+    queue: usize,
+    start: impl FnOnce() -> recog::Result<E> + Send + 'static,
+) -> std::result::Result<(mpsc::SyncSender<Job>, f32, std::thread::JoinHandle<()>), ServeError> {
+    let (jobs, rx) = mpsc::sync_channel(queue.max(1));
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<recog::Result<f32>>(1);
+    let handle = std::thread::spawn(move || match start() {
+        Ok(e) => {
+            let _ = ready_tx.send(Ok(e.verification_distance()));
+            engine(e, rx);
+        }
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+        }
+    });
+    let distance = ready_rx
+        .recv()
+        .map_err(|_| ServeError("the recognition engine did not start".into()))?
+        .map_err(|e| ServeError(format!("{e}")))?;
+    Ok((jobs, distance, handle))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM. `start` builds the engine on the engine thread (the
+/// models hold backend tensors that are not `Send`); its error is returned before anything
+/// listens. The first stdout line is the address, so scripts (and the tests) can find the
+/// port.
+///
+/// On a stop signal the server stops accepting, lets the requests in flight finish (an
+/// enrolment in progress completes; each is one transaction either way), then waits for the
+/// engine to drain its queue and closes the gallery.
+pub fn run<E: Engine + 'static>(
+    cfg: ServeConfig,
+    start: impl FnOnce() -> recog::Result<E> + Send + 'static,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let token = token_for(&cfg);
+    let (jobs, verification_distance, engine_thread) = start_engine(cfg.queue, start)?;
+    let state = AppState {
+        jobs,
+        token: token.as_deref().map(Arc::from),
+        stats: Arc::new(Mutex::new(Stats::default())),
+        verification_distance,
+        timeout: cfg.request_timeout,
+        frame_gap: Duration::from_secs_f32(1.0 / cfg.max_fps.clamp(0.01, 1000.0)),
+    };
+    let app = app(state, cfg.max_upload);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| ServeError(format!("starting the async runtime: {e}")))?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.addr)
             .await
             .map_err(|e| ServeError(format!("listening on {}: {e}", cfg.addr)))?;
@@ -429,12 +682,16 @@ pub fn run(
         use std::io::Write;
         std::io::stdout().flush().ok();
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(stop_signal())
             .await
             .map_err(|e| {
                 Box::new(ServeError(format!("serving: {e}"))) as Box<dyn std::error::Error>
             })
-    })
+    });
+    // WebSocket tasks hold queue senders; stopping the runtime drops them, and the engine
+    // then finishes what is queued and returns.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let _ = engine_thread.join();
+    eprintln!("recog serve: stopped");
+    served
 }

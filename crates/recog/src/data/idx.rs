@@ -46,6 +46,12 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     inflate_limited(path, raw, MAX_INFLATED_BYTES)
 }
 
+/// [`read_maybe_gz`] on bytes already in memory (`path` only labels errors): `raw` itself,
+/// or its gzip inflation up to [`MAX_INFLATED_BYTES`].
+pub fn decode_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
+    inflate_limited(path, raw, MAX_INFLATED_BYTES)
+}
+
 /// `raw` itself, or its gzip inflation when it starts with the gzip magic, refusing to
 /// inflate beyond `limit` bytes.
 fn inflate_limited(path: &Path, raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {

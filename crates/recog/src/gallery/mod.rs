@@ -32,4 +32,7 @@ pub use decision::{identify, Acceptance, Match, Rule};
 pub use index::Index;
 pub use recognize::{model_id, FaceAnswer, Recognized, Recognizer};
 pub use service::{ImageAnswer, Service};
-pub use store::{check_name, Export, ExportPerson, Gallery, ModelId, NewPhoto, Person};
+pub use store::{
+    check_name, CheckReport, Export, ExportPerson, Gallery, ModelId, NewPhoto, Person,
+    SCHEMA_VERSION,
+};

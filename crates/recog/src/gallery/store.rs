@@ -102,6 +102,114 @@ pub fn check_name(name: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
+/// The gallery schema this recog writes. Galleries record theirs in `meta`
+/// (`schema_version`); older ones are migrated on open, newer ones refused.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Each migration: the version it brings a gallery to, and its SQL. Version 1 is the first
+/// schema (galleries from before versions were recorded have it); a new file runs them all.
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+         CREATE TABLE IF NOT EXISTS photos (
+             id INTEGER PRIMARY KEY,
+             person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+             path TEXT NOT NULL,
+             sha256 TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS embeddings (
+             photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+             model TEXT NOT NULL,
+             model_sha256 TEXT NOT NULL,
+             dim INTEGER NOT NULL,
+             vector BLOB NOT NULL);
+         CREATE TABLE IF NOT EXISTS thumbnails (
+             photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+             jpeg BLOB NOT NULL);",
+    ),
+    // Version 2: `owner_of` (every enrolment asks it) and the cascade from people to photos
+    // scanned the photos table.
+    (
+        2,
+        "CREATE INDEX IF NOT EXISTS photos_by_sha256 ON photos(sha256);
+         CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id);",
+    ),
+];
+
+/// What `gallery check` found; [`CheckReport::is_clean`] when nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The gallery file.
+    pub path: PathBuf,
+    /// Its schema version.
+    pub schema_version: u32,
+    /// People, photos and embeddings counted.
+    pub people: usize,
+    /// Photos.
+    pub photos: usize,
+    /// Embeddings.
+    pub embeddings: usize,
+    /// SQLite's `integrity_check` lines other than "ok".
+    pub integrity: Vec<String>,
+    /// Rows whose reference has no target (`foreign_key_check`), as "table row id".
+    pub dangling: Vec<String>,
+    /// Embeddings whose model, weights or dimension differ from the gallery's model, or
+    /// whose stored vector is not `dim` floats, as "person: photo: problem".
+    pub bad_embeddings: Vec<String>,
+    /// Photos with no embedding, as "person: photo".
+    pub photos_without_embedding: Vec<String>,
+    /// People with no photo.
+    pub people_without_photos: Vec<String>,
+}
+
+impl CheckReport {
+    /// No problem found.
+    pub fn is_clean(&self) -> bool {
+        self.problems() == 0
+    }
+
+    /// How many problems were found.
+    pub fn problems(&self) -> usize {
+        self.integrity.len()
+            + self.dangling.len()
+            + self.bad_embeddings.len()
+            + self.photos_without_embedding.len()
+            + self.people_without_photos.len()
+    }
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{}: schema {}, {} people, {} photos, {} embeddings",
+            self.path.display(),
+            self.schema_version,
+            self.people,
+            self.photos,
+            self.embeddings
+        )?;
+        let groups: [(&str, &Vec<String>); 5] = [
+            ("integrity", &self.integrity),
+            ("dangling reference", &self.dangling),
+            ("bad embedding", &self.bad_embeddings),
+            ("photo without embedding", &self.photos_without_embedding),
+            ("person without photos", &self.people_without_photos),
+        ];
+        for (what, items) in groups {
+            for i in items {
+                writeln!(f, "  {what}: {i}")?;
+            }
+        }
+        if self.is_clean() {
+            write!(f, "clean")
+        } else {
+            write!(f, "{} problem(s)", self.problems())
+        }
+    }
+}
+
 /// An open gallery database.
 pub struct Gallery {
     conn: Connection,
@@ -119,7 +227,8 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
 }
 
 impl Gallery {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, migrating an older schema to
+    /// [`SCHEMA_VERSION`]. A gallery written by a newer recog is refused, untouched.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -128,33 +237,92 @@ impl Gallery {
             path: path.to_path_buf(),
             problem: e.to_string(),
         })?;
-        let g = Self {
+        let mut g = Self {
             conn,
             path: path.to_path_buf(),
         };
+        // A busy writer (the server, another enrolment) is waited for, not failed on.
         g.conn
-            .execute_batch(
-                "PRAGMA foreign_keys = ON;
-                 PRAGMA journal_mode = WAL;
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-                 CREATE TABLE IF NOT EXISTS photos (
-                     id INTEGER PRIMARY KEY,
-                     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-                     path TEXT NOT NULL,
-                     sha256 TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS embeddings (
-                     photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-                     model TEXT NOT NULL,
-                     model_sha256 TEXT NOT NULL,
-                     dim INTEGER NOT NULL,
-                     vector BLOB NOT NULL);
-                 CREATE TABLE IF NOT EXISTS thumbnails (
-                     photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-                     jpeg BLOB NOT NULL);",
-            )
+            .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| g.err(e))?;
+        g.conn
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| g.err(e))?;
+        g.migrate()?;
         Ok(g)
+    }
+
+    /// The schema version a file records: 0 for a new file, 1 for galleries from before the
+    /// version was recorded.
+    fn stored_schema(conn: &Connection) -> rusqlite::Result<u32> {
+        let has_meta: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_meta {
+            return Ok(0);
+        }
+        let v: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // An unreadable version is treated as newer than any: refused rather than rewritten.
+        Ok(v.map_or(1, |v| v.trim().parse().unwrap_or(u32::MAX)))
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one transaction for all steps.
+    fn migrate(&mut self) -> Result<()> {
+        let v = Self::stored_schema(&self.conn).map_err(|e| self.err(e))?;
+        if v > SCHEMA_VERSION {
+            return Err(self.err(format!(
+                "written by a newer recog (gallery schema {}; this recog reads up to {SCHEMA_VERSION}): upgrade recog to open it",
+                if v == u32::MAX { "unknown".to_string() } else { v.to_string() }
+            )));
+        }
+        if v == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // WAL lets readers (a server, `gallery backup`) run beside one writer.
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(|e| self.err(e))?;
+        let path = self.path.clone();
+        let wrap = |e: rusqlite::Error| Error::Gallery {
+            path: path.clone(),
+            problem: format!("migrating the gallery's schema: {e}"),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        // Another process may have migrated while this one waited for the lock.
+        let v = Self::stored_schema(&tx).map_err(wrap)?;
+        if v > SCHEMA_VERSION {
+            return Err(Error::Gallery {
+                path: self.path.clone(),
+                problem: format!("written by a newer recog (gallery schema {v}): upgrade recog"),
+            });
+        }
+        for (to, sql) in MIGRATIONS {
+            if v < *to {
+                tx.execute_batch(sql).map_err(wrap)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    /// The schema version of the open gallery.
+    pub fn schema_version(&self) -> Result<u32> {
+        Self::stored_schema(&self.conn).map_err(|e| self.err(e))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
@@ -246,7 +414,9 @@ impl Gallery {
             let mut add_thumb = tx
                 .prepare("INSERT INTO thumbnails (photo_id, jpeg) VALUES (?1, ?2)")
                 .map_err(wrap)?;
-            for (name, photos) in people {
+            // A person is only created with a photo: `gallery check` counts one without any
+            // as a problem.
+            for (name, photos) in people.iter().filter(|(_, p)| !p.is_empty()) {
                 add_person.execute([name]).map_err(wrap)?;
                 let pid: i64 = person_id.query_row([name], |r| r.get(0)).map_err(wrap)?;
                 for p in photos {
@@ -413,6 +583,124 @@ impl Gallery {
     pub fn index(&self) -> Result<Index> {
         let metric = self.calibration()?.map(|c| c.metric).unwrap_or_default();
         Index::new(&self.embeddings()?, metric)
+    }
+
+    /// Checks the gallery: SQLite's integrity and foreign keys, every embedding against the
+    /// gallery's model (name, weights, dimension, stored length), photos without an
+    /// embedding and people without photos. Reads only.
+    pub fn check(&self) -> Result<CheckReport> {
+        let e = |e: rusqlite::Error| self.err(e);
+        let strings = |sql: &str| -> Result<Vec<String>> {
+            let mut st = self.conn.prepare(sql).map_err(e)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
+        };
+        let count = |table: &str| -> Result<usize> {
+            self.conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| usize::try_from(n).unwrap_or(0))
+                .map_err(e)
+        };
+        let integrity = strings("PRAGMA integrity_check")?
+            .into_iter()
+            .filter(|l| l != "ok")
+            .collect();
+        let dangling = {
+            let mut st = self.conn.prepare("PRAGMA foreign_key_check").map_err(e)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{} row {} -> {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?.unwrap_or(-1),
+                        r.get::<_, String>(2)?
+                    ))
+                })
+                .map_err(e)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(e)?
+        };
+        let model = self.model()?;
+        let mut bad_embeddings = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT p.name, ph.path, e.model, e.model_sha256, e.dim, length(e.vector) FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
+                .map_err(e)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .map_err(e)?;
+            for row in rows {
+                let (person, photo, name, sha, dim, bytes) = row.map_err(e)?;
+                let mut problems = Vec::new();
+                match &model {
+                    None => problems.push("the gallery records no model".to_string()),
+                    Some(m) => {
+                        if m.name != name || m.sha256 != sha {
+                            problems.push(format!(
+                                "made by {name} ({}), not the gallery's {} ({})",
+                                short_hash(&sha),
+                                m.name,
+                                short_hash(&m.sha256)
+                            ));
+                        }
+                        if usize::try_from(dim).ok() != Some(m.dim) {
+                            problems.push(format!("{dim}-d, the model's are {}-d", m.dim));
+                        }
+                    }
+                }
+                if dim.checked_mul(4) != Some(bytes) {
+                    problems.push(format!("{bytes} bytes stored for {dim} floats"));
+                }
+                if !problems.is_empty() {
+                    bad_embeddings.push(format!("{person}: {photo}: {}", problems.join("; ")));
+                }
+            }
+        }
+        Ok(CheckReport {
+            path: self.path.clone(),
+            schema_version: self.schema_version()?,
+            people: count("people")?,
+            photos: count("photos")?,
+            embeddings: count("embeddings")?,
+            integrity,
+            dangling,
+            bad_embeddings,
+            photos_without_embedding: strings("SELECT p.name || ': ' || ph.path FROM photos ph JOIN people p ON p.id = ph.person_id LEFT JOIN embeddings e ON e.photo_id = ph.id WHERE e.photo_id IS NULL ORDER BY p.name, ph.id")?,
+            people_without_photos: strings("SELECT p.name FROM people p LEFT JOIN photos ph ON ph.person_id = p.id WHERE ph.id IS NULL ORDER BY p.name")?,
+        })
+    }
+
+    /// Writes a consistent copy of the gallery to `dest` (SQLite's `VACUUM INTO`): a
+    /// snapshot, safe while a server or an enrolment writes. `dest` must not exist.
+    pub fn backup(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists; a backup does not overwrite",
+                dest.display()
+            )));
+        }
+        let Some(d) = dest.to_str() else {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a backup path must be UTF-8",
+                dest.display()
+            )));
+        };
+        self.conn
+            .execute("VACUUM INTO ?1", [d])
+            .map_err(|e| self.err(format!("backing up to {}: {e}", dest.display())))?;
+        Ok(())
     }
 
     /// Exports everything (no thumbnails).
@@ -719,5 +1007,101 @@ mod tests {
         std::fs::write(&junk, vec![7u8; 4096]).unwrap();
         let e = Gallery::open(&junk).err().unwrap();
         assert_eq!(e.kind(), crate::ErrorKind::Storage, "{e}");
+    }
+
+    /// A gallery from before schema versions (version 1: the tables, no `schema_version`)
+    /// is migrated on open; one from a newer recog is refused and left as it was.
+    #[test]
+    fn an_old_gallery_is_migrated_and_a_newer_one_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.sqlite");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(MIGRATIONS[0].1).unwrap();
+            c.execute("INSERT INTO people (name) VALUES ('ada')", [])
+                .unwrap();
+            c.execute(
+                "INSERT INTO photos (person_id, path, sha256) VALUES (1, 'a.jpg', 'h')",
+                [],
+            )
+            .unwrap();
+        }
+        let g = Gallery::open(&old).unwrap();
+        assert_eq!(g.schema_version().unwrap(), SCHEMA_VERSION);
+        let indexes: i64 = g
+            .conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'photos_by_%'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexes, 2);
+        assert_eq!(
+            g.list().unwrap()[0].photos,
+            1,
+            "the data survives the migration"
+        );
+        drop(g);
+        let newer = dir.path().join("v9.sqlite");
+        Gallery::open(&newer).unwrap();
+        {
+            let c = Connection::open(&newer).unwrap();
+            c.execute(
+                "UPDATE meta SET value = '9' WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        }
+        let before = std::fs::read(&newer).unwrap();
+        let e = Gallery::open(&newer).err().unwrap().to_string();
+        assert!(e.contains("newer recog") && e.contains("schema 9"), "{e}");
+        assert_eq!(
+            std::fs::read(&newer).unwrap(),
+            before,
+            "a refused gallery is not written"
+        );
+    }
+
+    /// `gallery check` names each kind of damage, and a clean gallery reports none.
+    #[test]
+    fn check_names_each_problem_and_backup_copies_a_clean_gallery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        g.enroll("ann", &model(2), &[photo(vec![0.0, 1.0])])
+            .unwrap();
+        g.enroll("bob", &model(2), &[photo(vec![1.0, 0.0])])
+            .unwrap();
+        // No photos, no person: an empty enrolment leaves nothing to find.
+        g.enroll("cy", &model(2), &[]).unwrap();
+        let r = g.check().unwrap();
+        assert!(r.is_clean(), "{r}");
+        assert_eq!((r.people, r.photos, r.embeddings), (2, 2, 2));
+        let copy = dir.path().join("copy.sqlite");
+        g.backup(&copy).unwrap();
+        assert!(g.backup(&copy).is_err(), "a backup does not overwrite");
+        let b = Gallery::open(&copy).unwrap();
+        assert_eq!(b.embeddings().unwrap(), g.embeddings().unwrap());
+        assert!(b.check().unwrap().is_clean());
+        // Damage: a person without photos, a photo without embedding, a 3-d vector in a
+        // 2-d gallery, another model's embedding.
+        g.conn
+            .execute_batch(
+                "INSERT INTO people (name) VALUES ('dee');
+             INSERT INTO photos (person_id, path, sha256) VALUES (1, 'lost.jpg', 'x');
+             UPDATE embeddings SET vector = zeroblob(12), dim = 3 WHERE photo_id = 1;
+             UPDATE embeddings SET model = 'other' WHERE photo_id = 2;",
+            )
+            .unwrap();
+        let r = g.check().unwrap();
+        assert_eq!(r.people_without_photos, vec!["dee".to_string()]);
+        assert_eq!(
+            r.photos_without_embedding,
+            vec!["ann: lost.jpg".to_string()]
+        );
+        assert_eq!(r.bad_embeddings.len(), 2, "{r}");
+        assert!(
+            r.bad_embeddings[0].contains("3-d, the model's are 2-d"),
+            "{r}"
+        );
+        assert!(r.bad_embeddings[1].contains("made by other"), "{r}");
+        assert_eq!(r.problems(), 4);
+        assert!(r.to_string().ends_with("4 problem(s)"), "{r}");
     }
 }

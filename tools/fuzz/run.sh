@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 600) each, one after another, and prints
+# libFuzzer's last status line per target. The committed seeds (fuzz/corpus) are joined at
+# run time by real files where RECOG_HOME / RECOG_MODEL_PATH have them; new inputs go to the
+# ignored fuzz/corpus-run. Needs the nightly toolchain and cargo-fuzz (crates.io).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+SECONDS_EACH="${1:-600}"
+TARGETS="${TARGETS:-idx idx_gz npy tfjs onnx tflite keras_hdf5 gallery_import image_decode serve_request}"
+cargo +nightly fuzz build -s none >/dev/null
+BIN=fuzz/target/x86_64-unknown-linux-gnu/release
+mkdir -p fuzz/corpus-run fuzz/artifacts
+extra() {
+    case "$1" in
+        onnx) ls "${RECOG_HOME:-/nonexistent}"/models/blazeface/*.onnx 2>/dev/null ;;
+        tflite) ls "${RECOG_MODEL_PATH:-/nonexistent}"/mobilefacenet/*.tflite 2>/dev/null ;;
+    esac
+}
+for t in $TARGETS; do
+    mkdir -p "fuzz/corpus-run/$t" "fuzz/corpus-run/$t-real" "fuzz/artifacts/$t"
+    for f in $(extra "$t"); do cp -f "$f" "fuzz/corpus-run/$t-real/"; done
+    "$BIN/$t" "fuzz/corpus-run/$t" "fuzz/corpus/$t" "fuzz/corpus-run/$t-real" \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 -max_len=1048576 \
+        -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
+        >"fuzz/artifacts/$t.log" 2>&1
+    rc=$?
+    echo "$t rc=$rc $(grep -E '^#[0-9]+' "fuzz/artifacts/$t.log" | tail -1)"
+    grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "fuzz/artifacts/$t.log" | tr '\n' ' '; echo
+done
