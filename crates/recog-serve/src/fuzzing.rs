@@ -73,15 +73,10 @@ pub fn stub_app(token: Option<&str>) -> Router {
             Ok(x) => x,
             Err(e) => panic!("the stub engine cannot fail to start: {e}"),
         };
-    let state = AppState {
-        jobs,
-        token: token.map(Arc::from),
-        stats: Arc::new(Mutex::new(Stats::default())),
-        verification_distance,
-        timeout: cfg.request_timeout,
-        frame_gap: Duration::from_secs_f32(1.0 / cfg.max_fps),
-    };
-    app(state, cfg.max_upload)
+    app(
+        AppState::new(jobs, token, verification_distance, &cfg),
+        cfg.max_upload,
+    )
 }
 
 /// One fuzz input: `which` picks the part. 0: a WebSocket text message. Otherwise an HTTP

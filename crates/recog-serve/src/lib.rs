@@ -259,6 +259,22 @@ fn url_encode(s: &str) -> String {
 }
 
 impl AppState {
+    fn new(
+        jobs: mpsc::SyncSender<Job>,
+        token: Option<&str>,
+        verification_distance: f32,
+        cfg: &ServeConfig,
+    ) -> Self {
+        Self {
+            jobs,
+            token: token.map(Arc::from),
+            stats: Arc::new(Mutex::new(Stats::default())),
+            verification_distance,
+            timeout: cfg.request_timeout,
+            frame_gap: Duration::from_secs_f32(1.0 / cfg.max_fps.clamp(0.01, 1000.0)),
+        }
+    }
+
     fn count(&self, f: impl FnOnce(&mut Stats)) {
         if let Ok(mut st) = self.stats.lock() {
             f(&mut st);
@@ -654,15 +670,10 @@ pub fn run<E: Engine + 'static>(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let token = token_for(&cfg);
     let (jobs, verification_distance, engine_thread) = start_engine(cfg.queue, start)?;
-    let state = AppState {
-        jobs,
-        token: token.as_deref().map(Arc::from),
-        stats: Arc::new(Mutex::new(Stats::default())),
-        verification_distance,
-        timeout: cfg.request_timeout,
-        frame_gap: Duration::from_secs_f32(1.0 / cfg.max_fps.clamp(0.01, 1000.0)),
-    };
-    let app = app(state, cfg.max_upload);
+    let app = app(
+        AppState::new(jobs, token.as_deref(), verification_distance, &cfg),
+        cfg.max_upload,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

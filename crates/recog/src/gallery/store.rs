@@ -137,6 +137,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
 ];
 
+/// The refusal of a gallery from a newer recog (`u32::MAX`: an unreadable version).
+fn newer_schema(v: u32) -> String {
+    let v = if v == u32::MAX {
+        "unknown".to_string()
+    } else {
+        v.to_string()
+    };
+    format!("written by a newer recog (gallery schema {v}; this recog reads up to {SCHEMA_VERSION}): upgrade recog to open it")
+}
+
 /// What `gallery check` found; [`CheckReport::is_clean`] when nothing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CheckReport {
@@ -278,10 +288,7 @@ impl Gallery {
     fn migrate(&mut self) -> Result<()> {
         let v = Self::stored_schema(&self.conn).map_err(|e| self.err(e))?;
         if v > SCHEMA_VERSION {
-            return Err(self.err(format!(
-                "written by a newer recog (gallery schema {}; this recog reads up to {SCHEMA_VERSION}): upgrade recog to open it",
-                if v == u32::MAX { "unknown".to_string() } else { v.to_string() }
-            )));
+            return Err(self.newer(v));
         }
         if v == SCHEMA_VERSION {
             return Ok(());
@@ -304,7 +311,7 @@ impl Gallery {
         if v > SCHEMA_VERSION {
             return Err(Error::Gallery {
                 path: self.path.clone(),
-                problem: format!("written by a newer recog (gallery schema {v}): upgrade recog"),
+                problem: newer_schema(v),
             });
         }
         for (to, sql) in MIGRATIONS {
@@ -318,6 +325,10 @@ impl Gallery {
         )
         .map_err(wrap)?;
         tx.commit().map_err(wrap)
+    }
+
+    fn newer(&self, v: u32) -> Error {
+        self.err(newer_schema(v))
     }
 
     /// The schema version of the open gallery.
