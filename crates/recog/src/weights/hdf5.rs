@@ -29,6 +29,21 @@ pub struct KerasLayer {
 /// `<layer>/<weight_name>`, e.g. `conv2d_1/conv2d_1/kernel:0`) and the layers that hold
 /// weights, in model order.
 pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
+    // hdf5-reader 0.5 multiplies sizes from the file unchecked (an attribute's element count
+    // times its type size): with overflow checks that panics, without them it wraps. Its
+    // panics end here, as this file's error, instead of taking the process down.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_keras(path))).unwrap_or_else(
+        |_| {
+            Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                problem: "not a readable HDF5 file: the HDF5 reader failed on a size in the file"
+                    .into(),
+            })
+        },
+    )
+}
+
+fn read_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
     let err = |problem: String| Error::Checkpoint {
         path: path.to_path_buf(),
         problem,
@@ -94,4 +109,20 @@ fn walk(
         cur = cur.group(d).map_err(|e| e.to_string())?;
     }
     cur.dataset(last).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    /// Found by the `keras_hdf5` fuzz target: an attribute whose element count times type
+    /// size overflows panicked inside hdf5-reader.
+    #[test]
+    fn an_attribute_size_that_overflows_is_an_error_not_a_panic() {
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/keras_hdf5_attribute_size_overflow.h5"
+        ));
+        let e = super::load_keras(p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        assert!(e.to_string().contains("HDF5"), "{e}");
+    }
 }
