@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS (default 600) each, one after another, and prints
-# libFuzzer's last status line per target. The committed seeds (fuzz/corpus) are joined at
-# run time by real files where RECOG_HOME / RECOG_MODEL_PATH have them; new inputs go to the
-# ignored fuzz/corpus-run. Needs the nightly toolchain and cargo-fuzz (crates.io).
+# libFuzzer's last status line per target; exits non-zero if any target found a crash, a
+# hang (-timeout) or an over-allocation (-rss_limit_mb / -malloc_limit_mb). The committed
+# seeds (fuzz/corpus) are joined at run time by real files where RECOG_HOME /
+# RECOG_MODEL_PATH have them; new inputs go to the ignored fuzz/corpus-run.
+#
+# Needs cargo-fuzz (crates.io). Without sanitizers (`-s none`) it builds on stable; set
+# FUZZ_TOOLCHAIN=+nightly to use the nightly toolchain. FUZZ_PROFILE=--dev builds without
+# optimisation (CI's smoke run: a quicker build, slower executions); the default is release.
+# TARGETS (space-separated) picks targets.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-600}"
 TARGETS="${TARGETS:-idx idx_gz npy tfjs onnx tflite keras_hdf5 gallery_import image_decode serve_request}"
-cargo +nightly fuzz build -s none >/dev/null
-BIN=fuzz/target/x86_64-unknown-linux-gnu/release
+TOOLCHAIN="${FUZZ_TOOLCHAIN:-}"
+PROFILE="${FUZZ_PROFILE:-}"
+# shellcheck disable=SC2086
+cargo $TOOLCHAIN fuzz build -s none $PROFILE >/dev/null || { echo "error: cargo fuzz build failed" >&2; exit 2; }
+if [ "$PROFILE" = "--dev" ]; then BIN=fuzz/target/x86_64-unknown-linux-gnu/debug; else BIN=fuzz/target/x86_64-unknown-linux-gnu/release; fi
 mkdir -p fuzz/corpus-run fuzz/artifacts
 extra() {
     case "$1" in
@@ -16,14 +25,20 @@ extra() {
         tflite) ls "${RECOG_MODEL_PATH:-/nonexistent}"/mobilefacenet/*.tflite 2>/dev/null ;;
     esac
 }
+failed=0
 for t in $TARGETS; do
     mkdir -p "fuzz/corpus-run/$t" "fuzz/corpus-run/$t-real" "fuzz/artifacts/$t"
     for f in $(extra "$t"); do cp -f "$f" "fuzz/corpus-run/$t-real/"; done
     "$BIN/$t" "fuzz/corpus-run/$t" "fuzz/corpus/$t" "fuzz/corpus-run/$t-real" \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 -max_len=1048576 \
-        -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+        -max_len=1048576 -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
         >"fuzz/artifacts/$t.log" 2>&1
     rc=$?
     echo "$t rc=$rc $(grep -E '^#[0-9]+' "fuzz/artifacts/$t.log" | tail -1)"
     grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "fuzz/artifacts/$t.log" | tr '\n' ' '; echo
+    if [ "$rc" != 0 ]; then
+        failed=1
+        grep -E 'ERROR|panicked|Test unit written' "fuzz/artifacts/$t.log" | head -5
+    fi
 done
+exit "$failed"

@@ -302,6 +302,9 @@ pub enum BenchCommand {
     Cluster(crate::cluster::BenchClusterArgs),
     /// Gallery search: exact nearest identity over 100,000 x 128-d entries (ms/query).
     Gallery(crate::gallery::BenchGalleryArgs),
+    /// Server load test on loopback: concurrent clients and WebSocket streams over the real
+    /// engine; throughput, p50/p99 latency, peak RSS, lost or duplicated enrolments.
+    Serve(crate::serve::BenchServeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -360,6 +363,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Face(a)) => crate::face::bench_face(&a),
         Command::Bench(BenchCommand::Cluster(a)) => crate::cluster::bench(&a),
         Command::Bench(BenchCommand::Gallery(a)) => crate::gallery::bench(&a),
+        Command::Bench(BenchCommand::Serve(a)) => crate::serve::bench(&a),
         Command::Data(d) => data_cmd(d),
         Command::Models(c) => crate::models::run(c),
         Command::Digits(c) => crate::digits::run(c),

@@ -61,3 +61,100 @@ pub fn run(a: &ServeArgs) -> Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchServeArgs {
+    /// Face photos (one face each), a folder searched recursively.
+    #[arg(long)]
+    pub photos: std::path::PathBuf,
+    /// Photos taken from the folder (the first, in path order).
+    #[arg(long, default_value_t = 40)]
+    pub max_photos: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Requests per client: identify, list, enrol and remove, a quarter each on average.
+    #[arg(long, default_value_t = 1000)]
+    pub requests: usize,
+    /// WebSocket streams sending frames alongside.
+    #[arg(long, default_value_t = 8)]
+    pub ws: usize,
+    /// Frames per second each stream offers.
+    #[arg(long, default_value_t = 30.0)]
+    pub ws_fps: f32,
+    /// People enrolled before the load.
+    #[arg(long, default_value_t = 8)]
+    pub seed_people: usize,
+    /// A 503's Retry-After is slept times this (0: retry at once).
+    #[arg(long, default_value_t = 1.0)]
+    pub retry_after_scale: f32,
+    /// The server's queue (as `serve --queue`).
+    #[arg(long, default_value_t = 16)]
+    pub queue: usize,
+    /// The server's request deadline, seconds (as `serve --request-timeout`).
+    #[arg(long, default_value_t = 30.0)]
+    pub request_timeout: f64,
+    /// The server's per-socket frame rate limit (as `serve --max-fps`).
+    #[arg(long, default_value_t = 15.0)]
+    pub max_fps: f32,
+    /// The gallery the server uses; default: a fresh one in a temporary folder. It is
+    /// checked (`gallery check`) after the server stops.
+    #[arg(long)]
+    pub db: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub pipe: PipeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `recog bench serve`: a load test of the server on loopback; fails when anything was lost,
+/// duplicated or answered with an unexpected error.
+pub fn bench(a: &BenchServeArgs) -> Result<()> {
+    let mut photos = recog::data::folder::images_under(&a.photos)?;
+    photos.sort();
+    photos.truncate(a.max_photos.max(1));
+    let params = recog_serve::load::LoadParams {
+        clients: a.clients,
+        requests: a.requests,
+        ws_streams: a.ws,
+        ws_fps: a.ws_fps,
+        photos,
+        seed_people: a.seed_people,
+        retry_after_scale: a.retry_after_scale,
+        seed: 1,
+    }
+    .check()?;
+    let tmp = tempfile::tempdir()?;
+    let db =
+        a.db.clone()
+            .unwrap_or_else(|| tmp.path().join("gallery.sqlite"));
+    let cfg = recog_serve::ServeConfig {
+        addr: "127.0.0.1:0".parse()?,
+        queue: a.queue,
+        request_timeout: std::time::Duration::from_secs_f64(
+            a.request_timeout.clamp(0.01, 86_400.0),
+        ),
+        max_fps: a.max_fps,
+        ..Default::default()
+    };
+    let (pipe_args, engine_db) = (a.pipe.clone(), db.clone());
+    let progress = crate::progress::Bars::new(a.json);
+    let r = params.run(
+        cfg,
+        move || {
+            let g = Gallery::open(&engine_db)?;
+            let pipe = pipe_args.pipeline_for(&g)?;
+            Service::new(pipe, g, None)
+        },
+        Some(&db),
+        &progress,
+    )?;
+    crate::commands::emit(a.json, &r)?;
+    if !r.passed() {
+        anyhow::bail!(
+            "the load test found errors, lost or duplicated enrolments, or a damaged gallery"
+        );
+    }
+    Ok(())
+}

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,7 @@ use recog::video::track::{Tracker, TrackerConfig};
 use recog::ErrorKind;
 
 pub mod fuzzing;
+pub mod load;
 mod requests;
 
 pub use requests::{constant_time_eq, ClientMessage};
@@ -104,7 +106,48 @@ struct PersonOut {
     thumbnail: String,
 }
 
-type Reply<T> = oneshot::Sender<std::result::Result<T, ApiError>>;
+/// Where a queued job stands. The engine and the waiting handler race at the deadline; one
+/// compare-and-swap decides, so a job is either run and answered, or skipped and answered
+/// 503, never run after its caller was told it was not.
+const WAITING: u8 = 0;
+const STARTED: u8 = 1;
+const GIVEN_UP: u8 = 2;
+
+/// The engine's side of a job's answer.
+struct Reply<T> {
+    tx: oneshot::Sender<std::result::Result<T, ApiError>>,
+    state: Arc<AtomicU8>,
+}
+
+impl<T> Reply<T> {
+    /// Claims the job for running; false when its caller gave up (deadline) or left.
+    fn start(&self) -> bool {
+        !self.tx.is_closed()
+            && self
+                .state
+                .compare_exchange(WAITING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    fn send(self, r: std::result::Result<T, ApiError>) {
+        let _ = self.tx.send(r);
+    }
+}
+
+/// The handler's side: the answer, and the state shared with the engine.
+struct Ticket<T> {
+    rx: oneshot::Receiver<std::result::Result<T, ApiError>>,
+    state: Arc<AtomicU8>,
+}
+
+impl<T> Ticket<T> {
+    /// At the deadline: true if the job had not started, which it now never will.
+    fn give_up(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
 
 enum Job {
     Identify(Bytes, Reply<(ImageAnswer, Vec<Recognized>)>),
@@ -112,20 +155,6 @@ enum Job {
     List(Reply<Vec<Person>>),
     Remove(String, Reply<bool>),
     Thumbnail(String, Reply<Option<Vec<u8>>>),
-}
-
-impl Job {
-    /// Whoever asked has stopped waiting (timed out or disconnected): the job is not run, so
-    /// the answer they got (503) stays true.
-    fn abandoned(&self) -> bool {
-        match self {
-            Job::Identify(_, tx) => tx.is_closed(),
-            Job::Enroll(_, _, tx) => tx.is_closed(),
-            Job::List(tx) => tx.is_closed(),
-            Job::Remove(_, tx) => tx.is_closed(),
-            Job::Thumbnail(_, tx) => tx.is_closed(),
-        }
-    }
 }
 
 /// An API error: status and message, sent as `{"error": "..."}`; a busy server's answer
@@ -222,27 +251,23 @@ struct AppState {
     frame_gap: Duration,
 }
 
+/// Runs the jobs in order. A job whose caller gave up (deadline passed, or disconnected) is
+/// skipped, so the 503 it got stays true; a job once started always runs to its answer.
 fn engine<E: Engine>(mut e: E, jobs: mpsc::Receiver<Job>) {
     for job in jobs {
-        if job.abandoned() {
-            continue;
-        }
         match job {
-            Job::Identify(bytes, tx) => {
-                let _ = tx.send(e.identify(&bytes).map_err(api_error));
+            Job::Identify(bytes, tx) if tx.start() => {
+                tx.send(e.identify(&bytes).map_err(api_error))
             }
-            Job::Enroll(name, bytes, tx) => {
-                let _ = tx.send(e.enroll(&name, &bytes).map_err(api_error));
+            Job::Enroll(name, bytes, tx) if tx.start() => {
+                tx.send(e.enroll(&name, &bytes).map_err(api_error))
             }
-            Job::List(tx) => {
-                let _ = tx.send(e.people().map_err(api_error));
+            Job::List(tx) if tx.start() => tx.send(e.people().map_err(api_error)),
+            Job::Remove(name, tx) if tx.start() => tx.send(e.remove(&name).map_err(api_error)),
+            Job::Thumbnail(name, tx) if tx.start() => {
+                tx.send(e.thumbnail(&name).map_err(api_error))
             }
-            Job::Remove(name, tx) => {
-                let _ = tx.send(e.remove(&name).map_err(api_error));
-            }
-            Job::Thumbnail(name, tx) => {
-                let _ = tx.send(e.thumbnail(&name).map_err(api_error));
-            }
+            _ => {}
         }
     }
 }
@@ -285,10 +310,15 @@ impl AppState {
     fn submit<T>(
         &self,
         job: impl FnOnce(Reply<T>) -> Job,
-    ) -> std::result::Result<oneshot::Receiver<std::result::Result<T, ApiError>>, ApiError> {
+    ) -> std::result::Result<Ticket<T>, ApiError> {
         let (tx, rx) = oneshot::channel();
-        match self.jobs.try_send(job(tx)) {
-            Ok(()) => Ok(rx),
+        let state = Arc::new(AtomicU8::new(WAITING));
+        let reply = Reply {
+            tx,
+            state: state.clone(),
+        };
+        match self.jobs.try_send(job(reply)) {
+            Ok(()) => Ok(Ticket { rx, state }),
             Err(mpsc::TrySendError::Full(_)) => {
                 self.count(|st| st.shed += 1);
                 Err(ApiError::busy(
@@ -301,27 +331,33 @@ impl AppState {
         }
     }
 
-    /// Waits for a queued job's answer until the request's deadline.
-    async fn answer<T>(
+    /// Waits for a queued job's answer until `deadline`. A job not started by then is
+    /// answered 503 and never run; one already started is waited for, so its answer (an
+    /// enrolment done, say) is never reported as not done.
+    async fn answer_by<T>(
         &self,
-        rx: oneshot::Receiver<std::result::Result<T, ApiError>>,
+        t: &mut Ticket<T>,
+        deadline: Instant,
     ) -> std::result::Result<T, ApiError> {
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(internal("the recognition engine stopped")),
-            Err(_) => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = match tokio::time::timeout(left, &mut t.rx).await {
+            Ok(r) => r,
+            Err(_) if t.give_up() => {
                 self.count(|st| st.shed += 1);
-                Err(ApiError::busy(format!(
+                return Err(ApiError::busy(format!(
                     "no answer within {:.0} s; the request was not carried out; retry",
                     self.timeout.as_secs_f64()
-                )))
+                )));
             }
-        }
+            Err(_) => (&mut t.rx).await,
+        };
+        r.unwrap_or_else(|_| Err(internal("the recognition engine stopped")))
     }
 
     async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> std::result::Result<T, ApiError> {
-        let rx = self.submit(job)?;
-        self.answer(rx).await
+        let deadline = Instant::now() + self.timeout;
+        let mut t = self.submit(job)?;
+        self.answer_by(&mut t, deadline).await
     }
 }
 
@@ -436,7 +472,7 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
         verification_distance: Some(s.verification_distance),
         ..Default::default()
     });
-    let mut pending: Option<(Instant, oneshot::Receiver<FrameAnswer>)> = None;
+    let mut pending: Option<(Instant, Ticket<(ImageAnswer, Vec<Recognized>)>)> = None;
     let mut last_frame: Option<Instant> = None;
     loop {
         let reply = tokio::select! {
@@ -449,9 +485,9 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
                         Some("rate")
                     } else {
                         match s.submit(|tx| Job::Identify(bytes, tx)) {
-                            Ok(rx) => {
+                            Ok(t) => {
                                 last_frame = Some(Instant::now());
-                                pending = Some((Instant::now(), rx));
+                                pending = Some((Instant::now(), t));
                                 None
                             }
                             Err(_) => Some("queue"),
@@ -479,22 +515,14 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
             },
             r = async {
                 match pending.as_mut() {
-                    Some((t0, rx)) => {
-                        let left = s.timeout.saturating_sub(t0.elapsed());
-                        tokio::time::timeout(left, rx).await
-                    }
+                    Some((t0, t)) => s.answer_by(t, *t0 + s.timeout).await,
                     None => std::future::pending().await,
                 }
             } => {
+                // Borrowed, not taken: a frame that arrives first must not cancel the wait.
+                // A deadline passed is counted as shed by `answer_by`.
                 pending = None;
-                let r: FrameAnswer = match r {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err(internal("the recognition engine stopped")),
-                    Err(_) => {
-                        s.count(|st| st.shed += 1);
-                        Err(ApiError::busy("no answer within the deadline"))
-                    }
-                };
+                let r: FrameAnswer = r;
                 match r {
                     Ok((mut out, found)) => {
                         let dets: Vec<_> = found.iter().map(FaceAnswer::detection).collect();
@@ -668,12 +696,128 @@ pub fn run<E: Engine + 'static>(
     cfg: ServeConfig,
     start: impl FnOnce() -> recog::Result<E> + Send + 'static,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    serve(
+        cfg,
+        start,
+        |url| {
+            // The first stdout line is the address, so scripts (and the tests) can find the
+            // port.
+            println!("recog serve: {url}");
+            use std::io::Write;
+            std::io::stdout().flush().ok();
+        },
+        stop_signal(),
+    )?;
+    eprintln!("recog serve: stopped");
+    Ok(())
+}
+
+/// A server running on its own thread ([`spawn`]): its address and token, and a way to stop
+/// it as a stop signal would.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The token in force, if any.
+    pub token: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::result::Result<(), ServeError>>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes the requests in flight and the engine's queue, and returns
+    /// how serving ended.
+    pub fn stop(mut self) -> std::result::Result<(), ServeError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> std::result::Result<(), ServeError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| ServeError("the server thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// Starts a server on a thread of its own, as [`run`] would but without signal handling or
+/// stdout; returns once it listens (or with the engine's or the listener's error).
+pub fn spawn<E: Engine + 'static>(
+    cfg: ServeConfig,
+    start: impl FnOnce() -> recog::Result<E> + Send + 'static,
+) -> std::result::Result<Running, ServeError> {
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<std::result::Result<SocketAddr, ServeError>>(1);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let token = token_for(&cfg);
+    let cfg = ServeConfig {
+        token: token.clone(),
+        ..cfg
+    };
+    let failed = ready_tx.clone();
+    let thread = std::thread::spawn(move || {
+        let r = serve(
+            cfg,
+            start,
+            move |url| {
+                let addr = url
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| ServeError(format!("an address the server gave: {url}")));
+                let _ = ready_tx.send(addr);
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+        .map_err(|e| ServeError(e.to_string()));
+        if let Err(e) = &r {
+            let _ = failed.send(Err(ServeError(e.0.clone())));
+        }
+        r
+    });
+    match ready_rx.recv() {
+        Ok(Ok(addr)) => Ok(Running {
+            addr,
+            token,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(ServeError(
+            "the server thread stopped before listening".into(),
+        )),
+    }
+}
+
+/// Serves until `stop` resolves; `listening` gets the page's URL (with the token) once the
+/// listener is bound.
+fn serve<E: Engine + 'static>(
+    cfg: ServeConfig,
+    start: impl FnOnce() -> recog::Result<E> + Send + 'static,
+    listening: impl FnOnce(&str),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let token = token_for(&cfg);
     let (jobs, verification_distance, engine_thread) = start_engine(cfg.queue, start)?;
     let app = app(
         AppState::new(jobs, token.as_deref(), verification_distance, &cfg),
         cfg.max_upload,
     );
+    let grace = cfg.request_timeout + Duration::from_secs(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -688,21 +832,198 @@ pub fn run<E: Engine + 'static>(
             Some(t) => format!("http://{local}/?token={t}"),
             None => format!("http://{local}/"),
         };
-        // The first stdout line is the address, so scripts (and the tests) can find the port.
-        println!("recog serve: {url}");
-        use std::io::Write;
-        std::io::stdout().flush().ok();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop_signal())
-            .await
-            .map_err(|e| {
+        listening(&url);
+        // After the stop signal the requests in flight get as long as a request may take;
+        // an open WebSocket (a page left open) must not hold the shutdown forever.
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stop.await;
+            notify.notify_one();
+        });
+        tokio::select! {
+            r = serving => r.map_err(|e| {
                 Box::new(ServeError(format!("serving: {e}"))) as Box<dyn std::error::Error>
-            })
+            }),
+            _ = async {
+                stopping.notified().await;
+                tokio::time::sleep(grace).await;
+            } => Ok(()),
+        }
     });
     // WebSocket tasks hold queue senders; stopping the runtime drops them, and the engine
     // then finishes what is queued and returns.
     rt.shutdown_timeout(Duration::from_secs(5));
     let _ = engine_thread.join();
-    eprintln!("recog serve: stopped");
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuzzing::StubEngine;
+    use super::load::Http;
+    use super::*;
+
+    /// The stub engine, taking `delay` over every identify and enrolment.
+    struct Slow(StubEngine, Duration);
+
+    impl Engine for Slow {
+        fn identify(&mut self, image: &[u8]) -> recog::Result<(ImageAnswer, Vec<Recognized>)> {
+            std::thread::sleep(self.1);
+            self.0.identify(image)
+        }
+        fn enroll(&mut self, name: &str, image: &[u8]) -> recog::Result<usize> {
+            std::thread::sleep(self.1);
+            self.0.enroll(name, image)
+        }
+        fn people(&mut self) -> recog::Result<Vec<Person>> {
+            self.0.people()
+        }
+        fn remove(&mut self, name: &str) -> recog::Result<bool> {
+            self.0.remove(name)
+        }
+        fn thumbnail(&mut self, name: &str) -> recog::Result<Option<Vec<u8>>> {
+            self.0.thumbnail(name)
+        }
+        fn verification_distance(&self) -> f32 {
+            0.6
+        }
+    }
+
+    fn slow_server(delay_ms: u64, queue: usize, timeout_ms: u64) -> Running {
+        let cfg = ServeConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            queue,
+            request_timeout: Duration::from_millis(timeout_ms),
+            max_fps: 1000.0,
+            ..Default::default()
+        };
+        spawn(cfg, move || {
+            Ok(Slow(StubEngine::default(), Duration::from_millis(delay_ms)))
+        })
+        .unwrap()
+    }
+
+    fn png() -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(8, 8)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    fn people(addr: SocketAddr) -> Vec<String> {
+        let a = Http::new(addr, None)
+            .call("GET", "/api/people", &[])
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        v["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_full_queue_is_answered_503_with_retry_after() {
+        let s = slow_server(300, 1, 30_000);
+        let addr = s.addr;
+        let answers: Vec<_> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..5)
+                .map(|_| {
+                    sc.spawn(move || {
+                        Http::new(addr, None)
+                            .call("POST", "/api/identify", &png())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let busy: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
+        let ok = answers.iter().filter(|a| a.status == 200).count();
+        // One running and one waiting fit; of five at once, at least three are turned away.
+        assert!(
+            busy.len() >= 3 && ok >= 1,
+            "{busy:?} / {ok}",
+            busy = busy.len()
+        );
+        assert!(busy.iter().all(|a| a.retry_after == Some(1)));
+        s.stop().unwrap();
+    }
+
+    #[test]
+    fn a_job_past_its_deadline_is_503_and_never_run_but_a_started_one_finishes() {
+        // Each enrolment takes 400 ms, the deadline is 250 ms: the first starts at once and
+        // overruns its deadline (it must still be answered 200 and be done); the second
+        // waits behind it past its deadline (503, and never run).
+        let s = slow_server(400, 4, 250);
+        let addr = s.addr;
+        let (a, b) = std::thread::scope(|sc| {
+            let a = sc.spawn(move || {
+                Http::new(addr, None)
+                    .call("POST", "/api/people/first", &png())
+                    .unwrap()
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let b = sc.spawn(move || {
+                Http::new(addr, None)
+                    .call("POST", "/api/people/second", &png())
+                    .unwrap()
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(b.status, 503, "{}", String::from_utf8_lossy(&b.body));
+        assert_eq!(b.retry_after, Some(1));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(people(addr), ["first"]);
+        s.stop().unwrap();
+    }
+
+    #[test]
+    fn websocket_frames_sent_while_one_is_recognised_are_dropped_not_queued() {
+        let s = slow_server(300, 16, 30_000);
+        let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", s.addr)).unwrap();
+        for _ in 0..3 {
+            ws.send(tungstenite::Message::binary(png())).unwrap();
+        }
+        let mut kinds = Vec::new();
+        while kinds.len() < 3 {
+            if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                kinds.push(format!("{}:{}", v["type"], v["reason"]));
+            }
+        }
+        // The two that came while the first was being recognised are answered at once.
+        assert_eq!(
+            kinds,
+            [
+                r#""dropped":"busy""#,
+                r#""dropped":"busy""#,
+                r#""result":null"#
+            ]
+        );
+        ws.close(None).unwrap();
+        drop(ws);
+        s.stop().unwrap();
+    }
+
+    #[test]
+    fn stopping_lets_the_enrolment_in_flight_finish() {
+        let s = slow_server(400, 4, 30_000);
+        let addr = s.addr;
+        let h = std::thread::spawn(move || {
+            Http::new(addr, None)
+                .call("POST", "/api/people/late", &png())
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        s.stop().unwrap();
+        let a = h.join().unwrap();
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert!(t0.elapsed() >= Duration::from_millis(250));
+    }
 }
