@@ -8,7 +8,8 @@
 # Needs cargo-fuzz (crates.io). Without sanitizers (`-s none`) it builds on stable; set
 # FUZZ_TOOLCHAIN=+nightly to use the nightly toolchain. FUZZ_PROFILE=--dev builds without
 # optimisation (CI's smoke run: a quicker build, slower executions); the default is release.
-# TARGETS (space-separated) picks targets.
+# TARGETS (space-separated) picks targets. FUZZ_RUNS=N stops each target after N inputs
+# instead, with a fixed seed: the same inputs every time (CI's smoke run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-600}"
@@ -25,12 +26,14 @@ extra() {
         tflite) ls "${RECOG_MODEL_PATH:-/nonexistent}"/mobilefacenet/*.tflite 2>/dev/null ;;
     esac
 }
+LIMIT="-max_total_time=$SECONDS_EACH"
+[ -n "${FUZZ_RUNS:-}" ] && LIMIT="-runs=$FUZZ_RUNS -seed=1"
 failed=0
 for t in $TARGETS; do
     mkdir -p "fuzz/corpus-run/$t" "fuzz/corpus-run/$t-real" "fuzz/artifacts/$t"
     for f in $(extra "$t"); do cp -f "$f" "fuzz/corpus-run/$t-real/"; done
     "$BIN/$t" "fuzz/corpus-run/$t" "fuzz/corpus/$t" "fuzz/corpus-run/$t-real" \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+        $LIMIT -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
         -max_len=1048576 -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
         >"fuzz/artifacts/$t.log" 2>&1
     rc=$?

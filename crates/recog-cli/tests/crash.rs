@@ -413,3 +413,39 @@ fn kill_9_during_server_enrolment_keeps_every_answered_photo_and_a_clean_gallery
     eprintln!("{cut} of 20 server runs were killed with enrolments still to do");
     assert!(cut >= 5, "the kills came after the end; nothing was tested");
 }
+
+/// SIGTERM while enrolments are in flight: the server stops accepting, finishes them, closes
+/// the gallery and exits 0; every enrolment answered 200 is in the gallery and the gallery
+/// check is clean.
+#[test]
+fn sigterm_lets_enrolments_in_flight_finish_and_exits_cleanly() {
+    let Some(home) = common::home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let people = six_people(&home, &dir.path().join("people"), 3);
+    let db = dir.path().join("g.sqlite");
+    let (mut server, addr) = serve(&db);
+    let pid = server.id() as i32;
+    let answered = std::thread::scope(|sc| {
+        let enrol = sc.spawn(|| enrol_all(addr, &people));
+        // 400 ms in, a few enrolments have been answered and each client has one under way.
+        std::thread::sleep(Duration::from_millis(400));
+        // SAFETY: kill(2) on our own child's pid, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        enrol.join().unwrap()
+    });
+    let status = server.wait().unwrap();
+    assert!(status.success(), "the server exited with {status}");
+    let listed = checked(&db);
+    let done: usize = answered.iter().map(|(_, n)| n).sum();
+    assert!(done > 0 && done < 18, "{answered:?}");
+    for (name, ok) in &answered {
+        let n = listed
+            .iter()
+            .find(|(p, _)| p == name)
+            .map_or(0, |(_, n)| *n as usize);
+        assert_eq!(
+            n, *ok,
+            "{name}: {n} photos in the gallery, {ok} answered 200"
+        );
+    }
+}

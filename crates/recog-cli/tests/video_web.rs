@@ -413,6 +413,54 @@ fn serve(home: &Path, args: &[&str]) -> (Kill, String) {
     (server, first)
 }
 
+/// `recog bench serve`, small: the load test over the real engine (face detection and
+/// embedding on LFW photos) with a queue of 2, so some requests are shed; every answered
+/// enrolment is in the gallery once, every answered removal gone, and the gallery is clean.
+#[test]
+fn bench_serve_over_the_real_engine_loses_and_duplicates_nothing() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for n in 1..=4 {
+        let from = lfw(&h, "Tony_Blair", n);
+        std::fs::copy(from, dir.path().join(format!("{n}.jpg"))).unwrap();
+    }
+    let o = recog(
+        &[
+            "bench",
+            "serve",
+            "--photos",
+            dir.path().to_str().unwrap(),
+            "--clients",
+            "4",
+            "--requests",
+            "12",
+            "--ws",
+            "1",
+            "--seed-people",
+            "2",
+            "--queue",
+            "2",
+            "--retry-after-scale",
+            "0.1",
+            "--json",
+        ],
+        &h,
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["duplicated"], 0, "{v}");
+    assert_eq!(
+        v["all"]["answered"].as_u64().unwrap() + v["all"]["shed"].as_u64().unwrap(),
+        48,
+        "{v}"
+    );
+    assert!(v["enroll"]["answered"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["streams"]["sent"].as_u64().unwrap() > 0, "{v}");
+    // The command exits non-zero unless the gallery check after the run was clean.
+    assert!(v["check"].is_object(), "{v}");
+}
+
 /// Beyond loopback without `--token`, the server makes a token up and prints it, and every
 /// endpoint answers 401 without it: the page, the WebSocket, identify, people, enrol,
 /// remove, thumbnails and stats (people's names and face crops are biometric data).
