@@ -29,9 +29,10 @@ pub struct KerasLayer {
 /// `<layer>/<weight_name>`, e.g. `conv2d_1/conv2d_1/kernel:0`) and the layers that hold
 /// weights, in model order.
 pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
-    // hdf5-reader 0.5 multiplies sizes from the file unchecked (an attribute's element count
-    // times its type size): with overflow checks that panics, without them it wraps. Its
-    // panics end here, as this file's error, instead of taking the process down.
+    // hdf5-reader 0.5 multiplied sizes from the file unchecked (the fuzzer's first finding);
+    // 0.12 checks the one found, and builds with overflow checks (Cargo.toml) so any other
+    // such product panics instead of wrapping. Its panics end here, as this file's error,
+    // instead of taking the process down.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_keras(path))).unwrap_or_else(
         |_| {
             Err(Error::Checkpoint {
@@ -114,7 +115,8 @@ fn walk(
 #[cfg(test)]
 mod fuzz_regressions {
     /// Found by the `keras_hdf5` fuzz target: an attribute whose element count times type
-    /// size overflows panicked inside hdf5-reader.
+    /// size overflows panicked inside hdf5-reader 0.5 (caught here then). hdf5-reader 0.12
+    /// checks that product: the reader's own error, naming the file.
     #[test]
     fn an_attribute_size_that_overflows_is_an_error_not_a_panic() {
         let p = std::path::Path::new(concat!(
@@ -123,6 +125,7 @@ mod fuzz_regressions {
         ));
         let e = super::load_keras(p).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
-        assert!(e.to_string().contains("HDF5"), "{e}");
+        assert!(e.to_string().contains("keras_hdf5_attribute_size_overflow.h5"), "{e}");
+        assert!(e.to_string().contains("attribute raw data size"), "{e}");
     }
 }
