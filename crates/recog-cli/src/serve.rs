@@ -11,6 +11,35 @@ use recog::gallery::{Gallery, Service};
 use crate::face::PipeArgs;
 use crate::gallery::DbArg;
 
+/// How much work the server takes on: `serve`'s flags, and the same for `bench serve`.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Jobs the engine may have waiting; beyond, requests are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 16)]
+    pub queue: usize,
+    /// Seconds a request may wait for the engine before it is answered 503 (unrun).
+    #[arg(long, default_value_t = 30.0)]
+    pub request_timeout: f64,
+    /// Most frames per second recognised per WebSocket; faster frames are dropped.
+    #[arg(long, default_value_t = 15.0)]
+    pub max_fps: f32,
+}
+
+impl LimitArgs {
+    /// A server configuration at `addr` with these limits.
+    fn config(&self, addr: SocketAddr) -> recog_serve::ServeConfig {
+        recog_serve::ServeConfig {
+            addr,
+            queue: self.queue,
+            request_timeout: std::time::Duration::from_secs_f64(
+                self.request_timeout.clamp(0.01, 86_400.0),
+            ),
+            max_fps: self.max_fps,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on (port 0: any free port). Beyond loopback, every endpoint needs
@@ -24,15 +53,8 @@ pub struct ServeArgs {
     /// Largest accepted upload or WebSocket frame, in MiB.
     #[arg(long, default_value_t = 8)]
     pub max_upload_mib: usize,
-    /// Jobs the engine may have waiting; beyond, requests are answered 503 with Retry-After.
-    #[arg(long, default_value_t = 16)]
-    pub queue: usize,
-    /// Seconds a request may wait for the engine before it is answered 503 (unrun).
-    #[arg(long, default_value_t = 30.0)]
-    pub request_timeout: f64,
-    /// Most frames per second recognised per WebSocket; faster frames are dropped.
-    #[arg(long, default_value_t = 15.0)]
-    pub max_fps: f32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// A distance threshold (default: the gallery's calibrated rule, else distance <= 0.6).
     #[arg(long)]
     pub threshold: Option<f32>,
@@ -44,14 +66,9 @@ pub struct ServeArgs {
 
 pub fn run(a: &ServeArgs) -> Result<()> {
     let cfg = recog_serve::ServeConfig {
-        addr: a.addr,
         token: a.token.clone(),
         max_upload: a.max_upload_mib.clamp(1, 4096) * 1024 * 1024,
-        queue: a.queue,
-        request_timeout: std::time::Duration::from_secs_f64(
-            a.request_timeout.clamp(0.01, 86_400.0),
-        ),
-        max_fps: a.max_fps,
+        ..a.limits.config(a.addr)
     };
     let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
     recog_serve::run(cfg, move || {
@@ -88,15 +105,9 @@ pub struct BenchServeArgs {
     /// A 503's Retry-After is slept times this (0: retry at once).
     #[arg(long, default_value_t = 1.0)]
     pub retry_after_scale: f32,
-    /// The server's queue (as `serve --queue`).
-    #[arg(long, default_value_t = 16)]
-    pub queue: usize,
-    /// The server's request deadline, seconds (as `serve --request-timeout`).
-    #[arg(long, default_value_t = 30.0)]
-    pub request_timeout: f64,
-    /// The server's per-socket frame rate limit (as `serve --max-fps`).
-    #[arg(long, default_value_t = 15.0)]
-    pub max_fps: f32,
+    /// The server's limits, as `recog serve` takes them.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The gallery the server uses; default: a fresh one in a temporary folder. It is
     /// checked (`gallery check`) after the server stops.
     #[arg(long)]
@@ -129,15 +140,7 @@ pub fn bench(a: &BenchServeArgs) -> Result<()> {
     let db =
         a.db.clone()
             .unwrap_or_else(|| tmp.path().join("gallery.sqlite"));
-    let cfg = recog_serve::ServeConfig {
-        addr: "127.0.0.1:0".parse()?,
-        queue: a.queue,
-        request_timeout: std::time::Duration::from_secs_f64(
-            a.request_timeout.clamp(0.01, 86_400.0),
-        ),
-        max_fps: a.max_fps,
-        ..Default::default()
-    };
+    let cfg = a.limits.config("127.0.0.1:0".parse()?);
     let (pipe_args, engine_db) = (a.pipe.clone(), db.clone());
     let progress = crate::progress::Bars::new(a.json);
     let r = params.run(

@@ -232,7 +232,8 @@ fn six_people(home: &Path, dir: &Path, n: usize) -> Vec<(String, Vec<std::path::
 
 /// `kill -9` at 20 random points of `gallery enroll-dir` (six people, six photos each, one
 /// transaction per person): each time `gallery check` is clean and every person is there
-/// with all six photos or not at all. A re-run after the last kill completes the gallery.
+/// with all six photos or not at all. A re-run after the last kill completes the gallery,
+/// enrolling each photo once.
 #[test]
 fn kill_9_during_enroll_dir_leaves_each_person_whole_or_absent() {
     let Some(home) = common::home() else { return };
@@ -268,16 +269,32 @@ fn kill_9_during_enroll_dir_leaves_each_person_whole_or_absent() {
             assert_eq!(*n, 6, "run {run}: {name} has {n} of 6 photos");
         }
         partial += (listed.len() < people.len()) as usize;
-        last = Some(db);
+        last = Some((db, listed.len()));
     }
     eprintln!("{partial} of 20 enroll-dir runs were killed with some people not yet enrolled");
     assert!(
         partial >= 5,
         "the kills came after the end; nothing was tested"
     );
-    let db = last.unwrap();
+    // The re-run enrols the people the kill left out and skips, counted, those it kept.
+    let (db, kept) = last.unwrap();
     let o = recog(&["gallery", "enroll-dir", f, "--db", db.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("enrolled {} photo(s)", (6 - kept) * 6)),
+        "{out}"
+    );
+    if kept > 0 {
+        assert!(
+            out.contains(&format!("{} already enrolled, skipped", kept * 6)),
+            "{out}"
+        );
+    }
     let listed = checked(&db);
     assert_eq!(listed.len(), 6, "{listed:?}");
     assert!(listed.iter().all(|(_, n)| *n == 6), "{listed:?}");

@@ -2,7 +2,6 @@
 //! `RECOG_HOME` (CI: `../shared`); they say so and pass when the models are not there.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
 use common::{home, recog};
@@ -305,110 +304,6 @@ fn gallery_enroll_calibrate_identify_remove() {
     assert_eq!(v["people"].as_array().unwrap().len(), 2, "{v}");
     let again = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
     assert_eq!(again.status.code(), Some(1));
-}
-
-/// `kill -9` in the middle of `gallery enroll-dir`: every person in the database afterwards
-/// has all of their photos (each person is one transaction), and the database still opens.
-/// Running it again completes the gallery: each person has exactly their 12 photos, none
-/// twice.
-#[test]
-fn a_killed_enrolment_leaves_whole_people_and_a_rerun_completes_it() {
-    let Some(h) = home() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let people = dir.path().join("people");
-    let mut expected = std::collections::HashMap::new();
-    for name in [
-        "Colin_Powell",
-        "Tony_Blair",
-        "Serena_Williams",
-        "Gerhard_Schroeder",
-        "Ariel_Sharon",
-        "Hugo_Chavez",
-    ] {
-        std::fs::create_dir_all(people.join(name)).unwrap();
-        for i in 1..=12 {
-            let f = format!("{name}/{name}_{i:04}.jpg");
-            std::fs::copy(lfw(&h, &f), people.join(&f)).unwrap();
-        }
-        expected.insert(name.to_string(), 12u64);
-    }
-    let db = dir.path().join("g.sqlite");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recog"))
-        .args(["gallery", "enroll-dir"])
-        .arg(&people)
-        .arg("--db")
-        .arg(&db)
-        .env("RECOG_HOME", &h)
-        .env("RECOG_OFFLINE", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill once the database exists and the first person may be in, before all are.
-    let t0 = std::time::Instant::now();
-    while !db.exists() && t0.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let l = recog(
-        &["gallery", "list", "--db", db.to_str().unwrap(), "--json"],
-        &h,
-    );
-    assert!(l.status.success(), "{}", String::from_utf8_lossy(&l.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
-    let listed = v["people"].as_array().unwrap();
-    assert!(
-        listed.len() < 6,
-        "the kill came after the end; nothing was tested: {v}"
-    );
-    eprintln!(
-        "{} of 6 people were enrolled when the process was killed",
-        listed.len()
-    );
-    for p in listed {
-        let name = p["name"].as_str().unwrap();
-        assert_eq!(p["photos"].as_u64(), expected.get(name).copied(), "{v}");
-    }
-    let done = listed.len();
-
-    let again = recog(
-        &[
-            "gallery",
-            "enroll-dir",
-            people.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-        ],
-        &h,
-    );
-    let out = String::from_utf8_lossy(&again.stdout);
-    assert!(
-        again.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
-    assert!(
-        out.contains(&format!("enrolled {} photo(s)", (6 - done) * 12)),
-        "{out}"
-    );
-    if done > 0 {
-        assert!(
-            out.contains(&format!("{} already enrolled, skipped", done * 12)),
-            "{out}"
-        );
-    }
-    let l = recog(
-        &["gallery", "list", "--db", db.to_str().unwrap(), "--json"],
-        &h,
-    );
-    let v: serde_json::Value = serde_json::from_slice(&l.stdout).unwrap();
-    let listed = v["people"].as_array().unwrap();
-    assert_eq!(listed.len(), 6, "{v}");
-    for p in listed {
-        assert_eq!(p["photos"].as_u64(), Some(12), "{v}");
-    }
 }
 
 /// The same photo under a second name is refused, with the first name in the warning; the

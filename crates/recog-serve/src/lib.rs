@@ -150,7 +150,7 @@ impl<T> Ticket<T> {
 }
 
 enum Job {
-    Identify(Bytes, Reply<(ImageAnswer, Vec<Recognized>)>),
+    Identify(Bytes, Reply<Recognition>),
     Enroll(String, Bytes, Reply<usize>),
     List(Reply<Vec<Person>>),
     Remove(String, Reply<bool>),
@@ -459,7 +459,9 @@ async fn ws_upgrade(
 #[derive(Clone, Copy)]
 struct UploadLimit(usize);
 
-type FrameAnswer = std::result::Result<(ImageAnswer, Vec<Recognized>), ApiError>;
+/// What the engine makes of one photo or frame: the answer sent, and the faces behind it.
+type Recognition = (ImageAnswer, Vec<Recognized>);
+type FrameAnswer = std::result::Result<Recognition, ApiError>;
 
 /// Binary messages are frames (JPEG/PNG); each gets a JSON answer with the track-voted names,
 /// or `{"type": "dropped"}` when it came while the previous frame was still being recognised,
@@ -472,7 +474,7 @@ async fn ws_session(s: AppState, mut socket: WebSocket) {
         verification_distance: Some(s.verification_distance),
         ..Default::default()
     });
-    let mut pending: Option<(Instant, Ticket<(ImageAnswer, Vec<Recognized>)>)> = None;
+    let mut pending: Option<(Instant, Ticket<Recognition>)> = None;
     let mut last_frame: Option<Instant> = None;
     loop {
         let reply = tokio::select! {

@@ -125,7 +125,11 @@ mod fuzz_regressions {
         ));
         let e = super::load_keras(p).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
-        assert!(e.to_string().contains("keras_hdf5_attribute_size_overflow.h5"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("keras_hdf5_attribute_size_overflow.h5"),
+            "{e}"
+        );
         assert!(e.to_string().contains("attribute raw data size"), "{e}");
     }
 }
