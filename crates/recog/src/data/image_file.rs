@@ -25,6 +25,11 @@ pub const MAX_SIDE: u32 = 20_000;
 /// Largest decoded buffer accepted, in bytes.
 pub const MAX_ALLOC: u64 = 1 << 30;
 
+/// Largest decoded buffer accepted from an upload or a video frame sent to the server, in
+/// bytes: an 85-megapixel RGB photo. The decoder allocates the size a header claims before
+/// it reads a pixel, so a few bytes may claim up to this much.
+pub const MAX_UPLOAD_ALLOC: u64 = 256 << 20;
+
 /// File extensions (any case) that folder listings treat as images.
 pub const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"];
 
@@ -36,11 +41,11 @@ pub fn has_image_extension(p: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-fn limits() -> Limits {
+fn limits(max_alloc: u64) -> Limits {
     let mut l = Limits::default();
     l.max_image_width = Some(MAX_SIDE);
     l.max_image_height = Some(MAX_SIDE);
-    l.max_alloc = Some(MAX_ALLOC);
+    l.max_alloc = Some(max_alloc);
     l
 }
 
@@ -54,16 +59,33 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
     })
 }
 
-/// [`decode`] for bytes in memory (uploads, video frames); the error is the decoder's text.
+/// [`decode`] for bytes in memory; the error is the decoder's text.
 pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    decode_bytes_within(bytes, MAX_ALLOC)
+}
+
+/// [`decode_bytes`] with a decoded size of at most `max_alloc` bytes ([`MAX_UPLOAD_ALLOC`]
+/// for what clients send).
+pub fn decode_bytes_within(
+    bytes: &[u8],
+    max_alloc: u64,
+) -> std::result::Result<DynamicImage, String> {
     let mut reader = ImageReader::new(BufReader::new(Cursor::new(bytes)))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF, GIF)".into());
     }
-    reader.limits(limits());
+    reader.limits(limits(max_alloc));
     let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    // `into_decoder` checks the sides, not the buffer `from_decoder` then allocates whole
+    // (only `ImageReader::decode` reserves it against `max_alloc`).
+    let need = decoder.total_bytes();
+    if need > max_alloc {
+        return Err(format!(
+            "the image would take {need} bytes decoded, over the limit of {max_alloc}"
+        ));
+    }
     // A broken EXIF block is no reason to refuse the pixels.
     let orientation = decoder
         .orientation()
@@ -109,6 +131,42 @@ pub fn load_gray(path: &Path, height: usize, width: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PNG claiming `w` x `h` RGB pixels, with the pixel data of one row start.
+    fn png_header(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        };
+        let ihdr = [&w.to_be_bytes()[..], &h.to_be_bytes()[..], &[8, 2, 0, 0, 0]].concat();
+        chunk(b"IHDR", &ihdr);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, &[0; 16]).unwrap();
+        chunk(b"IDAT", &z.finish().unwrap());
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    /// The `image_decode` fuzz target peaked at 1.5 GB: a PNG of a few bytes claiming 16,000
+    /// x 16,000 pixels (768 MB) was allocated whole, the size limit unchecked on the decoder
+    /// path. It is refused by its size now, before any allocation.
+    #[test]
+    fn an_upload_whose_header_claims_768_mb_is_refused_before_allocating() {
+        let bytes = png_header(16_000, 16_000);
+        let e = decode_bytes_within(&bytes, MAX_UPLOAD_ALLOC).unwrap_err();
+        assert!(e.contains("over the limit"), "{e}");
+        let e = decode_bytes_within(&bytes, 700 << 20).unwrap_err();
+        assert!(e.contains("over the limit"), "{e}");
+        // A 48 MB claim passes the limit and fails on the missing pixels instead.
+        let e = decode_bytes_within(&png_header(4_000, 4_000), MAX_UPLOAD_ALLOC).unwrap_err();
+        assert!(!e.contains("over the limit"), "{e}");
+    }
     use image::{ImageFormat, Rgb, RgbImage};
 
     fn sample() -> RgbImage {

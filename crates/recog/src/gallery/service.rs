@@ -54,9 +54,13 @@ pub struct Service {
     model: ModelId,
 }
 
-/// Decodes an uploaded image; an undecodable body is the caller's error.
+/// Decodes an uploaded image (at most [`MAX_UPLOAD_ALLOC`] bytes decoded); an undecodable
+/// body is the caller's error.
+///
+/// [`MAX_UPLOAD_ALLOC`]: crate::data::image_file::MAX_UPLOAD_ALLOC
 pub fn decode_upload(bytes: &[u8]) -> Result<RgbImage> {
-    crate::data::image_file::decode_bytes(bytes)
+    use crate::data::image_file::{decode_bytes_within, MAX_UPLOAD_ALLOC};
+    decode_bytes_within(bytes, MAX_UPLOAD_ALLOC)
         .map(|i| i.to_rgb8())
         .map_err(|problem| Error::Image {
             path: "upload".into(),
