@@ -738,7 +738,8 @@ impl ValidLoadParams {
             .iter()
             .filter(|(n, photos)| *photos != 1 || expected.binary_search(n).is_err())
             .count();
-        rep.peak_rss_mb = peak_rss_mb();
+        // 0 where /proc is missing.
+        rep.peak_rss_mb = recog::bench::train::peak_rss_kb().map_or(0.0, |kb| kb as f64 / 1024.0);
         Ok(rep)
     }
 }
@@ -748,18 +749,6 @@ fn panicked() -> ClientLog {
     let mut l = ClientLog::default();
     l.error("a client thread panicked".into());
     l
-}
-
-/// This process's peak resident memory (`VmHWM`), MB; 0 where /proc is missing.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[cfg(test)]
