@@ -9,7 +9,7 @@ use recog::bench::gallery::GalleryBenchParams;
 use recog::eval::openset_id::LfwOpenSetParams;
 use recog::gallery::calibration::{CalibrateParams, ImpostorSource};
 use recog::gallery::enroll::{self, EnrollReport};
-use recog::gallery::{self, Gallery, Rule};
+use recog::gallery::{self, Gallery, HnswConfig, IndexKind, Precision, Rule};
 use recog::metric::Distance;
 use recog::video::capture::CaptureParams;
 use recog::Home;
@@ -192,6 +192,10 @@ pub struct IdentifyArgs {
     /// Folder for annotated copies (`<stem>.identified.png`).
     #[arg(long)]
     pub annotate: Option<PathBuf>,
+    /// How the gallery is searched: `auto` uses an HNSW graph (kept in `<db>.hnsw`) from
+    /// 200,000 photos on.
+    #[arg(long, value_enum, default_value_t = IndexKind::Auto)]
+    pub index: IndexKind,
     #[command(flatten)]
     pub pipe: PipeArgs,
     /// Print JSON.
@@ -201,21 +205,65 @@ pub struct IdentifyArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchGalleryArgs {
-    /// Gallery photos (rows).
-    #[arg(long, default_value_t = 100_000)]
-    pub entries: usize,
-    /// Photos per person.
+    /// Enrolled identities.
+    #[arg(long = "n", default_value_t = 100_000)]
+    pub people: usize,
+    /// Photos per identity.
     #[arg(long, default_value_t = 2)]
     pub per_person: usize,
     /// Embedding dimension.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 192)]
     pub dim: usize,
-    /// Timed queries.
-    #[arg(long, default_value_t = 200)]
-    pub queries: usize,
+    /// Timed probes: half new photos of enrolled identities, half strangers.
+    #[arg(long, default_value_t = 2_000)]
+    pub probes: usize,
+    /// `exact`: the exact search alone; `hnsw` (or `auto`): the graph too, against it.
+    #[arg(long, value_enum, default_value_t = IndexKind::Hnsw)]
+    pub index: IndexKind,
+    #[command(flatten)]
+    pub hnsw: HnswArgs,
+    /// False-accept rate per probe the threshold is calibrated for.
+    #[arg(long, default_value_t = 0.01)]
+    pub far: f64,
+    /// Norm of a photo's noise around its identity (0.5: photos of one person ~0.6 apart).
+    #[arg(long, default_value_t = 0.5)]
+    pub spread: f32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The HNSW graph's parameters (defaults: `recog::gallery::HnswConfig::default`).
+#[derive(Args, Debug, Clone)]
+pub struct HnswArgs {
+    /// Edges per node (M).
+    #[arg(long = "hnsw-m", default_value_t = HnswConfig::default().connectivity)]
+    pub connectivity: usize,
+    /// Candidate list while building (efConstruction).
+    #[arg(long = "hnsw-ef-construction", default_value_t = HnswConfig::default().expansion_add)]
+    pub expansion_add: usize,
+    /// Candidate list while searching (ef).
+    #[arg(long = "hnsw-ef", default_value_t = HnswConfig::default().expansion_search)]
+    pub expansion_search: usize,
+    /// Photos re-ranked exactly per query.
+    #[arg(long = "hnsw-candidates", default_value_t = HnswConfig::default().candidates)]
+    pub candidates: usize,
+    /// How the graph stores its vectors.
+    #[arg(long = "hnsw-precision", value_enum, default_value_t = Precision::F16)]
+    pub precision: Precision,
+}
+
+impl HnswArgs {
+    /// The library's configuration.
+    pub fn config(&self) -> HnswConfig {
+        HnswConfig {
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
+            expansion_search: self.expansion_search,
+            candidates: self.candidates,
+            precision: self.precision,
+        }
+    }
 }
 
 /// Prints an enrolment's per-file errors and summary line; fails when files were unreadable.
@@ -410,7 +458,8 @@ pub fn run(c: GalleryCommand) -> Result<()> {
 
 pub fn identify(a: &IdentifyArgs) -> Result<()> {
     let g = a.db.open()?;
-    let rec = gallery::Recognizer::new(a.pipe.pipeline_for(&g)?, &g, a.threshold)?;
+    let mut rec = gallery::Recognizer::new(a.pipe.pipeline_for(&g)?, &g, a.threshold)?;
+    rec.set_index_kind(a.index, &g)?;
     if rec.index().is_empty() {
         bail!(
             "{}: the gallery is empty (recog gallery enroll NAME IMG...)",
@@ -443,15 +492,20 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     failed_files(out.iter().map(|r| &r.error), a.images.len())
 }
 
-/// Times exact search on a synthetic gallery (`recog::bench::gallery`).
+/// Exact against HNSW search on a synthetic gallery (`recog::bench::gallery`).
 pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
     let r = GalleryBenchParams {
-        entries: a.entries,
+        people: a.people,
         per_person: a.per_person,
         dim: a.dim,
-        queries: a.queries,
+        probes: a.probes,
+        index: a.index,
+        hnsw: a.hnsw.config(),
+        far: a.far,
+        spread: a.spread,
+        ..GalleryBenchParams::default()
     }
     .check()?
-    .run()?;
+    .run(&Bars::new(a.json))?;
     emit(a.json, &r)
 }

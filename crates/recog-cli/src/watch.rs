@@ -20,6 +20,10 @@ pub struct WatchArgs {
     /// A distance threshold (default: the gallery's calibrated rule, else distance <= 0.6).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// How the gallery is searched: `auto` uses an HNSW graph (kept in `<db>.hnsw`) from
+    /// 200,000 photos on.
+    #[arg(long, value_enum, default_value_t = recog::gallery::IndexKind::Auto)]
+    pub index: recog::gallery::IndexKind,
     /// Write the annotated video here (`.mp4`, `.mkv`, ...).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -46,7 +50,8 @@ pub struct WatchArgs {
 pub fn run(a: &WatchArgs) -> Result<()> {
     let g = a.db.open()?;
     let pipe = a.pipe.pipeline_for(&g)?;
-    let rec = Recognizer::new(pipe, &g, a.threshold)?;
+    let mut rec = Recognizer::new(pipe, &g, a.threshold)?;
+    rec.set_index_kind(a.index, &g)?;
     if rec.index().is_empty() {
         eprintln!(
             "warning: {} is empty: every face will be unknown",

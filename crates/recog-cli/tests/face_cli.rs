@@ -296,6 +296,26 @@ fn gallery_enroll_calibrate_identify_remove() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v[0]["faces"][0]["name"].is_null(), "{v}");
     assert_eq!(v[0]["faces"][0]["rule"], "distance", "{v}");
+    // Searched through an HNSW graph, the answers are the exact search's to the bit, and the
+    // graph is kept beside the database.
+    let both = [
+        lfw(&h, "Colin_Powell/Colin_Powell_0003.jpg"),
+        lfw(&h, "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"),
+    ];
+    let answers = |index: &str| {
+        let o = recog(
+            &[
+                "identify", &both[0], &both[1], "--db", db_s, "--json", "--index", index,
+            ],
+            &h,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let exact = answers("exact");
+    assert!(!std::path::Path::new(&format!("{db_s}.hnsw")).exists());
+    assert_eq!(answers("hnsw"), exact);
+    assert!(std::path::Path::new(&format!("{db_s}.hnsw")).exists());
     assert!(ann.join("Colin_Powell_0003.identified.png").exists());
     let rm = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
     assert!(rm.status.success());
@@ -521,5 +541,30 @@ fn eval_detect_writes_the_table_json_plot_and_sample_scenes() {
     assert!(
         stderr.contains("error:") && stderr.contains("face-free"),
         "{stderr}"
+    );
+}
+
+/// `recog bench gallery`, small: the graph agrees with the exact search on a synthetic
+/// gallery, and the report says so in JSON.
+#[test]
+fn bench_gallery_reports_graph_against_exact() {
+    let h = home();
+    let o = recog(
+        &[
+            "bench", "gallery", "--n", "3000", "--probes", "200", "--json",
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["photos"], 6000, "{v}");
+    assert!(v["hnsw"]["recall_at_1"].as_f64().unwrap() >= 0.99, "{v}");
+    assert!(
+        v["hnsw"]["decision_agreement"].as_f64().unwrap() >= 0.99,
+        "{v}"
+    );
+    assert!(
+        v["exact_identification_rate"].as_f64().unwrap() > 0.95,
+        "{v}"
     );
 }

@@ -139,6 +139,14 @@ pub enum Error {
         /// Which models disagree.
         problem: String,
     },
+    /// The approximate (HNSW) index failed, or its file next to a gallery is unusable.
+    #[error("HNSW index {path}: {problem}")]
+    Hnsw {
+        /// The index file, or `(in memory)`.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A setting or argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -181,7 +189,7 @@ impl Error {
             Error::Image { .. } | Error::InvalidArgument(_) => ErrorKind::BadInput,
             Error::Download { .. } | Error::Model { .. } => ErrorKind::Unavailable,
             Error::Shape { .. } | Error::ModelMismatch { .. } => ErrorKind::ModelMismatch,
-            Error::Gallery { .. } => ErrorKind::Storage,
+            Error::Gallery { .. } | Error::Hnsw { .. } => ErrorKind::Storage,
         }
     }
 }

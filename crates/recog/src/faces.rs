@@ -143,7 +143,12 @@ impl Faces {
     /// calibrated rule (else the network's verification distance).
     pub fn identify(&self, gallery: &Gallery, image: &Path) -> Result<Vec<FaceAnswer>> {
         gallery.check_model(&crate::gallery::model_id(&self.pipeline))?;
-        let (index, acceptance) = recognize::read(gallery, &self.pipeline, None)?;
+        let (index, acceptance) = recognize::read(
+            gallery,
+            &self.pipeline,
+            None,
+            crate::gallery::IndexKind::Auto,
+        )?;
         let img = crate::data::image_file::load_rgb(image)?;
         Ok(
             recognize::recognize_with(&self.pipeline, &index, &acceptance, &img)?

@@ -1,9 +1,10 @@
-//! Exact nearest-identity search over a flat, contiguous matrix of gallery embeddings.
+//! Nearest-identity search over a flat, contiguous matrix of gallery embeddings.
 //!
-//! The gallery is small enough to search exhaustively (100,000 x 128-d floats are 51 MB):
-//! exact search has no recall loss and no index to rebuild on enrolment. Rows are scanned in
-//! parallel chunks, each keeping only its best two *distinct* people, so a query allocates
-//! nothing per row or per person.
+//! Exact by default: 100,000 x 128-d floats are 51 MB, and an exhaustive scan has no recall
+//! loss and no graph to rebuild on enrolment. Rows are scanned in parallel chunks, each keeping
+//! only its best two *distinct* people, so a query allocates nothing per row or per person.
+//! With an HNSW graph attached ([`Index::with_hnsw`]) the graph proposes candidate rows and
+//! only those are scanned, with the same exact distances.
 //!
 //! ```
 //! use recog::gallery::Index;
@@ -15,13 +16,20 @@
 //! assert_eq!(idx.people(), 2);
 //! ```
 
+use std::sync::Arc;
+
+use super::hnsw::{Hnsw, HnswConfig, IndexKind};
 use super::{Acceptance, Match};
-use crate::{Error, Result};
+use crate::{Error, Progress, Result};
 
 use crate::metric::Distance;
 
 /// Rows per thread below which one thread is faster than spawning more.
 const ROWS_PER_THREAD: usize = 16_384;
+
+/// Candidates asked of the graph, at most, while looking for a runner-up person before the
+/// exact scan takes over (a person with more photos than this fills every candidate slot).
+const MAX_CANDIDATES: usize = 4096;
 
 /// A searchable copy of a gallery's embeddings.
 #[derive(Debug, Clone)]
@@ -30,8 +38,11 @@ pub struct Index {
     metric: Distance,
     names: Vec<String>,
     owner: Vec<u32>,
+    /// Row -> key (the gallery's photo id), ascending.
+    keys: Vec<u64>,
     data: Vec<f32>,
     threads: usize,
+    hnsw: Option<Arc<Hnsw>>,
 }
 
 /// Best and runner-up distinct people of a scan: (squared distance, person).
@@ -99,14 +110,45 @@ fn normalized(v: &[f32]) -> Vec<f32> {
 
 impl Index {
     /// Builds the index from `(person, embedding)` rows; every embedding must have the same
-    /// dimension.
+    /// dimension. Rows are keyed 0, 1, 2...
     pub fn new(entries: &[(String, Vec<f32>)], metric: Distance) -> Result<Self> {
-        let dim = entries.first().map_or(0, |e| e.1.len());
+        Self::from_rows(
+            entries.len(),
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, (n, v))| (i as u64, n.as_str(), v.as_slice())),
+            metric,
+        )
+    }
+
+    /// Builds the index from `(key, person, embedding)` rows, keys strictly ascending (a
+    /// gallery's photo ids): the keys an HNSW graph names its candidates by.
+    pub fn keyed(entries: &[(u64, String, Vec<f32>)], metric: Distance) -> Result<Self> {
+        Self::from_rows(
+            entries.len(),
+            entries
+                .iter()
+                .map(|(k, n, v)| (*k, n.as_str(), v.as_slice())),
+            metric,
+        )
+    }
+
+    /// Builds the index from `len` rows of (key, person, embedding), keys strictly ascending:
+    /// what a caller with its vectors in one flat matrix uses instead of [`Index::keyed`].
+    pub fn from_rows<'a>(
+        len: usize,
+        entries: impl Iterator<Item = (u64, &'a str, &'a [f32])>,
+        metric: Distance,
+    ) -> Result<Self> {
+        let mut entries = entries.peekable();
+        let dim = entries.peek().map_or(0, |e| e.2.len());
         let mut names: Vec<String> = Vec::new();
         let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-        let mut owner = Vec::with_capacity(entries.len());
-        let mut data = Vec::with_capacity(entries.len() * dim);
-        for (name, v) in entries {
+        let mut owner = Vec::with_capacity(len);
+        let mut keys = Vec::with_capacity(len);
+        let mut data = Vec::with_capacity(len.saturating_mul(dim));
+        for (key, name, v) in entries {
             if v.len() != dim {
                 return Err(Error::Shape {
                     name: format!("gallery embedding of {name}"),
@@ -114,11 +156,17 @@ impl Index {
                     got: vec![v.len()],
                 });
             }
-            let id = *ids.entry(name.as_str()).or_insert_with(|| {
-                names.push(name.clone());
+            let id = *ids.entry(name).or_insert_with(|| {
+                names.push(name.to_string());
                 (names.len() - 1) as u32
             });
+            if keys.last().is_some_and(|&k| k >= key) {
+                return Err(Error::InvalidArgument(
+                    "index rows must have strictly ascending keys".into(),
+                ));
+            }
             owner.push(id);
+            keys.push(key);
             match metric {
                 Distance::Euclidean | Distance::SquaredEuclidean => data.extend_from_slice(v),
                 Distance::Cosine => data.extend(normalized(v)),
@@ -130,9 +178,69 @@ impl Index {
             metric,
             names,
             owner,
+            keys,
             data,
             threads,
+            hnsw: None,
         })
+    }
+
+    /// Searches through `hnsw`, a graph over this index's rows by key (see
+    /// [`Index::build_hnsw`]).
+    pub fn with_hnsw(mut self, hnsw: Hnsw) -> Self {
+        self.hnsw = Some(Arc::new(hnsw));
+        self
+    }
+
+    /// Builds an HNSW graph over the rows on all cores and searches through it.
+    pub fn build_hnsw(self, config: &HnswConfig, progress: &dyn Progress) -> Result<Self> {
+        let h = Hnsw::build(self.dim.max(1), config, &self.rows(), progress)?;
+        Ok(self.with_hnsw(h))
+    }
+
+    /// Every row as (key, stored vector): normalised for the cosine metric, as searched.
+    pub fn rows(&self) -> Vec<(u64, &[f32])> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(r, &k)| (k, self.row(r)))
+            .collect()
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.dim..(r + 1) * self.dim]
+    }
+
+    /// The keys of the rows, ascending.
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    /// The attached graph, if any.
+    pub fn hnsw(&self) -> Option<&Hnsw> {
+        self.hnsw.as_deref()
+    }
+
+    /// How the index searches: [`IndexKind::Hnsw`] with a graph, else [`IndexKind::Exact`].
+    pub fn kind(&self) -> IndexKind {
+        if self.hnsw.is_some() {
+            IndexKind::Hnsw
+        } else {
+            IndexKind::Exact
+        }
+    }
+
+    /// Without the graph: every search exact.
+    pub fn exact(&self) -> Self {
+        Self {
+            hnsw: None,
+            ..self.clone()
+        }
+    }
+
+    /// Bytes of the stored vectors plus the graph's.
+    pub fn memory_bytes(&self) -> usize {
+        self.data.len() * 4 + self.hnsw().map_or(0, Hnsw::memory_bytes)
     }
 
     /// Limits the threads one query uses (default: all cores).
@@ -199,24 +307,9 @@ impl Index {
             Distance::Euclidean | Distance::SquaredEuclidean => query.to_vec(),
             Distance::Cosine => normalized(query),
         };
-        let n = self.len();
-        let threads = self.threads.min(n.div_ceil(ROWS_PER_THREAD)).max(1);
-        let top = if threads == 1 {
-            self.scan(&q, 0..n)
-        } else {
-            let chunk = n.div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let q = &q;
-                        s.spawn(move || self.scan(q, t * chunk..((t + 1) * chunk).min(n)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or(Top2::EMPTY))
-                    .fold(Top2::EMPTY, Top2::merge)
-            })
+        let top = match &self.hnsw {
+            Some(h) => self.scan_candidates(h, &q)?,
+            None => self.scan_all(&q),
         };
         let name_of = |p: u32| self.names.get(p as usize).cloned();
         let nearest = name_of(top.best.1);
@@ -227,6 +320,46 @@ impl Index {
         };
         let runner_up = name_of(top.second.1).map(|_| self.distance(top.second.0));
         Ok(Match::by_distance(nearest, distance, runner_up, threshold))
+    }
+
+    /// Exact distances to the graph's candidates. Asks for more candidates while they hold
+    /// no runner-up person (one person's many photos can fill them), then scans everything.
+    fn scan_candidates(&self, h: &Hnsw, q: &[f32]) -> Result<Top2> {
+        let mut count = h.config().candidates;
+        loop {
+            let mut t = Top2::EMPTY;
+            for k in h.search(q, count)? {
+                if let Ok(r) = self.keys.binary_search(&k) {
+                    t.push(squared_l2(self.row(r), q), self.owner[r]);
+                }
+            }
+            if t.second.1 != u32::MAX || self.names.len() < 2 || count >= self.len() {
+                return Ok(t);
+            }
+            if count >= MAX_CANDIDATES {
+                return Ok(self.scan_all(q));
+            }
+            count = count.saturating_mul(4);
+        }
+    }
+
+    fn scan_all(&self, q: &[f32]) -> Top2 {
+        let n = self.len();
+        let threads = self.threads.min(n.div_ceil(ROWS_PER_THREAD)).max(1);
+        if threads == 1 {
+            self.scan(q, 0..n)
+        } else {
+            let chunk = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| s.spawn(move || self.scan(q, t * chunk..((t + 1) * chunk).min(n))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(Top2::EMPTY))
+                    .fold(Top2::EMPTY, Top2::merge)
+            })
+        }
     }
 
     /// [`Index::search`] under any decision rule.

@@ -1,5 +1,6 @@
 //! The gallery: people, their photos and the embeddings of those photos in an embedded
-//! SQLite database ([`store`]), searched exactly ([`index`]), named or rejected by a decision
+//! SQLite database ([`store`]), searched exactly ([`index`]) or, for large galleries, through
+//! an HNSW graph ([`hnsw`]), named or rejected by a decision
 //! rule ([`decision`]) whose threshold is calibrated from impostor distances
 //! ([`calibration`]); [`recognize`] runs a face pipeline against it.
 //!
@@ -22,6 +23,7 @@
 pub mod calibration;
 pub mod decision;
 pub mod enroll;
+pub mod hnsw;
 pub mod index;
 pub mod recognize;
 pub mod service;
@@ -29,6 +31,7 @@ pub mod store;
 
 pub use calibration::{calibrate, calibrate_rule, impostor_pairs, impostor_scores, Calibration};
 pub use decision::{identify, Acceptance, Match, Rule};
+pub use hnsw::{Hnsw, HnswConfig, IndexKind, Precision};
 pub use index::Index;
 pub use recognize::{model_id, FaceAnswer, Recognized, Recognizer};
 pub use service::{ImageAnswer, Service};

@@ -17,7 +17,7 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::{Acceptance, Gallery, Index, Match, ModelId};
+use super::{Acceptance, Gallery, HnswConfig, Index, IndexKind, Match, ModelId};
 use std::path::{Path, PathBuf};
 
 use crate::face::{draw, FaceBox, FacePipeline};
@@ -107,6 +107,7 @@ pub(crate) fn read(
     gallery: &Gallery,
     pipeline: &FacePipeline,
     fixed: Option<f32>,
+    kind: IndexKind,
 ) -> Result<(Index, Acceptance)> {
     let acceptance = match fixed {
         Some(t) => Acceptance::distance(t),
@@ -115,7 +116,8 @@ pub(crate) fn read(
             |c| c.acceptance(),
         ),
     };
-    Ok((gallery.index()?, acceptance))
+    let index = gallery.index_with(kind, &HnswConfig::default(), &crate::NoProgress)?;
+    Ok((index, acceptance))
 }
 
 /// Every face of `img` found and embedded by `pipeline`, named by `index` under `acceptance`.
@@ -148,6 +150,7 @@ pub struct Recognizer {
     index: Index,
     acceptance: Acceptance,
     fixed_threshold: Option<f32>,
+    index_kind: IndexKind,
 }
 
 impl Recognizer {
@@ -156,18 +159,34 @@ impl Recognizer {
     /// rule, else the model's verification distance ([`crate::face::Embedder::verification_distance`]).
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
-        let (index, acceptance) = read(gallery, &pipeline, threshold)?;
+        let (index, acceptance) = read(gallery, &pipeline, threshold, IndexKind::Auto)?;
         Ok(Self {
             pipeline,
             index,
             acceptance,
             fixed_threshold: threshold,
+            index_kind: IndexKind::Auto,
         })
+    }
+
+    /// Searches the gallery as `kind` says from now on (re-reading it if that changes the
+    /// index): [`IndexKind::Auto`] unless set.
+    pub fn set_index_kind(&mut self, kind: IndexKind, gallery: &Gallery) -> Result<()> {
+        if kind != self.index_kind {
+            self.index_kind = kind;
+            self.reload(gallery)?;
+        }
+        Ok(())
     }
 
     /// Re-reads the gallery (after an enrolment or a removal).
     pub fn reload(&mut self, gallery: &Gallery) -> Result<()> {
-        (self.index, self.acceptance) = read(gallery, &self.pipeline, self.fixed_threshold)?;
+        (self.index, self.acceptance) = read(
+            gallery,
+            &self.pipeline,
+            self.fixed_threshold,
+            self.index_kind,
+        )?;
         Ok(())
     }
 

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{calibrate_rule, impostor_pairs, Calibration};
 use super::decision::Rule;
+use super::hnsw::{fingerprint, Hnsw, HnswConfig, IndexKind, Stamp, AUTO_HNSW_ROWS};
 use super::Index;
 use crate::metric::Distance;
-use crate::{Error, Result};
+use crate::{Error, NoProgress, Progress, Result};
 
 /// Which model made the embeddings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -590,10 +591,123 @@ impl Gallery {
     }
 
     /// A searchable index of the stored embeddings, with the calibrated metric (Euclidean if
-    /// the gallery was never calibrated).
+    /// the gallery was never calibrated): [`IndexKind::Auto`] with the default graph.
     pub fn index(&self) -> Result<Index> {
+        self.index_with(IndexKind::Auto, &HnswConfig::default(), &NoProgress)
+    }
+
+    /// Every stored embedding keyed by its photo id (ascending), with its person's name.
+    pub fn keyed_embeddings(&self) -> Result<Vec<(u64, String, Vec<f32>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT e.photo_id, p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY e.photo_id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, String>(1)?,
+                    from_blob(&r.get::<_, Vec<u8>>(2)?),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Where the gallery's HNSW graph is kept: `<db>.hnsw` beside the database.
+    pub fn hnsw_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".hnsw");
+        PathBuf::from(p)
+    }
+
+    /// A searchable index searched as `kind` says. With a graph, the one saved beside the
+    /// database is loaded and brought up to date (photos enrolled since added, removed ones
+    /// taken out) and saved again; it is built from scratch when missing, unreadable, or made
+    /// for another metric, network or `config`. A graph that cannot be saved (a read-only
+    /// folder) is still used, with a warning.
+    pub fn index_with(
+        &self,
+        kind: IndexKind,
+        config: &HnswConfig,
+        progress: &dyn Progress,
+    ) -> Result<Index> {
+        config.check()?;
         let metric = self.calibration()?.map(|c| c.metric).unwrap_or_default();
-        Index::new(&self.embeddings()?, metric)
+        let index = Index::keyed(&self.keyed_embeddings()?, metric)?;
+        let graph = match kind {
+            IndexKind::Exact => false,
+            IndexKind::Hnsw => !index.is_empty(),
+            IndexKind::Auto => index.len() >= AUTO_HNSW_ROWS,
+        };
+        if !graph {
+            return Ok(index);
+        }
+        let stamp = Stamp {
+            metric,
+            model_sha256: self.model()?.map(|m| m.sha256).unwrap_or_default(),
+        };
+        let path = self.hnsw_path();
+        let saved = match Hnsw::load(&path) {
+            Ok((h, keys, s)) if s == stamp && h.config() == config => Some((h, keys)),
+            Ok(_) => {
+                progress.warn(&format!(
+                    "{}: made for another metric, network or configuration; rebuilding",
+                    path.display()
+                ));
+                None
+            }
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => None,
+            Err(e) => {
+                progress.warn(&format!("{e}; rebuilding"));
+                None
+            }
+        };
+        let (h, changed) = match saved {
+            Some((h, keys)) => {
+                let rows = index.rows();
+                let now: std::collections::HashMap<u64, u64> =
+                    rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
+                let mut changed = false;
+                // Gone from the gallery, or the key now names another photo's vector.
+                for (k, f) in keys {
+                    if now.get(&k) != Some(&f) && h.remove(k)? {
+                        changed = true;
+                    }
+                }
+                let missing: Vec<(u64, &[f32])> =
+                    rows.into_iter().filter(|(k, _)| !h.contains(*k)).collect();
+                changed |= !missing.is_empty();
+                h.add_all(&missing, progress)?;
+                (h, changed)
+            }
+            None => (
+                Hnsw::build(index.dim(), config, &index.rows(), progress)?,
+                true,
+            ),
+        };
+        if h.len() != index.len() {
+            return Err(Error::Hnsw {
+                path,
+                problem: format!(
+                    "holds {} photos after updating, the gallery {}",
+                    h.len(),
+                    index.len()
+                ),
+            });
+        }
+        if changed {
+            let keys: Vec<(u64, u64)> = index
+                .rows()
+                .into_iter()
+                .map(|(k, v)| (k, fingerprint(v)))
+                .collect();
+            if let Err(e) = h.save(&path, &keys, &stamp) {
+                progress.warn(&format!("{e}; the graph will be rebuilt next time"));
+            }
+        }
+        Ok(index.with_hnsw(h))
     }
 
     /// Checks the gallery: SQLite's integrity and foreign keys, every embedding against the
@@ -797,6 +911,104 @@ mod tests {
             embedding: v,
             thumbnail: Some(vec![0xff, 0xd8]),
         }
+    }
+
+    /// Counts warnings, so a test can tell an incremental update from a rebuild.
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+    impl Progress for Warnings {
+        fn start(&self, label: &str, total: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("start {label} {total}"));
+        }
+        fn inc(&self, _: u64) {}
+        fn message(&self, _: &str) {}
+        fn finish(&self) {}
+        fn warn(&self, msg: &str) {
+            self.0.lock().unwrap().push(format!("warn {msg}"));
+        }
+    }
+
+    fn people(range: std::ops::Range<usize>, dim: usize) -> Vec<(String, Vec<NewPhoto>)> {
+        range
+            .map(|i| {
+                let v = |j: usize| -> Vec<f32> {
+                    use rand::{Rng, SeedableRng};
+                    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64((i * 2 + j) as u64);
+                    (0..dim).map(|_| r.random::<f32>()).collect()
+                };
+                (format!("p{i:04}"), vec![photo(v(0)), photo(v(1))])
+            })
+            .collect()
+    }
+
+    /// The graph beside the gallery follows every change without a rebuild: enrolments are
+    /// added, a removed person taken out, and a photo id SQLite reuses after removing the
+    /// last person carries its new vector, not the old one. Its answers match the exact
+    /// search's throughout.
+    #[test]
+    fn hnsw_file_follows_enrolments_removals_and_reused_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        let m = model(8);
+        g.enroll_many(&m, &people(0..300, 8)).unwrap();
+        let cfg = HnswConfig::default();
+        let same_as_exact = |g: &Gallery, w: &Warnings| {
+            let h = g.index_with(IndexKind::Hnsw, &cfg, w).unwrap();
+            assert_eq!(h.kind(), IndexKind::Hnsw);
+            let e = g.index_with(IndexKind::Exact, &cfg, w).unwrap();
+            assert_eq!(e.kind(), IndexKind::Exact);
+            assert_eq!(h.hnsw().unwrap().len(), e.len());
+            for (_, _, v) in g.keyed_embeddings().unwrap().iter().step_by(7) {
+                let (a, b) = (h.search(v, 0.5).unwrap(), e.search(v, 0.5).unwrap());
+                assert_eq!((a.nearest, a.distance), (b.nearest, b.distance));
+            }
+        };
+        let w = Warnings::default();
+        same_as_exact(&g, &w);
+        assert!(g.hnsw_path().exists());
+        assert_eq!(w.0.lock().unwrap().as_slice(), ["start HNSW index 600"]);
+
+        let w = Warnings::default();
+        g.enroll_many(&m, &people(300..310, 8)).unwrap();
+        assert!(g.remove("p0005").unwrap());
+        same_as_exact(&g, &w);
+        assert_eq!(w.0.lock().unwrap().as_slice(), ["start HNSW index 20"]);
+
+        // The last person's photo ids come back for the next enrolment.
+        let w = Warnings::default();
+        let last = g.keyed_embeddings().unwrap().last().unwrap().0;
+        assert!(g.remove("p0309").unwrap());
+        g.enroll_many(&m, &people(900..901, 8)).unwrap();
+        assert_eq!(g.keyed_embeddings().unwrap().last().unwrap().0, last);
+        same_as_exact(&g, &w);
+        assert_eq!(w.0.lock().unwrap().as_slice(), ["start HNSW index 2"]);
+        let v = &people(900..901, 8)[0].1[1].embedding;
+        assert_eq!(
+            g.index_with(IndexKind::Hnsw, &cfg, &w)
+                .unwrap()
+                .search(v, 0.1)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("p0900")
+        );
+
+        // A damaged file is rebuilt, with a warning naming it.
+        let w = Warnings::default();
+        std::fs::write(g.hnsw_path(), b"RECOGHNSW\nshort").unwrap();
+        same_as_exact(&g, &w);
+        let said = w.0.lock().unwrap().join("\n");
+        assert!(
+            said.contains("g.sqlite.hnsw") && said.contains("rebuilding"),
+            "{said}"
+        );
+        assert!(said.contains("start HNSW index 618"), "{said}");
+
+        // Auto stays exact for a small gallery.
+        assert_eq!(g.index().unwrap().kind(), IndexKind::Exact);
     }
 
     #[test]

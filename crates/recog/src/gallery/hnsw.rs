@@ -1,0 +1,513 @@
+//! Approximate nearest-neighbour search for large galleries: a hierarchical navigable small
+//! world graph (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search
+//! using Hierarchical Navigable Small World graphs", IEEE TPAMI 2018), built by the `usearch`
+//! crate. The graph only proposes candidate photos: [`super::Index`] recomputes their exact
+//! f32 distances, so a threshold means the same with or without it.
+//!
+//! The graph is persisted next to the gallery (`<db>.hnsw`), with the photo keys it holds,
+//! so a gallery that changed since is brought up to date incrementally instead of rebuilt.
+//!
+//! ```
+//! use recog::gallery::hnsw::{Hnsw, HnswConfig};
+//! let rows: Vec<Vec<f32>> = (0..100).map(|i| vec![i as f32, 0.0, 1.0]).collect();
+//! let keyed: Vec<(u64, &[f32])> = rows.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+//! let h = Hnsw::build(3, &HnswConfig::default(), &keyed, &recog::NoProgress).unwrap();
+//! assert_eq!(h.len(), 100);
+//! assert_eq!(h.search(&[41.8, 0.0, 1.0], 1).unwrap(), vec![42]);
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use usearch::{IndexOptions, MetricKind, ScalarKind};
+
+use crate::metric::Distance;
+use crate::{Error, Progress, Result};
+
+/// How a gallery is searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexKind {
+    /// Every photo compared: no recall loss, no index file.
+    Exact,
+    /// An HNSW graph proposes candidates; their exact distances decide.
+    Hnsw,
+    /// HNSW from [`AUTO_HNSW_ROWS`] photos on, exact below.
+    #[default]
+    Auto,
+}
+
+/// Gallery size (photos) from which [`IndexKind::Auto`] uses HNSW. Measured with `recog bench
+/// gallery` on 2 cores at 192-d (README, "Galleries of millions"): below it the exact scan's
+/// p99 stays under the 5 ms budget and needs no graph to build.
+pub const AUTO_HNSW_ROWS: usize = 200_000;
+
+/// How the graph stores its copy of the vectors. The exact f32 vectors stay in
+/// [`super::Index`] for the re-ranking either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// 4 bytes per value.
+    F32,
+    /// Half precision: half the memory, the same recall at 192-d in our measurements.
+    #[default]
+    F16,
+    /// One byte per value: a quarter of the memory, lower recall (measured in README).
+    I8,
+}
+
+impl Precision {
+    fn scalar(self) -> ScalarKind {
+        match self {
+            Precision::F32 => ScalarKind::F32,
+            Precision::F16 => ScalarKind::F16,
+            Precision::I8 => ScalarKind::I8,
+        }
+    }
+}
+
+/// Graph parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswConfig {
+    /// Edges per node (HNSW's M).
+    pub connectivity: usize,
+    /// Candidate list while inserting (efConstruction).
+    pub expansion_add: usize,
+    /// Candidate list while searching (ef).
+    pub expansion_search: usize,
+    /// Photos proposed per query for exact re-ranking.
+    pub candidates: usize,
+    /// Storage of the graph's vectors.
+    pub precision: Precision,
+}
+
+impl Default for HnswConfig {
+    /// M 16, efConstruction 128, ef 64, 32 candidates, f16: recall@1 0.99+ on the synthetic
+    /// 1M-identity gallery (README).
+    fn default() -> Self {
+        Self {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+            candidates: 32,
+            precision: Precision::F16,
+        }
+    }
+}
+
+impl HnswConfig {
+    /// A faster-to-build, lower-recall preset: efConstruction 64, int8 vectors.
+    pub fn compact() -> Self {
+        Self {
+            expansion_add: 64,
+            precision: Precision::I8,
+            ..Self::default()
+        }
+    }
+
+    /// Every field positive.
+    pub fn check(&self) -> Result<()> {
+        if self.connectivity < 2
+            || self.expansion_add == 0
+            || self.expansion_search == 0
+            || self.candidates == 0
+        {
+            return Err(Error::InvalidArgument(format!(
+                "HNSW: connectivity must be >= 2 and expansions and candidates positive ({self:?})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The graph.
+pub struct Hnsw {
+    index: usearch::Index,
+    dim: usize,
+    config: HnswConfig,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("dim", &self.dim)
+            .field("len", &self.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn in_memory(e: impl std::fmt::Display) -> Error {
+    Error::Hnsw {
+        path: PathBuf::from("(in memory)"),
+        problem: e.to_string(),
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A graph read back by [`Hnsw::load`]: the graph, (key, [`fingerprint`]) of every vector,
+/// and what it was built from.
+pub type Saved = (Hnsw, Vec<(u64, u64)>, Stamp);
+
+/// A 64-bit fingerprint of a vector's exact bits: what tells a saved graph's vector from a
+/// new one under a reused key (SQLite reuses the highest photo id once it is deleted).
+pub fn fingerprint(v: &[f32]) -> u64 {
+    // FNV-1a over the bit patterns.
+    v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+        (h ^ u64::from(x.to_bits())).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What a persisted graph was built from: a graph is reused only for the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// The metric of the stored vectors (cosine galleries store them normalised).
+    pub metric: Distance,
+    /// The gallery's network weights.
+    pub model_sha256: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: u32,
+    dim: usize,
+    config: HnswConfig,
+    stamp: Stamp,
+    keys: usize,
+    sha256: String,
+}
+
+const MAGIC: &[u8; 10] = b"RECOGHNSW\n";
+const FORMAT: u32 = 1;
+const MAX_HEADER: usize = 1 << 20;
+
+impl Hnsw {
+    /// An empty graph for `dim`-d vectors.
+    pub fn new(dim: usize, config: &HnswConfig) -> Result<Self> {
+        config.check()?;
+        if dim == 0 {
+            return Err(Error::InvalidArgument("HNSW: dimension 0".into()));
+        }
+        let opts = IndexOptions {
+            dimensions: dim,
+            metric: MetricKind::L2sq,
+            quantization: config.precision.scalar(),
+            connectivity: config.connectivity,
+            expansion_add: config.expansion_add,
+            expansion_search: config.expansion_search.max(config.candidates),
+            multi: false,
+        };
+        let index = usearch::Index::new(&opts).map_err(in_memory)?;
+        index
+            .reserve_capacity_and_threads(16, threads().max(4))
+            .map_err(in_memory)?;
+        Ok(Self {
+            index,
+            dim,
+            config: *config,
+        })
+    }
+
+    /// A graph of `rows` (key, vector), built on all cores.
+    pub fn build(
+        dim: usize,
+        config: &HnswConfig,
+        rows: &[(u64, &[f32])],
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        let h = Self::new(dim, config)?;
+        h.add_all(rows, progress)?;
+        Ok(h)
+    }
+
+    /// Adds `rows` (key, vector) on all cores; keys must not be in the graph yet.
+    pub fn add_all(&self, rows: &[(u64, &[f32])], progress: &dyn Progress) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some((k, v)) = rows.iter().find(|(_, v)| v.len() != self.dim) {
+            return Err(Error::Shape {
+                name: format!("HNSW vector of key {k}"),
+                expected: vec![self.dim],
+                got: vec![v.len()],
+            });
+        }
+        let n = self.len().saturating_add(rows.len());
+        let t = threads();
+        self.index
+            .reserve_capacity_and_threads(n, t.max(4))
+            .map_err(in_memory)?;
+        progress.start("HNSW index", rows.len() as u64);
+        const STEP: usize = 1024;
+        let result = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..t)
+                .map(|w| {
+                    s.spawn(move || -> Result<()> {
+                        // Interleaved blocks, so every thread inserts into the whole graph.
+                        for block in rows.chunks(STEP).skip(w).step_by(t) {
+                            for (k, v) in block {
+                                self.index.add(*k, v).map_err(in_memory)?;
+                            }
+                            progress.inc(block.len() as u64);
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(in_memory("an insertion thread panicked")))
+            })
+        });
+        progress.finish();
+        result
+    }
+
+    /// Removes a key; false if it was not there.
+    pub fn remove(&self, key: u64) -> Result<bool> {
+        Ok(self.index.remove(key).map_err(in_memory)? > 0)
+    }
+
+    /// Whether `key` is in the graph.
+    pub fn contains(&self, key: u64) -> bool {
+        self.index.contains(key)
+    }
+
+    /// Vectors in the graph.
+    pub fn len(&self) -> usize {
+        self.index.size()
+    }
+
+    /// Whether the graph is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The parameters it was built with.
+    pub fn config(&self) -> &HnswConfig {
+        &self.config
+    }
+
+    /// Bytes held by the graph and its vectors.
+    pub fn memory_bytes(&self) -> usize {
+        self.index.memory_usage()
+    }
+
+    /// Keys of the (approximately) `count` nearest vectors to `query` (`dim` values),
+    /// nearest first.
+    pub fn search(&self, query: &[f32], count: usize) -> Result<Vec<u64>> {
+        if query.len() != self.dim {
+            return Err(Error::Shape {
+                name: "HNSW query".into(),
+                expected: vec![self.dim],
+                got: vec![query.len()],
+            });
+        }
+        Ok(self.index.search(query, count).map_err(in_memory)?.keys)
+    }
+
+    /// Writes the graph with the (key, [`fingerprint`]) of every vector it holds and its stamp
+    /// to `path`, atomically (a temporary file renamed over it), so a killed save leaves the old
+    /// file or none.
+    pub fn save(&self, path: &Path, keys: &[(u64, u64)], stamp: &Stamp) -> Result<()> {
+        let err = |e: &dyn std::fmt::Display| Error::Hnsw {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        };
+        let mut blob = vec![0u8; self.index.serialized_length()];
+        self.index.save_to_buffer(&mut blob).map_err(|e| err(&e))?;
+        let key_bytes: Vec<u8> = keys
+            .iter()
+            .flat_map(|(k, f)| k.to_le_bytes().into_iter().chain(f.to_le_bytes()))
+            .collect();
+        let mut h = Sha256::new();
+        h.update(&key_bytes);
+        h.update(&blob);
+        let header = Header {
+            format: FORMAT,
+            dim: self.dim,
+            config: self.config,
+            stamp: stamp.clone(),
+            keys: keys.len(),
+            sha256: format!("{:x}", h.finalize()),
+        };
+        let json = serde_json::to_vec(&header).map_err(|e| err(&e))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        let w = tmp.as_file_mut();
+        let io = |e| Error::io(path, e);
+        w.write_all(MAGIC).map_err(io)?;
+        w.write_all(&(json.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&json).map_err(io)?;
+        w.write_all(&key_bytes).map_err(io)?;
+        w.write_all(&blob).map_err(io)?;
+        w.sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        Ok(())
+    }
+
+    /// Reads a graph written by [`Hnsw::save`]: the graph, its (key, fingerprint) pairs and
+    /// its stamp. Every size in the file is checked against the file's length, and the payload
+    /// against its SHA-256, before the graph library parses it.
+    pub fn load(path: &Path) -> Result<Saved> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |problem: String| Error::Hnsw {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| bad("not a recog HNSW file".into()))?;
+        let (len, rest) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| bad("truncated header".into()))?;
+        let len = usize::try_from(u64::from_le_bytes(*len))
+            .ok()
+            .filter(|&l| l <= MAX_HEADER && l <= rest.len())
+            .ok_or_else(|| bad("header length out of range".into()))?;
+        let (json, rest) = rest.split_at(len);
+        let header: Header =
+            serde_json::from_slice(json).map_err(|e| bad(format!("header: {e}")))?;
+        if header.format != FORMAT {
+            return Err(bad(format!(
+                "format {} (this recog reads {FORMAT})",
+                header.format
+            )));
+        }
+        let key_len = header
+            .keys
+            .checked_mul(16)
+            .filter(|&l| l <= rest.len())
+            .ok_or_else(|| bad(format!("{} keys do not fit in the file", header.keys)))?;
+        let (key_bytes, blob) = rest.split_at(key_len);
+        let mut h = Sha256::new();
+        h.update(key_bytes);
+        h.update(blob);
+        if format!("{:x}", h.finalize()) != header.sha256 {
+            return Err(bad("checksum mismatch (truncated or modified)".into()));
+        }
+        let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let keys = key_bytes
+            .chunks_exact(16)
+            .map(|c| (word(&c[..8]), word(&c[8..])))
+            .collect();
+        let meta = usearch::Index::metadata_from_buffer(blob).map_err(|e| bad(e.to_string()))?;
+        if meta.dimensions != header.dim as u64 {
+            return Err(bad(format!(
+                "graph of {}-d vectors, header says {}",
+                meta.dimensions, header.dim
+            )));
+        }
+        let g = Self::new(header.dim, &header.config)?;
+        g.index
+            .load_from_buffer(blob)
+            .map_err(|e| bad(e.to_string()))?;
+        g.index
+            .reserve_capacity_and_threads(g.len().max(16), threads().max(4))
+            .map_err(|e| bad(e.to_string()))?;
+        Ok((g, keys, header.stamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+
+    fn rows(n: usize, dim: usize) -> Vec<Vec<f32>> {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(n as u64);
+        (0..n)
+            .map(|_| (0..dim).map(|_| r.random::<f32>()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn saved_graph_loads_with_its_keys_and_stamp() {
+        let r = rows(500, 8);
+        let keyed: Vec<(u64, &[f32])> = r
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64 * 3, v.as_slice()))
+            .collect();
+        let h = Hnsw::build(8, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.hnsw");
+        let stamp = Stamp {
+            metric: Distance::Euclidean,
+            model_sha256: "abc".into(),
+        };
+        let keys: Vec<(u64, u64)> = keyed.iter().map(|k| (k.0, fingerprint(k.1))).collect();
+        h.save(&p, &keys, &stamp).unwrap();
+        let (g, k2, s2) = Hnsw::load(&p).unwrap();
+        assert_eq!(k2, keys);
+        assert_eq!(s2, stamp);
+        assert_eq!(g.len(), 500);
+        assert_eq!(g.search(&r[77], 1).unwrap(), vec![77 * 3]);
+        assert!(g.remove(3).unwrap());
+        assert!(!g.contains(3));
+    }
+
+    /// Every way a file can be cut or altered is refused with the file named, before the
+    /// graph library parses it.
+    #[test]
+    fn truncated_or_altered_graph_files_are_refused() {
+        let r = rows(200, 4);
+        let keyed: Vec<(u64, &[f32])> = r
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        let h = Hnsw::build(4, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.hnsw");
+        let stamp = Stamp {
+            metric: Distance::Cosine,
+            model_sha256: String::new(),
+        };
+        h.save(&p, &(0..200).map(|k| (k, k)).collect::<Vec<_>>(), &stamp)
+            .unwrap();
+        let good = std::fs::read(&p).unwrap();
+        let bad = dir.path().join("bad.hnsw");
+        for cut in [0, 5, 12, 30, good.len() / 2, good.len() - 1] {
+            std::fs::write(&bad, &good[..cut]).unwrap();
+            let e = Hnsw::load(&bad).unwrap_err();
+            assert!(e.to_string().contains("bad.hnsw"), "{e}");
+        }
+        let mut flipped = good.clone();
+        let last = flipped.len() - 10;
+        flipped[last] ^= 1;
+        std::fs::write(&bad, &flipped).unwrap();
+        assert!(Hnsw::load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+    }
+
+    #[test]
+    fn config_and_shapes_are_checked() {
+        let c = HnswConfig {
+            candidates: 0,
+            ..HnswConfig::default()
+        };
+        assert!(matches!(Hnsw::new(4, &c), Err(Error::InvalidArgument(_))));
+        let h = Hnsw::new(4, &HnswConfig::compact()).unwrap();
+        assert!(matches!(h.search(&[1.0], 1), Err(Error::Shape { .. })));
+        let v = [1.0f32, 2.0];
+        assert!(matches!(
+            h.add_all(&[(1, &v[..])], &NoProgress),
+            Err(Error::Shape { .. })
+        ));
+    }
+}
