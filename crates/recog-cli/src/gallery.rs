@@ -193,7 +193,7 @@ pub struct IdentifyArgs {
     #[arg(long)]
     pub annotate: Option<PathBuf>,
     /// How the gallery is searched: `auto` uses an HNSW graph (kept in `<db>.hnsw`) from
-    /// 200,000 photos on.
+    /// 400,000 photos on.
     #[arg(long, value_enum, default_value_t = IndexKind::Auto)]
     pub index: IndexKind,
     #[command(flatten)]
@@ -225,6 +225,13 @@ pub struct BenchGalleryArgs {
     /// False-accept rate per probe the threshold is calibrated for.
     #[arg(long, default_value_t = 0.01)]
     pub far: f64,
+    /// Search expansions (ef) to measure on the one graph, e.g. `--sweep 64,128,256`
+    /// (default: `--hnsw-ef`).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<usize>,
+    /// Keep the graph in FILE: reused by a later run on the same gallery and parameters.
+    #[arg(long, value_name = "FILE")]
+    pub graph: Option<PathBuf>,
     /// Norm of a photo's noise around its identity (0.5: photos of one person ~0.6 apart).
     #[arg(long, default_value_t = 0.5)]
     pub spread: f32,
@@ -503,6 +510,8 @@ pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
         hnsw: a.hnsw.config(),
         far: a.far,
         spread: a.spread,
+        sweep: a.sweep.clone(),
+        graph: a.graph.clone(),
         ..GalleryBenchParams::default()
     }
     .check()?

@@ -21,7 +21,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub threshold: Option<f32>,
     /// How the gallery is searched: `auto` uses an HNSW graph (kept in `<db>.hnsw`) from
-    /// 200,000 photos on.
+    /// 400,000 photos on.
     #[arg(long, value_enum, default_value_t = recog::gallery::IndexKind::Auto)]
     pub index: recog::gallery::IndexKind,
     /// Write the annotated video here (`.mp4`, `.mkv`, ...).

@@ -216,6 +216,17 @@ impl Index {
         &self.keys
     }
 
+    /// Changes the attached graph's search expansion (ef); an error without a graph, or
+    /// while a clone of this index shares it.
+    pub fn set_expansion_search(&mut self, ef: usize) -> Result<()> {
+        let h = self
+            .hnsw
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .ok_or_else(|| Error::InvalidArgument("no graph of its own to set ef on".into()))?;
+        h.set_expansion_search(ef)
+    }
+
     /// The attached graph, if any.
     pub fn hnsw(&self) -> Option<&Hnsw> {
         self.hnsw.as_deref()
