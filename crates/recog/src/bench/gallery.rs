@@ -232,11 +232,7 @@ fn normalize(v: &mut [f32]) {
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(x - y).powi(2))
-        .sum::<f64>()
-        .sqrt()
+    f64::from(crate::metric::distance::euclidean(a, b))
 }
 
 struct Synthetic<'a> {
@@ -435,11 +431,8 @@ impl ValidGalleryBenchParams {
             .graph
             .clone()
             .unwrap_or_else(|| dir.path().join("bench.hnsw"));
-        let keys: Vec<(u64, u64)> = index
-            .rows()
-            .into_iter()
-            .map(|(k, v)| (k, fingerprint(v)))
-            .collect();
+        let rows = index.rows();
+        let keys: Vec<(u64, u64)> = rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
         let reuse = match Hnsw::load(&file) {
             Ok((h, k, s)) if s == stamp && k == keys && *h.config() == p.hnsw => Some(h),
             _ => None,
@@ -448,7 +441,7 @@ impl ValidGalleryBenchParams {
             Some(h) => (h, None),
             None => {
                 let t = Instant::now();
-                let h = Hnsw::build(index.dim(), &p.hnsw, &index.rows(), progress)?;
+                let h = Hnsw::build(index.dim(), &p.hnsw, &rows, progress)?;
                 (h, Some(t.elapsed().as_secs_f64()))
             }
         };

@@ -241,19 +241,6 @@ impl Index {
         }
     }
 
-    /// Without the graph: every search exact.
-    pub fn exact(&self) -> Self {
-        Self {
-            hnsw: None,
-            ..self.clone()
-        }
-    }
-
-    /// Bytes of the stored vectors plus the graph's.
-    pub fn memory_bytes(&self) -> usize {
-        self.data.len() * 4 + self.hnsw().map_or(0, Hnsw::memory_bytes)
-    }
-
     /// Limits the threads one query uses (default: all cores).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);

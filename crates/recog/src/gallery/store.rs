@@ -664,28 +664,28 @@ impl Gallery {
                 None
             }
         };
+        let rows = index.rows();
+        let keys: Vec<(u64, u64)> = rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
         let (h, changed) = match saved {
-            Some((h, keys)) => {
-                let rows = index.rows();
-                let now: std::collections::HashMap<u64, u64> =
-                    rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
+            Some((h, saved_keys)) => {
+                let now: std::collections::HashMap<u64, u64> = keys.iter().copied().collect();
                 let mut changed = false;
                 // Gone from the gallery, or the key now names another photo's vector.
-                for (k, f) in keys {
+                for (k, f) in saved_keys {
                     if now.get(&k) != Some(&f) && h.remove(k)? {
                         changed = true;
                     }
                 }
-                let missing: Vec<(u64, &[f32])> =
-                    rows.into_iter().filter(|(k, _)| !h.contains(*k)).collect();
+                let missing: Vec<(u64, &[f32])> = rows
+                    .iter()
+                    .copied()
+                    .filter(|(k, _)| !h.contains(*k))
+                    .collect();
                 changed |= !missing.is_empty();
                 h.add_all(&missing, progress)?;
                 (h, changed)
             }
-            None => (
-                Hnsw::build(index.dim(), config, &index.rows(), progress)?,
-                true,
-            ),
+            None => (Hnsw::build(index.dim(), config, &rows, progress)?, true),
         };
         if h.len() != index.len() {
             return Err(Error::Hnsw {
@@ -698,11 +698,6 @@ impl Gallery {
             });
         }
         if changed {
-            let keys: Vec<(u64, u64)> = index
-                .rows()
-                .into_iter()
-                .map(|(k, v)| (k, fingerprint(v)))
-                .collect();
             if let Err(e) = h.save(&path, &keys, &stamp) {
                 progress.warn(&format!("{e}; the graph will be rebuilt next time"));
             }
