@@ -9,7 +9,7 @@ use recog::bench::gallery::GalleryBenchParams;
 use recog::eval::openset_id::LfwOpenSetParams;
 use recog::gallery::calibration::{CalibrateParams, ImpostorSource};
 use recog::gallery::enroll::{self, EnrollReport};
-use recog::gallery::{self, Gallery, HnswConfig, IndexKind, Precision, Rule};
+use recog::gallery::{self, Gallery, HnswConfig, IndexKind, Location, Precision, Rule};
 use recog::metric::Distance;
 use recog::video::capture::CaptureParams;
 use recog::Home;
@@ -20,20 +20,21 @@ use crate::progress::Bars;
 
 #[derive(Args, Debug, Clone)]
 pub struct DbArg {
-    /// Gallery database (default: `RECOG_HOME/gallery.sqlite`).
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// The gallery: an SQLite file, or a PostgreSQL database with pgvector as
+    /// `postgres://user[:password]@host[:port]/dbname` (default: `RECOG_HOME/gallery.sqlite`).
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
 }
 
 impl DbArg {
-    pub fn path(&self) -> PathBuf {
+    pub fn location(&self) -> Location {
         self.db
             .clone()
-            .unwrap_or_else(|| Home::from_env().root.join("gallery.sqlite"))
+            .unwrap_or_else(|| Location::Sqlite(Home::from_env().root.join("gallery.sqlite")))
     }
 
     pub fn open(&self) -> Result<Gallery> {
-        Ok(Gallery::open(&self.path())?)
+        Ok(Gallery::open_at(&self.location())?)
     }
 }
 
@@ -304,13 +305,9 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             let mut g = db.open()?;
             let p = pipe.pipeline_for(&g)?;
             let r = enroll::enroll_person(&mut g, &p, &name, &images, &bars)?;
-            let at = db.path();
+            let at = db.location();
             print_enrollment(
-                format!(
-                    "enrolled {} photo(s) of {name} into {}",
-                    r.enrolled,
-                    at.display()
-                ),
+                format!("enrolled {} photo(s) of {name} into {}", r.enrolled, at),
                 &r,
             )
         }
@@ -322,7 +319,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 "enrolled {} photo(s) of {} people into {}",
                 r.enrolled,
                 r.people,
-                db.path().display()
+                db.location()
             );
             print_enrollment(line, &r)
         }
@@ -347,7 +344,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
         }
         GalleryCommand::Remove { name, db } => {
             if !db.open()?.remove(&name)? {
-                bail!("{name} is not in {}", db.path().display());
+                bail!("{name} is not in {}", db.location());
             }
             println!("removed {name}");
             Ok(())
@@ -405,7 +402,7 @@ pub fn run(c: GalleryCommand) -> Result<()> {
                 r.enrolled,
                 r.frames_seen,
                 out.display(),
-                db.path().display()
+                db.location()
             );
             Ok(())
         }
@@ -443,13 +440,13 @@ pub fn run(c: GalleryCommand) -> Result<()> {
             let r = db.open()?.check()?;
             emit(json, &r)?;
             if !r.is_clean() {
-                bail!("{}: {} problem(s)", db.path().display(), r.problems());
+                bail!("{}: {} problem(s)", db.location(), r.problems());
             }
             Ok(())
         }
         GalleryCommand::Backup { file, db } => {
             db.open()?.backup(&file)?;
-            println!("backed up {} to {}", db.path().display(), file.display());
+            println!("backed up {} to {}", db.location(), file.display());
             Ok(())
         }
         GalleryCommand::Import { file, db } => {
@@ -470,7 +467,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     if rec.index().is_empty() {
         bail!(
             "{}: the gallery is empty (recog gallery enroll NAME IMG...)",
-            a.db.path().display()
+            a.db.location()
         );
     }
     let out = rec.identify_files(&a.images, a.annotate.as_deref())?;

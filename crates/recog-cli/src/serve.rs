@@ -70,9 +70,9 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         max_upload: a.max_upload_mib.clamp(1, 4096) * 1024 * 1024,
         ..a.limits.config(a.addr)
     };
-    let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.path(), a.threshold);
+    let (pipe_args, db, threshold) = (a.pipe.clone(), a.db.location(), a.threshold);
     recog_serve::run(cfg, move || {
-        let g = Gallery::open(&db)?;
+        let g = Gallery::open_at(&db)?;
         let pipe = pipe_args.pipeline_for(&g)?;
         Service::new(pipe, g, threshold)
     })

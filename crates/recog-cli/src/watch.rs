@@ -55,7 +55,7 @@ pub fn run(a: &WatchArgs) -> Result<()> {
     if rec.index().is_empty() {
         eprintln!(
             "warning: {} is empty: every face will be unknown",
-            a.db.path().display()
+            a.db.location()
         );
     }
     let params = WatchParams {

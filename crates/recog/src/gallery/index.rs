@@ -43,6 +43,33 @@ pub struct Index {
     data: Vec<f32>,
     threads: usize,
     hnsw: Option<Arc<Hnsw>>,
+    server: Option<Arc<Server>>,
+}
+
+/// A search the database server runs (pgvector's HNSW index). It returns candidate rows
+/// as (person, vector); the index recomputes their exact distances, so a threshold means
+/// the same as with an in-process search.
+pub trait ServerSearch: Send + Sync + std::fmt::Debug {
+    /// The `count` photos nearest to `query` (fewer if the gallery has fewer).
+    fn nearest(&self, query: &[f32], count: usize) -> Result<Vec<(String, Vec<f32>)>>;
+    /// The `count` photos nearest to `query` of anyone but `person`: the runner-up.
+    fn nearest_other(
+        &self,
+        query: &[f32],
+        person: &str,
+        count: usize,
+    ) -> Result<Vec<(String, Vec<f32>)>>;
+    /// The search's candidate list (HNSW's ef).
+    fn set_expansion_search(&self, ef: usize) -> Result<()>;
+}
+
+/// A server-side search with the gallery's size when it was opened.
+#[derive(Debug)]
+struct Server {
+    search: Box<dyn ServerSearch>,
+    rows: usize,
+    people: usize,
+    candidates: usize,
 }
 
 /// Best and runner-up distinct people of a scan: (squared distance, person).
@@ -182,7 +209,36 @@ impl Index {
             data,
             threads,
             hnsw: None,
+            server: None,
         })
+    }
+
+    /// An index whose search runs on a database server (see [`ServerSearch`]); `rows` and
+    /// `people` are the gallery's size, `candidates` the photos asked per query.
+    pub fn on_server(
+        search: Box<dyn ServerSearch>,
+        dim: usize,
+        metric: Distance,
+        rows: usize,
+        people: usize,
+        candidates: usize,
+    ) -> Self {
+        Self {
+            dim,
+            metric,
+            names: Vec::new(),
+            owner: Vec::new(),
+            keys: Vec::new(),
+            data: Vec::new(),
+            threads: 1,
+            hnsw: None,
+            server: Some(Arc::new(Server {
+                search,
+                rows,
+                people,
+                candidates: candidates.max(1),
+            })),
+        }
     }
 
     /// Searches through `hnsw`, a graph over this index's rows by key (see
@@ -219,6 +275,9 @@ impl Index {
     /// Changes the attached graph's search expansion (ef); an error without a graph, or
     /// while a clone of this index shares it.
     pub fn set_expansion_search(&mut self, ef: usize) -> Result<()> {
+        if let Some(s) = &self.server {
+            return s.search.set_expansion_search(ef);
+        }
         let h = self
             .hnsw
             .as_mut()
@@ -234,7 +293,7 @@ impl Index {
 
     /// How the index searches: [`IndexKind::Hnsw`] with a graph, else [`IndexKind::Exact`].
     pub fn kind(&self) -> IndexKind {
-        if self.hnsw.is_some() {
+        if self.hnsw.is_some() || self.server.is_some() {
             IndexKind::Hnsw
         } else {
             IndexKind::Exact
@@ -249,17 +308,17 @@ impl Index {
 
     /// Number of photos (rows).
     pub fn len(&self) -> usize {
-        self.owner.len()
+        self.server.as_ref().map_or(self.owner.len(), |s| s.rows)
     }
 
     /// Whether the index holds no photo.
     pub fn is_empty(&self) -> bool {
-        self.owner.is_empty()
+        self.len() == 0
     }
 
     /// Number of distinct people.
     pub fn people(&self) -> usize {
-        self.names.len()
+        self.server.as_ref().map_or(self.names.len(), |s| s.people)
     }
 
     /// Embedding dimension.
@@ -305,6 +364,9 @@ impl Index {
             Distance::Euclidean | Distance::SquaredEuclidean => query.to_vec(),
             Distance::Cosine => normalized(query),
         };
+        if let Some(s) = &self.server {
+            return self.search_server(s, &q, threshold);
+        }
         let top = match &self.hnsw {
             Some(h) => self.scan_candidates(h, &q)?,
             None => self.scan_all(&q),
@@ -322,6 +384,46 @@ impl Index {
 
     /// Exact distances to the graph's candidates. Asks for more candidates while they hold
     /// no runner-up person (one person's many photos can fill them), then scans everything.
+    /// The server's candidates re-ranked exactly; when none is of a second person, the
+    /// server is asked for the nearest photo of anyone else.
+    fn search_server(&self, s: &Server, q: &[f32], threshold: f32) -> Result<Match> {
+        let exact = |rows: Vec<(String, Vec<f32>)>| -> Result<Vec<(f32, String)>> {
+            rows.into_iter()
+                .map(|(name, v)| {
+                    if v.len() != self.dim {
+                        return Err(Error::Shape {
+                            name: format!("gallery embedding of {name}"),
+                            expected: vec![self.dim],
+                            got: vec![v.len()],
+                        });
+                    }
+                    let v = match self.metric {
+                        Distance::Cosine => normalized(&v),
+                        _ => v,
+                    };
+                    Ok((squared_l2(&v, q), name))
+                })
+                .collect()
+        };
+        let mut found = exact(s.search.nearest(q, s.candidates)?)?;
+        found.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((best, nearest)) = found.first().cloned() else {
+            return Ok(Match::by_distance(None, f32::MAX, None, threshold));
+        };
+        let mut second = found.iter().find(|(_, n)| *n != nearest).cloned();
+        if second.is_none() && s.people > 1 {
+            second = exact(s.search.nearest_other(q, &nearest, 1)?)?
+                .into_iter()
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        Ok(Match::by_distance(
+            Some(nearest),
+            self.distance(best),
+            second.map(|(d, _)| self.distance(d)),
+            threshold,
+        ))
+    }
+
     fn scan_candidates(&self, h: &Hnsw, q: &[f32]) -> Result<Top2> {
         let mut count = h.config().candidates;
         loop {

@@ -1,5 +1,6 @@
-//! The gallery: people, their photos and the embeddings of those photos in an embedded
-//! SQLite database ([`store`]), searched exactly ([`index`]) or, for large galleries, through
+//! The gallery: people, their photos and the embeddings of those photos, kept by a
+//! [`Store`]: an embedded SQLite file ([`sqlite`], the default) or a PostgreSQL database with
+//! pgvector ([`postgres`]), searched exactly ([`index`]) or, for large galleries, through
 //! an HNSW graph ([`hnsw`]), named or rejected by a decision
 //! rule ([`decision`]) whose threshold is calibrated from impostor distances
 //! ([`calibration`]); [`recognize`] runs a face pipeline against it.
@@ -25,17 +26,19 @@ pub mod decision;
 pub mod enroll;
 pub mod hnsw;
 pub mod index;
+pub mod postgres;
 pub mod recognize;
 pub mod service;
+pub mod sqlite;
 pub mod store;
 
 pub use calibration::{calibrate, calibrate_rule, impostor_pairs, impostor_scores, Calibration};
 pub use decision::{identify, Acceptance, Match, Rule};
 pub use hnsw::{Hnsw, HnswConfig, IndexKind, Precision};
-pub use index::Index;
+pub use index::{Index, ServerSearch};
 pub use recognize::{model_id, FaceAnswer, Recognized, Recognizer};
 pub use service::{ImageAnswer, Service};
 pub use store::{
-    check_name, CheckReport, Export, ExportPerson, Gallery, ModelId, NewPhoto, Person,
-    SCHEMA_VERSION,
+    check_name, CheckReport, Export, ExportPerson, Gallery, Location, ModelId, NewPhoto, Person,
+    PhotoRow, Store, SCHEMA_VERSION,
 };

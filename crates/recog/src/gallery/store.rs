@@ -1,17 +1,22 @@
-//! The SQLite store: people, their photos and the embeddings of those photos.
+//! The gallery: people, their photos and the embeddings of those photos, kept by a [`Store`]
+//! backend: an SQLite file ([`super::sqlite`], the default) or a PostgreSQL database with
+//! pgvector ([`super::postgres`]), chosen by a [`Location`].
 //!
 //! Every embedding records the model that made it (name + weights SHA-256) and its dimension;
 //! the gallery accepts only one model, and queries with another are refused. Writes run in
-//! transactions, so an interrupted enrolment leaves the database as it was before it.
+//! transactions, so an interrupted enrolment leaves the database as it was before it. The
+//! policy (names, the model check, calibration, the index) lives in [`Gallery`], once for
+//! both backends.
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{calibrate_rule, impostor_pairs, Calibration};
 use super::decision::Rule;
 use super::hnsw::{fingerprint, Hnsw, HnswConfig, IndexKind, Stamp, AUTO_HNSW_ROWS};
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
 use super::Index;
 use crate::metric::Distance;
 use crate::{Error, NoProgress, Progress, Result};
@@ -61,7 +66,7 @@ pub struct Export {
 }
 
 /// One exported person.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportPerson {
     /// Name.
     pub name: String,
@@ -103,49 +108,188 @@ pub fn check_name(name: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
-/// The gallery schema this recog writes. Galleries record theirs in `meta`
-/// (`schema_version`); older ones are migrated on open, newer ones refused.
+/// The gallery schema this recog writes (both backends number theirs alike). Galleries
+/// record theirs in `meta` (`schema_version`); older ones are migrated on open, newer ones
+/// refused.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// Each migration: the version it brings a gallery to, and its SQL. Version 1 is the first
-/// schema (galleries from before versions were recorded have it); a new file runs them all.
-const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-         CREATE TABLE IF NOT EXISTS photos (
-             id INTEGER PRIMARY KEY,
-             person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-             path TEXT NOT NULL,
-             sha256 TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS embeddings (
-             photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-             model TEXT NOT NULL,
-             model_sha256 TEXT NOT NULL,
-             dim INTEGER NOT NULL,
-             vector BLOB NOT NULL);
-         CREATE TABLE IF NOT EXISTS thumbnails (
-             photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-             jpeg BLOB NOT NULL);",
-    ),
-    // Version 2: `owner_of` (every enrolment asks it) and the cascade from people to photos
-    // scanned the photos table.
-    (
-        2,
-        "CREATE INDEX IF NOT EXISTS photos_by_sha256 ON photos(sha256);
-         CREATE INDEX IF NOT EXISTS photos_by_person ON photos(person_id);",
-    ),
-];
-
 /// The refusal of a gallery from a newer recog (`u32::MAX`: an unreadable version).
-fn newer_schema(v: u32) -> String {
+pub(crate) fn newer_schema(v: u32) -> String {
     let v = if v == u32::MAX {
         "unknown".to_string()
     } else {
         v.to_string()
     };
     format!("written by a newer recog (gallery schema {v}; this recog reads up to {SCHEMA_VERSION}): upgrade recog to open it")
+}
+
+/// The refusal of embeddings from another model.
+pub(crate) fn model_mismatch(at: &Location, gallery: &ModelId, query: &ModelId) -> Error {
+    Error::ModelMismatch {
+        path: at.as_path(),
+        problem: format!(
+            "the gallery holds embeddings of {} (weights {}, {}-d); this query uses {} (weights {}, {}-d): re-enrol with one model",
+            gallery.name,
+            short_hash(&gallery.sha256),
+            gallery.dim,
+            query.name,
+            short_hash(&query.sha256),
+            query.dim
+        ),
+    }
+}
+
+/// What `gallery check` says of one stored embedding's model columns against the gallery's.
+pub(crate) fn embedding_problems(
+    model: Option<&ModelId>,
+    name: &str,
+    sha: &str,
+    dim: i64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match model {
+        None => problems.push("the gallery records no model".to_string()),
+        Some(m) => {
+            if m.name != name || m.sha256 != sha {
+                problems.push(format!(
+                    "made by {name} ({}), not the gallery's {} ({})",
+                    short_hash(sha),
+                    m.name,
+                    short_hash(&m.sha256)
+                ));
+            }
+            if usize::try_from(dim).ok() != Some(m.dim) {
+                problems.push(format!("{dim}-d, the model's are {}-d", m.dim));
+            }
+        }
+    }
+    problems
+}
+
+/// Where a gallery lives: an SQLite file, or a PostgreSQL database given by its URL
+/// (`postgres://user@host:port/dbname`). Parsed from a `--db` argument: a `postgres://` or
+/// `postgresql://` URL names a server, anything else a file.
+///
+/// ```
+/// use recog::gallery::Location;
+/// let l: Location = "postgres://ann:secret@127.0.0.1:5432/faces".parse().unwrap();
+/// assert!(matches!(l, Location::Postgres(_)));
+/// assert_eq!(l.to_string(), "postgres://ann:***@127.0.0.1:5432/faces");
+/// let f: Location = "gallery.sqlite".parse().unwrap();
+/// assert_eq!(f, Location::Sqlite("gallery.sqlite".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl std::str::FromStr for Location {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Location::Postgres(s.to_string()))
+        } else if s.is_empty() {
+            Err(Error::InvalidArgument(
+                "an empty gallery location: give a file or a postgres:// URL".into(),
+            ))
+        } else {
+            Ok(Location::Sqlite(PathBuf::from(s)))
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The file, or the URL with its password masked: fit for messages and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let (auth, host) = match rest.rsplit_once('@') {
+                    Some((a, h)) => (Some(a), h),
+                    None => (None, rest),
+                };
+                match auth.and_then(|a| a.split_once(':')) {
+                    Some((user, _)) => write!(f, "{scheme}://{user}:***@{host}"),
+                    None => write!(f, "{url}"),
+                }
+            }
+        }
+    }
+}
+
+impl Location {
+    /// What errors name as the gallery's path (the masked URL for a server).
+    pub fn as_path(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(p) => p.clone(),
+            l @ Location::Postgres(_) => PathBuf::from(l.to_string()),
+        }
+    }
+}
+
+/// One stored photo for export: its person, file, file hash and embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoRow {
+    /// The person's name.
+    pub name: String,
+    /// Where the photo came from.
+    pub path: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Its embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// A gallery backend: storage and retrieval, with no policy. [`Gallery`] checks names,
+/// models and dimensions before [`Store::insert`], and builds indexes from
+/// [`Store::keyed_embeddings`]. Implemented by [`super::sqlite::SqliteStore`] and
+/// [`super::postgres::PgStore`].
+pub trait Store: Send {
+    /// Where the gallery lives.
+    fn location(&self) -> &Location;
+    /// The schema version the database records.
+    fn schema_version(&self) -> Result<u32>;
+    /// A value of the `meta` table (model, calibration, schema version).
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a value of the `meta` table.
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Adds photos of several people (created if new) in one transaction, all or nothing.
+    /// Records `model` as the gallery's if it has none, and refuses another model inside the
+    /// transaction, so concurrent writers with different models cannot both succeed.
+    fn insert(&mut self, model: &ModelId, people: &[(String, Vec<NewPhoto>)]) -> Result<usize>;
+    /// Who a photo (by the SHA-256 of its file) is enrolled under, if anyone.
+    fn owner_of(&self, sha256: &str) -> Result<Option<String>>;
+    /// People and their photo counts, by name.
+    fn list(&self) -> Result<Vec<Person>>;
+    /// Removes a person with all photos and embeddings; false if there was no such person.
+    fn remove(&mut self, name: &str) -> Result<bool>;
+    /// The first stored thumbnail of a person, if any.
+    fn thumbnail(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Every embedding keyed by its photo id (ascending), with its person's name.
+    fn keyed_embeddings(&self) -> Result<Vec<(u64, String, Vec<f32>)>>;
+    /// Every photo with its embedding, by person name then photo id.
+    fn photos(&self) -> Result<Vec<PhotoRow>>;
+    /// Checks the stored data (see [`CheckReport`]). Reads only.
+    fn check(&self) -> Result<CheckReport>;
+    /// Writes a consistent copy to the file `dest`, which must not exist.
+    fn backup(&self, dest: &Path) -> Result<()>;
+    /// An index searched by the database server itself, when the backend has one and `kind`
+    /// asks for it ([`IndexKind::Hnsw`], or [`IndexKind::Auto`] from [`AUTO_HNSW_ROWS`]
+    /// photos); `None` to search in-process.
+    fn server_index(
+        &self,
+        kind: IndexKind,
+        metric: Distance,
+        config: &HnswConfig,
+        progress: &dyn Progress,
+    ) -> Result<Option<Index>> {
+        let _ = (kind, metric, config, progress);
+        Ok(None)
+    }
 }
 
 /// What `gallery check` found; [`CheckReport::is_clean`] when nothing.
@@ -221,138 +365,52 @@ impl std::fmt::Display for CheckReport {
     }
 }
 
-/// An open gallery database.
+/// An open gallery: a [`Store`] with the policy every front end shares.
 pub struct Gallery {
-    conn: Connection,
-    path: PathBuf,
-}
-
-fn to_blob(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn from_blob(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    store: Box<dyn Store>,
 }
 
 impl Gallery {
-    /// Opens (creating if needed) the database at `path`, migrating an older schema to
+    /// Opens (creating if needed) the SQLite gallery at `path`, migrating an older schema to
     /// [`SCHEMA_VERSION`]. A gallery written by a newer recog is refused, untouched.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| Error::Gallery {
-            path: path.to_path_buf(),
-            problem: e.to_string(),
-        })?;
-        let mut g = Self {
-            conn,
-            path: path.to_path_buf(),
-        };
-        // A busy writer (the server, another enrolment) is waited for, not failed on.
-        g.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| g.err(e))?;
-        g.conn
-            .execute_batch("PRAGMA foreign_keys = ON;")
-            .map_err(|e| g.err(e))?;
-        g.migrate()?;
-        Ok(g)
+        Ok(Self::with_store(Box::new(SqliteStore::open(path)?)))
     }
 
-    /// The schema version a file records: 0 for a new file, 1 for galleries from before the
-    /// version was recorded.
-    fn stored_schema(conn: &Connection) -> rusqlite::Result<u32> {
-        let has_meta: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has_meta {
-            return Ok(0);
+    /// Opens (creating the tables if needed) the gallery at `location`: an SQLite file or a
+    /// PostgreSQL database with the pgvector extension.
+    pub fn open_at(location: &Location) -> Result<Self> {
+        match location {
+            Location::Sqlite(p) => Self::open(p),
+            Location::Postgres(url) => Ok(Self::with_store(Box::new(PgStore::connect(url)?))),
         }
-        let v: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        // An unreadable version is treated as newer than any: refused rather than rewritten.
-        Ok(v.map_or(1, |v| v.trim().parse().unwrap_or(u32::MAX)))
     }
 
-    /// Brings the schema to [`SCHEMA_VERSION`], one transaction for all steps.
-    fn migrate(&mut self) -> Result<()> {
-        let v = Self::stored_schema(&self.conn).map_err(|e| self.err(e))?;
-        if v > SCHEMA_VERSION {
-            return Err(self.newer(v));
-        }
-        if v == SCHEMA_VERSION {
-            return Ok(());
-        }
-        // WAL lets readers (a server, `gallery backup`) run beside one writer.
-        self.conn
-            .execute_batch("PRAGMA journal_mode = WAL;")
-            .map_err(|e| self.err(e))?;
-        let path = self.path.clone();
-        let wrap = |e: rusqlite::Error| Error::Gallery {
-            path: path.clone(),
-            problem: format!("migrating the gallery's schema: {e}"),
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(wrap)?;
-        // Another process may have migrated while this one waited for the lock.
-        let v = Self::stored_schema(&tx).map_err(wrap)?;
-        if v > SCHEMA_VERSION {
-            return Err(Error::Gallery {
-                path: self.path.clone(),
-                problem: newer_schema(v),
-            });
-        }
-        for (to, sql) in MIGRATIONS {
-            if v < *to {
-                tx.execute_batch(sql).map_err(wrap)?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [SCHEMA_VERSION.to_string()],
-        )
-        .map_err(wrap)?;
-        tx.commit().map_err(wrap)
+    /// A gallery over any backend.
+    pub fn with_store(store: Box<dyn Store>) -> Self {
+        Self { store }
     }
 
-    fn newer(&self, v: u32) -> Error {
-        self.err(newer_schema(v))
+    /// Where the gallery lives.
+    pub fn location(&self) -> &Location {
+        self.store.location()
     }
 
     /// The schema version of the open gallery.
     pub fn schema_version(&self) -> Result<u32> {
-        Self::stored_schema(&self.conn).map_err(|e| self.err(e))
+        self.store.schema_version()
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::Gallery {
-            path: self.path.clone(),
+            path: self.location().as_path(),
             problem: e.to_string(),
         }
     }
 
-    fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
-    }
-
     fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.meta(key)?
+        self.store
+            .meta(key)?
             .map(|s| serde_json::from_str(&s).map_err(|e| self.err(e)))
             .transpose()
     }
@@ -365,15 +423,7 @@ impl Gallery {
     /// Refuses a model other than the gallery's.
     pub fn check_model(&self, m: &ModelId) -> Result<()> {
         match self.model()? {
-            Some(g) if &g != m => Err(Error::ModelMismatch { path: self.path.clone(), problem: format!(
-                "the gallery holds embeddings of {} (weights {}, {}-d); this query uses {} (weights {}, {}-d): re-enrol with one model",
-                g.name,
-                short_hash(&g.sha256),
-                g.dim,
-                m.name,
-                short_hash(&m.sha256),
-                m.dim
-            )}),
+            Some(g) if &g != m => Err(model_mismatch(self.location(), &g, m)),
             _ => Ok(()),
         }
     }
@@ -383,152 +433,62 @@ impl Gallery {
         self.enroll_many(model, &[(name.to_string(), photos.to_vec())])
     }
 
-    /// Adds photos of several people in one transaction: all or nothing.
+    /// Adds photos of several people in one transaction: all or nothing. A person is only
+    /// created with a photo: `gallery check` counts one without any as a problem.
     pub fn enroll_many(
         &mut self,
         model: &ModelId,
         people: &[(String, Vec<NewPhoto>)],
     ) -> Result<usize> {
         self.check_model(model)?;
-        for (name, _) in people {
+        for (name, photos) in people {
             if check_name(name)? != *name {
                 return Err(Error::InvalidArgument(format!(
                     "{name:?}: a person's name has no leading or trailing spaces"
                 )));
             }
-        }
-        let path = self.path.clone();
-        let wrap = |e: rusqlite::Error| Error::Gallery {
-            path: path.clone(),
-            problem: e.to_string(),
-        };
-        let tx = self.conn.transaction().map_err(wrap)?;
-        let model_json = serde_json::to_string(model).unwrap_or_default();
-        tx.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?1)",
-            [&model_json],
-        )
-        .map_err(wrap)?;
-        let mut n = 0;
-        {
-            let mut add_person = tx
-                .prepare("INSERT OR IGNORE INTO people (name) VALUES (?1)")
-                .map_err(wrap)?;
-            let mut person_id = tx
-                .prepare("SELECT id FROM people WHERE name = ?1")
-                .map_err(wrap)?;
-            let mut add_photo = tx
-                .prepare("INSERT INTO photos (person_id, path, sha256) VALUES (?1, ?2, ?3)")
-                .map_err(wrap)?;
-            let mut add_emb = tx
-                .prepare("INSERT INTO embeddings (photo_id, model, model_sha256, dim, vector) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(wrap)?;
-            let mut add_thumb = tx
-                .prepare("INSERT INTO thumbnails (photo_id, jpeg) VALUES (?1, ?2)")
-                .map_err(wrap)?;
-            // A person is only created with a photo: `gallery check` counts one without any
-            // as a problem.
-            for (name, photos) in people.iter().filter(|(_, p)| !p.is_empty()) {
-                add_person.execute([name]).map_err(wrap)?;
-                let pid: i64 = person_id.query_row([name], |r| r.get(0)).map_err(wrap)?;
-                for p in photos {
-                    if p.embedding.len() != model.dim {
-                        return Err(Error::Shape {
-                            name: format!("embedding of {}", p.path),
-                            expected: vec![model.dim],
-                            got: vec![p.embedding.len()],
-                        });
-                    }
-                    add_photo
-                        .execute(params![pid, p.path, p.sha256])
-                        .map_err(wrap)?;
-                    let photo = tx.last_insert_rowid();
-                    add_emb
-                        .execute(params![
-                            photo,
-                            model.name,
-                            model.sha256,
-                            model.dim as i64,
-                            to_blob(&p.embedding)
-                        ])
-                        .map_err(wrap)?;
-                    if let Some(t) = &p.thumbnail {
-                        add_thumb.execute(params![photo, t]).map_err(wrap)?;
-                    }
-                    n += 1;
+            for p in photos {
+                if p.embedding.len() != model.dim {
+                    return Err(Error::Shape {
+                        name: format!("embedding of {}", p.path),
+                        expected: vec![model.dim],
+                        got: vec![p.embedding.len()],
+                    });
                 }
             }
         }
-        tx.commit().map_err(wrap)?;
-        Ok(n)
+        self.store.insert(model, people)
     }
 
     /// Who a photo (by the SHA-256 of its file) is enrolled under, if anyone: what makes
     /// enrolment safe to re-run.
     pub fn owner_of(&self, sha256: &str) -> Result<Option<String>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id WHERE ph.sha256 = ?1 LIMIT 1")
-            .map_err(|e| self.err(e))?;
-        let mut rows = st.query([sha256]).map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(r) => Ok(Some(r.get(0).map_err(|e| self.err(e))?)),
-            None => Ok(None),
-        }
+        self.store.owner_of(sha256)
     }
 
     /// People and their photo counts, by name.
     pub fn list(&self) -> Result<Vec<Person>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id GROUP BY p.id ORDER BY p.name")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(Person {
-                    name: r.get(0)?,
-                    photos: r.get::<_, i64>(1)? as usize,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        self.store.list()
     }
 
     /// Removes a person with all photos and embeddings; false if there was no such person.
     pub fn remove(&mut self, name: &str) -> Result<bool> {
-        let n = self
-            .conn
-            .execute("DELETE FROM people WHERE name = ?1", [name])
-            .map_err(|e| self.err(e))?;
-        Ok(n > 0)
+        self.store.remove(name)
     }
 
     /// The first stored thumbnail of a person, if any.
     pub fn thumbnail(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .query_row(
-                "SELECT t.jpeg FROM thumbnails t JOIN photos ph ON ph.id = t.photo_id JOIN people p ON p.id = ph.person_id WHERE p.name = ?1 ORDER BY ph.id LIMIT 1",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.store.thumbnail(name)
     }
 
-    /// Every stored embedding with its person's name.
+    /// Every stored embedding with its person's name, by name then photo.
     pub fn embeddings(&self) -> Result<Vec<(String, Vec<f32>)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        Ok(self
+            .store
+            .photos()?
+            .into_iter()
+            .map(|p| (p.name, p.embedding))
+            .collect())
     }
 
     /// The stored calibration, if any.
@@ -538,11 +498,8 @@ impl Gallery {
 
     /// Stores a calibration.
     pub fn set_calibration(&self, c: &Calibration) -> Result<()> {
-        let s = serde_json::to_string(c).unwrap_or_default();
-        self.conn
-            .execute("INSERT INTO meta (key, value) VALUES ('calibration', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [s])
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        let s = serde_json::to_string(c).map_err(|e| self.err(e))?;
+        self.store.set_meta("calibration", &s)
     }
 
     /// Calibrates on the gallery itself, leaving one person out at a time: each photo's
@@ -598,28 +555,20 @@ impl Gallery {
 
     /// Every stored embedding keyed by its photo id (ascending), with its person's name.
     pub fn keyed_embeddings(&self) -> Result<Vec<(u64, String, Vec<f32>)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT e.photo_id, p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY e.photo_id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, String>(1)?,
-                    from_blob(&r.get::<_, Vec<u8>>(2)?),
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        self.store.keyed_embeddings()
     }
 
-    /// Where the gallery's HNSW graph is kept: `<db>.hnsw` beside the database.
-    pub fn hnsw_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".hnsw");
-        PathBuf::from(p)
+    /// Where an SQLite gallery's HNSW graph is kept: `<db>.hnsw` beside the database
+    /// (`None` for a server, whose database keeps its own index).
+    pub fn hnsw_path(&self) -> Option<PathBuf> {
+        match self.location() {
+            Location::Sqlite(p) => {
+                let mut p = p.clone().into_os_string();
+                p.push(".hnsw");
+                Some(PathBuf::from(p))
+            }
+            Location::Postgres(_) => None,
+        }
     }
 
     /// A searchable index searched as `kind` says. With a graph, the one saved beside the
@@ -635,6 +584,9 @@ impl Gallery {
     ) -> Result<Index> {
         config.check()?;
         let metric = self.calibration()?.map(|c| c.metric).unwrap_or_default();
+        if let Some(index) = self.store.server_index(kind, metric, config, progress)? {
+            return Ok(index);
+        }
         let index = Index::keyed(&self.keyed_embeddings()?, metric)?;
         let graph = match kind {
             IndexKind::Exact => false,
@@ -648,7 +600,9 @@ impl Gallery {
             metric,
             model_sha256: self.model()?.map(|m| m.sha256).unwrap_or_default(),
         };
-        let path = self.hnsw_path();
+        let Some(path) = self.hnsw_path() else {
+            return Ok(index);
+        };
         let saved = match Hnsw::load(&path) {
             Ok((h, keys, s)) if s == stamp && h.config() == config => Some((h, keys)),
             Ok(_) => {
@@ -705,148 +659,31 @@ impl Gallery {
         Ok(index.with_hnsw(h))
     }
 
-    /// Checks the gallery: SQLite's integrity and foreign keys, every embedding against the
+    /// Checks the gallery: the database's own integrity checks, every embedding against the
     /// gallery's model (name, weights, dimension, stored length), photos without an
     /// embedding and people without photos. Reads only.
     pub fn check(&self) -> Result<CheckReport> {
-        let e = |e: rusqlite::Error| self.err(e);
-        let strings = |sql: &str| -> Result<Vec<String>> {
-            let mut st = self.conn.prepare(sql).map_err(e)?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(e)
-        };
-        let count = |table: &str| -> Result<usize> {
-            self.conn
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map(|n| usize::try_from(n).unwrap_or(0))
-                .map_err(e)
-        };
-        let integrity = strings("PRAGMA integrity_check")?
-            .into_iter()
-            .filter(|l| l != "ok")
-            .collect();
-        let dangling = {
-            let mut st = self.conn.prepare("PRAGMA foreign_key_check").map_err(e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(format!(
-                        "{} row {} -> {}",
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<i64>>(1)?.unwrap_or(-1),
-                        r.get::<_, String>(2)?
-                    ))
-                })
-                .map_err(e)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(e)?
-        };
-        let model = self.model()?;
-        let mut bad_embeddings = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT p.name, ph.path, e.model, e.model_sha256, e.dim, length(e.vector) FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
-                .map_err(e)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                })
-                .map_err(e)?;
-            for row in rows {
-                let (person, photo, name, sha, dim, bytes) = row.map_err(e)?;
-                let mut problems = Vec::new();
-                match &model {
-                    None => problems.push("the gallery records no model".to_string()),
-                    Some(m) => {
-                        if m.name != name || m.sha256 != sha {
-                            problems.push(format!(
-                                "made by {name} ({}), not the gallery's {} ({})",
-                                short_hash(&sha),
-                                m.name,
-                                short_hash(&m.sha256)
-                            ));
-                        }
-                        if usize::try_from(dim).ok() != Some(m.dim) {
-                            problems.push(format!("{dim}-d, the model's are {}-d", m.dim));
-                        }
-                    }
-                }
-                if dim.checked_mul(4) != Some(bytes) {
-                    problems.push(format!("{bytes} bytes stored for {dim} floats"));
-                }
-                if !problems.is_empty() {
-                    bad_embeddings.push(format!("{person}: {photo}: {}", problems.join("; ")));
-                }
-            }
-        }
-        Ok(CheckReport {
-            path: self.path.clone(),
-            schema_version: self.schema_version()?,
-            people: count("people")?,
-            photos: count("photos")?,
-            embeddings: count("embeddings")?,
-            integrity,
-            dangling,
-            bad_embeddings,
-            photos_without_embedding: strings("SELECT p.name || ': ' || ph.path FROM photos ph JOIN people p ON p.id = ph.person_id LEFT JOIN embeddings e ON e.photo_id = ph.id WHERE e.photo_id IS NULL ORDER BY p.name, ph.id")?,
-            people_without_photos: strings("SELECT p.name FROM people p LEFT JOIN photos ph ON ph.person_id = p.id WHERE ph.id IS NULL ORDER BY p.name")?,
-        })
+        self.store.check()
     }
 
-    /// Writes a consistent copy of the gallery to `dest` (SQLite's `VACUUM INTO`): a
-    /// snapshot, safe while a server or an enrolment writes. `dest` must not exist.
+    /// Writes a consistent copy of the gallery to the file `dest` (SQLite's `VACUUM INTO`):
+    /// a snapshot, safe while a server or an enrolment writes. `dest` must not exist. A
+    /// PostgreSQL gallery is backed up by `pg_dump` or `recog gallery export`.
     pub fn backup(&self, dest: &Path) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::InvalidArgument(format!(
-                "{} exists; a backup does not overwrite",
-                dest.display()
-            )));
-        }
-        let Some(d) = dest.to_str() else {
-            return Err(Error::InvalidArgument(format!(
-                "{}: a backup path must be UTF-8",
-                dest.display()
-            )));
-        };
-        self.conn
-            .execute("VACUUM INTO ?1", [d])
-            .map_err(|e| self.err(format!("backing up to {}: {e}", dest.display())))?;
-        Ok(())
+        self.store.backup(dest)
     }
 
-    /// Exports everything (no thumbnails).
+    /// Exports everything (no thumbnails). Every `f32` is written in its shortest form that
+    /// reads back to the same bits, so export then import copies embeddings exactly.
     pub fn export(&self) -> Result<Export> {
-        let mut st = self
-            .conn
-            .prepare("SELECT p.name, ph.path, ph.sha256, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id ORDER BY p.name, ph.id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    from_blob(&r.get::<_, Vec<u8>>(3)?),
-                ))
-            })
-            .map_err(|e| self.err(e))?;
         let mut people: Vec<ExportPerson> = Vec::new();
-        for row in rows {
-            let (name, path, sha, v) = row.map_err(|e| self.err(e))?;
+        for row in self.store.photos()? {
+            let photo = (row.path, row.sha256, row.embedding);
             match people.last_mut() {
-                Some(p) if p.name == name => p.photos.push((path, sha, v)),
+                Some(p) if p.name == row.name => p.photos.push(photo),
                 _ => people.push(ExportPerson {
-                    name,
-                    photos: vec![(path, sha, v)],
+                    name: row.name,
+                    photos: vec![photo],
                 }),
             }
         }
@@ -890,6 +727,59 @@ mod tests {
     use super::*;
     use crate::gallery::*;
     use crate::metric::Distance;
+    use crate::NoProgress;
+
+    /// The backends a store test runs on.
+    #[derive(Debug, Clone, Copy)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// The server the PostgreSQL tests use (`tools/pg/start.sh` prints it); with
+    /// `RECOG_TEST_DATA=required` (CI) a missing server fails the test instead of skipping it.
+    pub(crate) fn postgres_server() -> Option<String> {
+        match std::env::var("RECOG_TEST_POSTGRES") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                assert_ne!(
+                    std::env::var("RECOG_TEST_DATA").as_deref(),
+                    Ok("required"),
+                    "RECOG_TEST_POSTGRES is not set: start a server with tools/pg/start.sh"
+                );
+                eprintln!("skipped: RECOG_TEST_POSTGRES is not set");
+                None
+            }
+        }
+    }
+
+    /// A new, empty gallery called `name` on `backend`; `None` when the PostgreSQL tests are
+    /// skipped.
+    fn fresh(backend: Backend, dir: &Path, name: &str) -> Option<Gallery> {
+        match backend {
+            Backend::Sqlite => Some(Gallery::open(&dir.join(format!("{name}.sqlite"))).unwrap()),
+            Backend::Postgres => {
+                let server = postgres_server()?;
+                let db = format!("recog_unit_{name}_{}", std::process::id());
+                let url = crate::gallery::postgres::PgStore::create_database(&server, &db).unwrap();
+                Some(Gallery::open_at(&Location::Postgres(url)).unwrap())
+            }
+        }
+    }
+
+    /// `#[test]`s of one body on both backends.
+    macro_rules! on_both {
+        ($body:ident: $sqlite:ident, $postgres:ident) => {
+            #[test]
+            fn $sqlite() {
+                $body(Backend::Sqlite);
+            }
+            #[test]
+            fn $postgres() {
+                $body(Backend::Postgres);
+            }
+        };
+    }
 
     fn model(dim: usize) -> ModelId {
         ModelId {
@@ -963,7 +853,7 @@ mod tests {
         };
         let w = Warnings::default();
         same_as_exact(&g, &w);
-        assert!(g.hnsw_path().exists());
+        assert!(g.hnsw_path().unwrap().exists());
         assert_eq!(w.0.lock().unwrap().as_slice(), ["start HNSW index 600"]);
 
         let w = Warnings::default();
@@ -993,7 +883,7 @@ mod tests {
 
         // A damaged file is rebuilt, with a warning naming it.
         let w = Warnings::default();
-        std::fs::write(g.hnsw_path(), b"RECOGHNSW\nshort").unwrap();
+        std::fs::write(g.hnsw_path().unwrap(), b"RECOGHNSW\nshort").unwrap();
         same_as_exact(&g, &w);
         let said = w.0.lock().unwrap().join("\n");
         assert!(
@@ -1006,10 +896,197 @@ mod tests {
         assert_eq!(g.index().unwrap().kind(), IndexKind::Exact);
     }
 
+    /// On PostgreSQL, search through pgvector's HNSW index answers like the exact in-process
+    /// search (nearest person, distance and runner-up), before and after enrolments and
+    /// removals, which pgvector applies to its index itself; likewise under the cosine metric.
     #[test]
-    fn enroll_list_identify_remove_export_import() {
+    fn postgres_server_search_matches_exact_through_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        let Some(mut g) = fresh(Backend::Postgres, dir.path(), "search") else {
+            return;
+        };
+        let m = model(8);
+        g.enroll_many(&m, &people(0..300, 8)).unwrap();
+        let cfg = HnswConfig::default();
+        let same_as_exact = |g: &Gallery| {
+            let h = g.index_with(IndexKind::Hnsw, &cfg, &NoProgress).unwrap();
+            assert_eq!(h.kind(), IndexKind::Hnsw);
+            assert!(h.rows().is_empty(), "the server holds the vectors");
+            let e = g.index_with(IndexKind::Exact, &cfg, &NoProgress).unwrap();
+            assert_eq!((h.len(), h.people()), (e.len(), e.people()));
+            let mut probes: Vec<Vec<f32>> = g
+                .keyed_embeddings()
+                .unwrap()
+                .into_iter()
+                .step_by(7)
+                .map(|r| r.2.iter().map(|x| x + 0.01).collect())
+                .collect();
+            probes.push(vec![5.0; 8]);
+            for v in &probes {
+                let (a, b) = (h.search(v, 0.5).unwrap(), e.search(v, 0.5).unwrap());
+                assert_eq!(
+                    (&a.nearest, a.distance, a.runner_up, &a.name),
+                    (&b.nearest, b.distance, b.runner_up, &b.name)
+                );
+            }
+        };
+        same_as_exact(&g);
+        g.enroll_many(&m, &people(300..310, 8)).unwrap();
+        assert!(g.remove("p0005").unwrap());
+        same_as_exact(&g);
+        let c = g
+            .calibrate_self(0.05, Distance::Cosine, Rule::Distance)
+            .unwrap();
+        g.set_calibration(&c).unwrap();
+        same_as_exact(&g);
+        // A gallery of one person has no runner-up, on the server as in-process.
+        let Some(mut one) = fresh(Backend::Postgres, dir.path(), "search_one") else {
+            return;
+        };
+        one.enroll_many(&m, &people(0..1, 8)).unwrap();
+        same_as_exact(&one);
+    }
+
+    /// Export from SQLite, import into PostgreSQL, export again: every embedding keeps its
+    /// bits, through JSON both ways, for values of every magnitude.
+    #[test]
+    fn export_import_between_backends_keeps_every_bit() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let Some(mut pg) = fresh(Backend::Postgres, dir.path(), "migrate") else {
+            return;
+        };
+        let mut lite = fresh(Backend::Sqlite, dir.path(), "migrate").unwrap();
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let dim = 64;
+        let people: Vec<(String, Vec<NewPhoto>)> = (0..50)
+            .map(|i| {
+                let photos = (0..3)
+                    .map(|_| {
+                        photo(
+                            (0..dim)
+                                .map(|_| {
+                                    let e: i32 = r.random_range(-40..40);
+                                    r.random_range(-1.0f32..1.0) * 2f32.powi(e)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                (format!("person {i}"), photos)
+            })
+            .collect();
+        lite.enroll_many(&model(dim), &people).unwrap();
+        let bits = |x: &Export| -> Vec<Vec<u32>> {
+            x.people
+                .iter()
+                .flat_map(|p| {
+                    p.photos
+                        .iter()
+                        .map(|(_, _, v)| v.iter().map(|f| f.to_bits()).collect())
+                })
+                .collect()
+        };
+        let json = serde_json::to_string(&lite.export().unwrap()).unwrap();
+        let x: Export = serde_json::from_str(&json).unwrap();
+        assert_eq!(pg.import(&x).unwrap(), 150);
+        let back = pg.export().unwrap();
+        assert_eq!(bits(&back), bits(&lite.export().unwrap()));
+        assert_eq!(back.people.len(), 50);
+        let json = serde_json::to_string(&back).unwrap();
+        let mut again = fresh(Backend::Sqlite, dir.path(), "again").unwrap();
+        again.import(&serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(bits(&again.export().unwrap()), bits(&back));
+    }
+
+    /// Two processes enrolling with different models into one empty PostgreSQL gallery at
+    /// once: exactly one succeeds, and the gallery holds only its embeddings.
+    #[test]
+    fn postgres_refuses_a_second_model_under_concurrent_enrolment() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(g) = fresh(Backend::Postgres, dir.path(), "race") else {
+            return;
+        };
+        let at = g.location().clone();
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let hs: Vec<_> = ["a", "b"]
+                .iter()
+                .map(|sha| {
+                    let at = at.clone();
+                    s.spawn(move || {
+                        let mut g = Gallery::open_at(&at).unwrap();
+                        let m = ModelId {
+                            sha256: sha.to_string(),
+                            ..model(2)
+                        };
+                        g.enroll_many(&m, &people(0..200, 2)).is_ok()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
+        assert_eq!(g.embeddings().unwrap().len(), 400);
+        assert!(g.check().unwrap().is_clean());
+    }
+
+    /// `gallery check` on PostgreSQL: clean after enrolments, then names a person without
+    /// photos, a photo without embedding and a vector of the wrong length; a backup is
+    /// refused with the way to do it; an unreachable server is a storage error.
+    #[test]
+    fn postgres_check_backup_and_connection_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(mut g) = fresh(Backend::Postgres, dir.path(), "check") else {
+            return;
+        };
+        g.enroll("ann", &model(2), &[photo(vec![0.0, 1.0])])
+            .unwrap();
+        g.enroll("bob", &model(2), &[photo(vec![1.0, 0.0])])
+            .unwrap();
+        let r = g.check().unwrap();
+        assert!(r.is_clean(), "{r}");
+        assert_eq!((r.people, r.photos, r.embeddings), (2, 2, 2));
+        assert_eq!(r.schema_version, SCHEMA_VERSION);
+        let Location::Postgres(url) = g.location().clone() else {
+            unreachable!()
+        };
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.batch_execute(
+            "INSERT INTO people (name) VALUES ('dee');
+             INSERT INTO photos (person_id, path, sha256) SELECT id, 'lost.jpg', 'x' FROM people WHERE name = 'ann';
+             UPDATE embeddings SET vector = '[1,2,3]' WHERE person_id = (SELECT id FROM people WHERE name = 'bob');",
+        )
+        .unwrap();
+        let r = g.check().unwrap();
+        assert_eq!(r.people_without_photos, vec!["dee".to_string()]);
+        assert_eq!(
+            r.photos_without_embedding,
+            vec!["ann: lost.jpg".to_string()]
+        );
+        assert_eq!(r.bad_embeddings.len(), 1, "{r}");
+        assert!(r.bad_embeddings[0].contains("3 floats stored for 2"), "{r}");
+        let e = g
+            .backup(&dir.path().join("b.sqlite"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pg_dump"), "{e}");
+        let e = Gallery::open_at(&"postgres://nobody:pw@127.0.0.1:9/none".parse().unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Storage, "{e}");
+        let said = e.to_string();
+        assert!(
+            said.contains("connecting") && !said.contains(":pw@"),
+            "{said}"
+        );
+    }
+
+    on_both!(enroll_list_identify_remove_export_import: enroll_list_identify_remove_export_import_sqlite, enroll_list_identify_remove_export_import_postgres);
+    fn enroll_list_identify_remove_export_import(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(mut g) = fresh(b, dir.path(), "elire") else {
+            return;
+        };
         g.enroll(
             "ann",
             &model(2),
@@ -1039,15 +1116,18 @@ mod tests {
             1,
             "photos and embeddings go with the person"
         );
-        let mut g2 = Gallery::open(&dir.path().join("g2.sqlite")).unwrap();
+        let mut g2 = fresh(b, dir.path(), "elire2").unwrap();
         assert_eq!(g2.import(&x).unwrap(), 3);
         assert_eq!(g2.list().unwrap().len(), 2);
+        assert_eq!(g2.export().unwrap().people, x.people);
     }
 
-    #[test]
-    fn another_model_is_refused_and_a_failed_enrolment_leaves_nothing() {
+    on_both!(another_model_is_refused_and_a_failed_enrolment_leaves_nothing: another_model_refused_sqlite, another_model_refused_postgres);
+    fn another_model_is_refused_and_a_failed_enrolment_leaves_nothing(b: Backend) {
         let dir = tempfile::tempdir().unwrap();
-        let mut g = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        let Some(mut g) = fresh(b, dir.path(), "amr") else {
+            return;
+        };
         g.enroll("ann", &model(2), &[photo(vec![0.0, 0.0])])
             .unwrap();
         let other = ModelId {
@@ -1202,10 +1282,12 @@ mod tests {
         assert_eq!(check_name(" ada ").unwrap(), "ada");
     }
 
-    #[test]
-    fn errors_tell_a_model_mismatch_from_storage() {
+    on_both!(errors_tell_a_model_mismatch_from_storage: errors_tell_mismatch_from_storage_sqlite, errors_tell_mismatch_from_storage_postgres);
+    fn errors_tell_a_model_mismatch_from_storage(b: Backend) {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Gallery::open(&dir.path().join("g.sqlite")).unwrap();
+        let Some(mut db) = fresh(b, dir.path(), "etm") else {
+            return;
+        };
         db.enroll("ada", &model(2), &[photo(vec![0.0, 1.0])])
             .unwrap();
         let e = db.check_model(&model(3)).unwrap_err();
@@ -1234,8 +1316,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("v1.sqlite");
         {
-            let c = Connection::open(&old).unwrap();
-            c.execute_batch(MIGRATIONS[0].1).unwrap();
+            let c = rusqlite::Connection::open(&old).unwrap();
+            c.execute_batch(crate::gallery::sqlite::MIGRATIONS[0].1)
+                .unwrap();
             c.execute("INSERT INTO people (name) VALUES ('ada')", [])
                 .unwrap();
             c.execute(
@@ -1246,8 +1329,8 @@ mod tests {
         }
         let g = Gallery::open(&old).unwrap();
         assert_eq!(g.schema_version().unwrap(), SCHEMA_VERSION);
-        let indexes: i64 = g
-            .conn
+        let indexes: i64 = rusqlite::Connection::open(&old)
+            .unwrap()
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'photos_by_%'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(indexes, 2);
@@ -1260,7 +1343,7 @@ mod tests {
         let newer = dir.path().join("v9.sqlite");
         Gallery::open(&newer).unwrap();
         {
-            let c = Connection::open(&newer).unwrap();
+            let c = rusqlite::Connection::open(&newer).unwrap();
             c.execute(
                 "UPDATE meta SET value = '9' WHERE key = 'schema_version'",
                 [],
@@ -1299,7 +1382,8 @@ mod tests {
         assert!(b.check().unwrap().is_clean());
         // Damage: a person without photos, a photo without embedding, a 3-d vector in a
         // 2-d gallery, another model's embedding.
-        g.conn
+        rusqlite::Connection::open(dir.path().join("g.sqlite"))
+            .unwrap()
             .execute_batch(
                 "INSERT INTO people (name) VALUES ('dee');
              INSERT INTO photos (person_id, path, sha256) VALUES (1, 'lost.jpg', 'x');
