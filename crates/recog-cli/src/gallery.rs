@@ -233,6 +233,10 @@ pub struct BenchGalleryArgs {
     /// Keep the graph in FILE: reused by a later run on the same gallery and parameters.
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
+    /// Also measure pgvector: a PostgreSQL server URL (`postgres://user@host:port/db`); the
+    /// gallery is loaded into its database `recog_bench_gallery`, kept for the next run.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Norm of a photo's noise around its identity (0.5: photos of one person ~0.6 apart).
     #[arg(long, default_value_t = 0.5)]
     pub spread: f32,
@@ -509,6 +513,7 @@ pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
         spread: a.spread,
         sweep: a.sweep.clone(),
         graph: a.graph.clone(),
+        postgres: a.postgres.clone(),
         ..GalleryBenchParams::default()
     }
     .check()?

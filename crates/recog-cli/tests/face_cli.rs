@@ -4,7 +4,7 @@
 use std::path::Path;
 
 mod common;
-use common::{home, recog};
+use common::{home, postgres_db, recog};
 
 fn lfw(home: &Path, rel: &str) -> String {
     home.join("data/lfw/images")
@@ -151,7 +151,24 @@ fn gallery_enroll_calibrate_identify_remove() {
     let Some(h) = home() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.sqlite");
-    let db_s = db.to_str().unwrap();
+    gallery_flow(&h, dir.path(), db.to_str().unwrap());
+}
+
+/// The same commands on a PostgreSQL gallery: the same answers, with `--index hnsw`
+/// searched by pgvector on the server.
+#[test]
+fn gallery_enroll_calibrate_identify_remove_on_postgres() {
+    let Some(h) = home() else { return };
+    let Some(url) = postgres_db("flow") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    gallery_flow(&h, dir.path(), &url);
+}
+
+fn gallery_flow(h: &Path, dir: &Path, db_s: &str) {
+    let h = h.to_path_buf();
+    let sqlite = !db_s.starts_with("postgres");
     for (name, photos) in [
         (
             "Colin Powell",
@@ -222,7 +239,7 @@ fn gallery_enroll_calibrate_identify_remove() {
         "{}",
         String::from_utf8_lossy(&cal.stderr)
     );
-    let ann = dir.path().join("ann");
+    let ann = dir.join("ann");
     let o = recog(
         &[
             "identify",
@@ -253,7 +270,7 @@ fn gallery_enroll_calibrate_identify_remove() {
         "{v}"
     );
     // Calibration from a labelled folder of strangers, on the distance rule.
-    let strangers = dir.path().join("strangers");
+    let strangers = dir.join("strangers");
     for p in [
         "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
         "Aaron_Guiel/Aaron_Guiel_0001.jpg",
@@ -296,8 +313,8 @@ fn gallery_enroll_calibrate_identify_remove() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v[0]["faces"][0]["name"].is_null(), "{v}");
     assert_eq!(v[0]["faces"][0]["rule"], "distance", "{v}");
-    // Searched through an HNSW graph, the answers are the exact search's to the bit, and the
-    // graph is kept beside the database.
+    // Searched through an HNSW graph, the answers are the exact search's to the bit; an
+    // SQLite gallery keeps the graph beside the database.
     let both = [
         lfw(&h, "Colin_Powell/Colin_Powell_0003.jpg"),
         lfw(&h, "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"),
@@ -313,9 +330,22 @@ fn gallery_enroll_calibrate_identify_remove() {
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     let exact = answers("exact");
-    assert!(!std::path::Path::new(&format!("{db_s}.hnsw")).exists());
+    let graph = std::path::Path::new(&format!("{db_s}.hnsw")).to_path_buf();
+    assert!(!graph.exists());
     assert_eq!(answers("hnsw"), exact);
-    assert!(std::path::Path::new(&format!("{db_s}.hnsw")).exists());
+    assert_eq!(graph.exists(), sqlite);
+    let check = recog(&["gallery", "check", "--db", db_s, "--json"], &h);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        (c["people"].as_u64(), c["embeddings"].as_u64()),
+        (Some(3), Some(4)),
+        "{c}"
+    );
     assert!(ann.join("Colin_Powell_0003.identified.png").exists());
     let rm = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
     assert!(rm.status.success());
@@ -324,6 +354,91 @@ fn gallery_enroll_calibrate_identify_remove() {
     assert_eq!(v["people"].as_array().unwrap().len(), 2, "{v}");
     let again = recog(&["gallery", "remove", "Colin Powell", "--db", db_s], &h);
     assert_eq!(again.status.code(), Some(1));
+}
+
+/// `gallery export` from SQLite and `import` into PostgreSQL, then back into a new SQLite
+/// file: the same people, and embeddings equal to the bit (the JSON files are identical).
+#[test]
+fn gallery_moves_between_sqlite_and_postgres() {
+    let Some(h) = home() else { return };
+    let Some(url) = postgres_db("move") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lite = dir.path().join("a.sqlite");
+    let lite_s = lite.to_str().unwrap();
+    let o = recog(
+        &[
+            "gallery",
+            "enroll",
+            "Colin Powell",
+            &lfw(&h, "Colin_Powell/Colin_Powell_0001.jpg"),
+            &lfw(&h, "Colin_Powell/Colin_Powell_0002.jpg"),
+            "--db",
+            lite_s,
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = recog(
+        &[
+            "gallery",
+            "enroll",
+            "Tony Blair",
+            &lfw(&h, "Tony_Blair/Tony_Blair_0001.jpg"),
+            "--db",
+            lite_s,
+        ],
+        &h,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let o = recog(args, &h);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    run(&["gallery", "export", &file("a.json"), "--db", lite_s]);
+    let said = run(&["gallery", "import", &file("a.json"), "--db", &url]);
+    assert!(said.contains("imported 3 photo(s)"), "{said}");
+    run(&["gallery", "export", &file("b.json"), "--db", &url]);
+    assert_eq!(
+        std::fs::read(file("a.json")).unwrap(),
+        std::fs::read(file("b.json")).unwrap()
+    );
+    let back = file("c.sqlite");
+    run(&["gallery", "import", &file("b.json"), "--db", &back]);
+    run(&["gallery", "export", &file("c.json"), "--db", &back]);
+    assert_eq!(
+        std::fs::read(file("a.json")).unwrap(),
+        std::fs::read(file("c.json")).unwrap()
+    );
+    let list = run(&["gallery", "list", "--db", &url, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v["people"][0]["name"], "Colin Powell", "{v}");
+    assert_eq!(v["people"][0]["photos"], 2, "{v}");
+    // A wrong server is an error naming it, with the password masked.
+    let o = recog(
+        &[
+            "gallery",
+            "list",
+            "--db",
+            "postgres://ann:secret@127.0.0.1:9/x",
+        ],
+        &h,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("ann:***@127.0.0.1:9")
+            && !err.contains("secret"),
+        "{err}"
+    );
 }
 
 /// The same photo under a second name is refused, with the first name in the warning; the

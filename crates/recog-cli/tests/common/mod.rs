@@ -45,3 +45,20 @@ pub fn recog(args: &[&str], home: &Path) -> Output {
         .output()
         .expect("run recog")
 }
+
+/// A new, empty PostgreSQL database called `name` on the server `RECOG_TEST_POSTGRES` names
+/// (`tools/pg/start.sh` starts one), as a `--db` URL; see [`missing`] when it is not set.
+#[allow(dead_code)] // only the gallery tests use a server
+pub fn postgres_db(name: &str) -> Option<String> {
+    let Some(server) = std::env::var("RECOG_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        return missing("RECOG_TEST_POSTGRES (a PostgreSQL server with pgvector)");
+    };
+    let db = format!("recog_cli_{name}_{}", std::process::id());
+    Some(
+        recog::gallery::postgres::PgStore::create_database(&server, &db)
+            .expect("create a test database"),
+    )
+}

@@ -61,6 +61,11 @@ pub struct GalleryBenchParams {
     /// Keep the graph in this file: reused when it holds this gallery (same seed, sizes and
     /// graph parameters), else built and saved there. A temporary file when `None`.
     pub graph: Option<std::path::PathBuf>,
+    /// A PostgreSQL server with pgvector (`postgres://...`): the same gallery is loaded into
+    /// a database of its own there (`recog_bench_gallery`, kept for the next run with the
+    /// same gallery) and searched through pgvector's HNSW index with the same graph
+    /// parameters and ef sweep.
+    pub postgres: Option<String>,
 }
 
 impl Default for GalleryBenchParams {
@@ -79,6 +84,7 @@ impl Default for GalleryBenchParams {
             seed: 7,
             sweep: Vec::new(),
             graph: None,
+            postgres: None,
         }
     }
 }
@@ -181,6 +187,24 @@ pub struct HnswReport {
     pub points: Vec<HnswPoint>,
 }
 
+/// pgvector's figures on the same gallery, against the exact search.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgvectorReport {
+    /// The server's version.
+    pub server: String,
+    /// Enrolling the gallery (one transaction per 10,000 identities), s; `None` when the
+    /// database from an earlier run held this gallery.
+    pub insert_s: Option<f64>,
+    /// Building the HNSW index on the server, s; `None` when it existed.
+    pub build_s: Option<f64>,
+    /// The database on disk, bytes.
+    pub database_bytes: u64,
+    /// The HNSW index, bytes.
+    pub index_bytes: u64,
+    /// One point per ef (queries over loopback, exact re-ranking included).
+    pub points: Vec<HnswPoint>,
+}
+
 /// What the benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct GalleryBenchReport {
@@ -216,6 +240,8 @@ pub struct GalleryBenchReport {
     pub vector_bytes: usize,
     /// The graph, unless the run was exact only.
     pub hnsw: Option<HnswReport>,
+    /// pgvector, when a server was given.
+    pub pgvector: Option<PgvectorReport>,
     /// Peak resident memory of the process, MB (Linux).
     pub peak_rss_mb: Option<f64>,
 }
@@ -334,7 +360,6 @@ impl ValidGalleryBenchParams {
             probes.push((who, buf.clone()));
         }
         let cal = probes.split_off(p.probes);
-        drop(data);
 
         progress.start(
             "exact search (the reference)",
@@ -372,6 +397,20 @@ impl ValidGalleryBenchParams {
             .count();
         let exact_latency = Latency::of(exact_ms);
         let vector_bytes = index.len() * d * 4;
+        let pgvector = match &p.postgres {
+            Some(url) => Some(self.pgvector(
+                url,
+                &names,
+                &data,
+                &probes,
+                &exact,
+                &acceptance,
+                exact_latency.p99_ms,
+                progress,
+            )?),
+            None => None,
+        };
+        drop(data);
 
         let hnsw = if p.index == IndexKind::Exact {
             None
@@ -402,6 +441,7 @@ impl ValidGalleryBenchParams {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             vector_bytes,
             hnsw,
+            pgvector,
             peak_rss_mb: super::train::peak_rss_kb().map(|kb| kb as f64 / 1024.0),
         })
     }
@@ -459,12 +499,144 @@ impl ValidGalleryBenchParams {
             p.sweep.clone()
         };
         let mut graph = index.with_hnsw(h);
-        let genuine = probes.iter().filter(|(who, _)| who.is_some()).count();
-        let mut points = Vec::new();
-        for ef in efs {
+        let points = sweep(
+            &mut graph, "HNSW", &efs, probes, exact, acceptance, exact_p99, progress,
+        )?;
+        Ok(HnswReport {
+            config: HnswConfig {
+                expansion_search: points.first().map_or(p.hnsw.expansion_search, |x| x.ef),
+                ..p.hnsw
+            },
+            build_s,
+            graph_bytes,
+            file_bytes,
+            save_s,
+            load_s,
+            points,
+        })
+    }
+
+    /// Loads the gallery into PostgreSQL (unless an earlier run did), builds pgvector's
+    /// index and measures it at every ef of the sweep.
+    #[allow(clippy::too_many_arguments)]
+    fn pgvector(
+        &self,
+        server: &str,
+        names: &[String],
+        data: &[f32],
+        probes: &[(Option<usize>, Vec<f32>)],
+        exact: &[Match],
+        acceptance: &Acceptance,
+        exact_p99: f64,
+        progress: &dyn Progress,
+    ) -> Result<PgvectorReport> {
+        use crate::gallery::postgres::PgStore;
+        use crate::gallery::{Gallery, Location, ModelId, NewPhoto, Store};
+        let p = &self.0;
+        let d = p.dim;
+        let model = ModelId {
+            name: "synthetic".into(),
+            sha256: format!(
+                "seed {} people {} x {} dim {} spread {}",
+                p.seed, p.people, p.per_person, p.dim, p.spread
+            ),
+            dim: d,
+        };
+        let db = "recog_bench_gallery";
+        let url = {
+            let base = server.split('?').next().unwrap_or(server);
+            let scheme_end = base.find("://").map_or(0, |i| i + 3);
+            match base[scheme_end..].find('/') {
+                Some(i) => format!("{}/{db}", &base[..scheme_end + i]),
+                None => format!("{base}/{db}"),
+            }
+        };
+        let n = names.len() * p.per_person;
+        let reuse = PgStore::connect(&url).ok().is_some_and(|s| {
+            s.meta("model").ok().flatten() == serde_json::to_string(&model).ok()
+                && s.list().map(|l| l.len()).ok() == Some(names.len())
+        });
+        let insert_s = if reuse {
+            None
+        } else {
+            let url = PgStore::create_database(server, db)?;
+            let mut g = Gallery::open_at(&Location::Postgres(url))?;
+            let t = Instant::now();
+            progress.start("enrolling into PostgreSQL", names.len() as u64);
+            for chunk in (0..names.len()).collect::<Vec<_>>().chunks(10_000) {
+                let people: Vec<(String, Vec<NewPhoto>)> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let photos = (0..p.per_person)
+                            .map(|j| {
+                                let r = i * p.per_person + j;
+                                NewPhoto {
+                                    path: format!("{r}"),
+                                    sha256: format!("{r}"),
+                                    embedding: data[r * d..(r + 1) * d].to_vec(),
+                                    thumbnail: None,
+                                }
+                            })
+                            .collect();
+                        (names[i].clone(), photos)
+                    })
+                    .collect();
+                g.enroll_many(&model, &people)?;
+                progress.inc(chunk.len() as u64);
+            }
+            progress.finish();
+            Some(t.elapsed().as_secs_f64())
+        };
+        let store = PgStore::connect(&url)?;
+        let before = store.index_bytes()?;
+        let g = Gallery::open_at(&Location::Postgres(url.clone()))?;
+        let t = Instant::now();
+        let mut index = g.index_with(IndexKind::Hnsw, &p.hnsw, progress)?;
+        let build_s = (before == 0).then(|| t.elapsed().as_secs_f64());
+        if index.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "{url}: holds {} photos, the benchmark {n}",
+                index.len()
+            )));
+        }
+        let efs = if p.sweep.is_empty() {
+            vec![p.hnsw.expansion_search]
+        } else {
+            p.sweep.clone()
+        };
+        let points = sweep(
+            &mut index, "pgvector", &efs, probes, exact, acceptance, exact_p99, progress,
+        )?;
+        Ok(PgvectorReport {
+            server: store.server_version()?,
+            insert_s,
+            build_s,
+            database_bytes: store.database_bytes()?,
+            index_bytes: store.index_bytes()?,
+            points,
+        })
+    }
+}
+
+/// Searches every probe at every ef and compares with the exact answers.
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    graph: &mut Index,
+    what: &str,
+    efs: &[usize],
+    probes: &[(Option<usize>, Vec<f32>)],
+    exact: &[Match],
+    acceptance: &Acceptance,
+    exact_p99: f64,
+    progress: &dyn Progress,
+) -> Result<Vec<HnswPoint>> {
+    let genuine = probes.iter().filter(|(who, _)| who.is_some()).count();
+    let mut points = Vec::new();
+    {
+        for &ef in efs {
             graph.set_expansion_search(ef)?;
             let _ = graph.decide(&probes[0].1, acceptance)?;
-            progress.start(&format!("HNSW search, ef {ef}"), probes.len() as u64);
+            progress.start(&format!("{what} search, ef {ef}"), probes.len() as u64);
             let mut ms = Vec::with_capacity(probes.len());
             let (mut hits, mut same_decision) = (0usize, 0usize);
             for ((who, q), e) in probes.iter().zip(exact) {
@@ -490,19 +662,8 @@ impl ValidGalleryBenchParams {
                 decisions_differing: probes.len() - same_decision,
             });
         }
-        Ok(HnswReport {
-            config: HnswConfig {
-                expansion_search: points.first().map_or(p.hnsw.expansion_search, |x| x.ef),
-                ..p.hnsw
-            },
-            build_s,
-            graph_bytes,
-            file_bytes,
-            save_s,
-            load_s,
-            points,
-        })
     }
+    Ok(points)
 }
 
 fn mb(b: f64) -> f64 {
@@ -554,9 +715,42 @@ impl std::fmt::Display for GalleryBenchReport {
                 h.save_s,
                 h.load_s
             )?;
-            let met = |ok: bool| if ok { "met" } else { "NOT met" };
             for x in &h.points {
-                writeln!(
+                point(f, x)?;
+            }
+        }
+        if let Some(pg) = &self.pgvector {
+            let time = |s: Option<f64>, what: &str| {
+                s.map_or(format!("{what} by an earlier run"), |s| {
+                    format!("{what} in {s:.1} s")
+                })
+            };
+            writeln!(
+                f,
+                "  pgvector ({}): {}, index {}; database {:.0} MB, index {:.0} MB",
+                pg.server.split(" on ").next().unwrap_or(&pg.server),
+                time(pg.insert_s, "enrolled"),
+                time(pg.build_s, "built"),
+                mb(pg.database_bytes as f64),
+                mb(pg.index_bytes as f64)
+            )?;
+            for x in &pg.points {
+                point(f, x)?;
+            }
+        }
+        match self.peak_rss_mb {
+            Some(m) => write!(f, "  peak RSS {m:.0} MB"),
+            None => write!(f, "  peak RSS unknown"),
+        }
+    }
+}
+
+/// One ef's line of the report.
+fn point(f: &mut std::fmt::Formatter<'_>, x: &HnswPoint) -> std::fmt::Result {
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    {
+        {
+            writeln!(
                     f,
                     "    ef {}: 1 thread p50 {:.3} ms, p99 {:.3} ms (< 5 ms: {}), {:.1}x under exact p99; recall@1 {:.4} (>= 0.99: {}); same decision {:.3}%, {} differ (>= 99.9%: {})",
                     x.ef,
@@ -570,13 +764,9 @@ impl std::fmt::Display for GalleryBenchReport {
                     x.decisions_differing,
                     met(x.decision_agreement >= 0.999)
                 )?;
-            }
-        }
-        match self.peak_rss_mb {
-            Some(m) => write!(f, "  peak RSS {m:.0} MB"),
-            None => write!(f, "  peak RSS unknown"),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

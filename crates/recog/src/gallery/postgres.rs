@@ -208,6 +208,35 @@ impl PgStore {
         tx.commit().map_err(|e| self.pg(e))
     }
 
+    /// The server's version string.
+    pub fn server_version(&self) -> Result<String> {
+        Ok(self
+            .client()
+            .query_one("SELECT version()", &[])
+            .map_err(|e| self.pg(e))?
+            .get(0))
+    }
+
+    /// The database's size on disk, bytes.
+    pub fn database_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .client()
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .map_err(|e| self.pg(e))?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The HNSW indexes on the embeddings, bytes (0: none built yet).
+    pub fn index_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .client()
+            .query_one("SELECT COALESCE(SUM(pg_relation_size(i.indexrelid)), 0)::bigint FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'embeddings'::regclass AND a.amname = 'hnsw'", &[])
+            .map_err(|e| self.pg(e))?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn count(&self, sql: &str) -> Result<usize> {
         let n: i64 = self
             .client()
