@@ -909,3 +909,72 @@ fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// `watch` and `serve` on a PostgreSQL gallery: watch names the person of a clip through
+/// pgvector's index; the server lists, enrols (committed on the server before it answers,
+/// so a second process sees it), identifies and removes.
+#[test]
+fn watch_and_serve_on_a_postgres_gallery() {
+    let Some(h) = home() else { return };
+    let Some(db) = common::postgres_db("watch_serve") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, n) in [("George_W_Bush", 1), ("Colin_Powell", 1)] {
+        ok(&recog(
+            &["gallery", "enroll", name, &lfw(&h, name, n), "--db", &db],
+            &h,
+        ));
+    }
+    let v = dir.path().join("v.mp4");
+    clip(&lfw(&h, "George_W_Bush", 3), 1, &v);
+    let out = ok(&recog(
+        &["watch", v.to_str().unwrap(), "--db", &db, "--index", "hnsw"],
+        &h,
+    ));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 25, "one JSON line per frame");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["faces"][0]["name"] == "George_W_Bush"),
+        "{out}"
+    );
+
+    let (_server, first) = serve(&h, &["--addr", "127.0.0.1:0", "--db", &db]);
+    let url = first.trim().trim_start_matches("recog serve: ").to_string();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (st, body) = http(&addr, "GET", "/api/people", &[], b"");
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(json(&body)["people"].as_array().unwrap().len(), 2);
+    let blair = std::fs::read(lfw(&h, "Tony_Blair", 1)).unwrap();
+    let (st, body) = http(&addr, "POST", "/api/people/Tony_Blair", &[], &blair);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let l = ok(&recog(&["gallery", "list", "--db", &db, "--json"], &h));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&l).unwrap()["people"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "another process sees the server's enrolment: {l}"
+    );
+    let probe = std::fs::read(lfw(&h, "Tony_Blair", 2)).unwrap();
+    let (st, body) = http(&addr, "POST", "/api/identify", &[], &probe);
+    assert_eq!(st, 200);
+    assert_eq!(
+        json(&body)["faces"][0]["name"],
+        "Tony_Blair",
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (st, _) = http(&addr, "DELETE", "/api/people/Colin_Powell", &[], b"");
+    assert_eq!(st, 200);
+    let (_, body) = http(&addr, "GET", "/api/people", &[], b"");
+    assert_eq!(json(&body)["people"].as_array().unwrap().len(), 2);
+}
