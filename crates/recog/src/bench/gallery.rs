@@ -493,11 +493,7 @@ impl ValidGalleryBenchParams {
         drop(Hnsw::load(&file)?);
         let load_s = t.elapsed().as_secs_f64();
         let graph_bytes = h.memory_bytes();
-        let efs = if p.sweep.is_empty() {
-            vec![p.hnsw.expansion_search]
-        } else {
-            p.sweep.clone()
-        };
+        let efs = self.efs();
         let mut graph = index.with_hnsw(h);
         let points = sweep(
             &mut graph, "HNSW", &efs, probes, exact, acceptance, exact_p99, progress,
@@ -514,6 +510,16 @@ impl ValidGalleryBenchParams {
             load_s,
             points,
         })
+    }
+
+    /// The search expansions to measure: the sweep, or the config's one.
+    fn efs(&self) -> Vec<usize> {
+        let p = &self.0;
+        if p.sweep.is_empty() {
+            vec![p.hnsw.expansion_search]
+        } else {
+            p.sweep.clone()
+        }
     }
 
     /// Loads the gallery into PostgreSQL (unless an earlier run did), builds pgvector's
@@ -543,14 +549,7 @@ impl ValidGalleryBenchParams {
             dim: d,
         };
         let db = "recog_bench_gallery";
-        let url = {
-            let base = server.split('?').next().unwrap_or(server);
-            let scheme_end = base.find("://").map_or(0, |i| i + 3);
-            match base[scheme_end..].find('/') {
-                Some(i) => format!("{}/{db}", &base[..scheme_end + i]),
-                None => format!("{base}/{db}"),
-            }
-        };
+        let url = crate::gallery::postgres::with_database(server, db);
         let n = names.len() * p.per_person;
         let reuse = PgStore::connect(&url).ok().is_some_and(|s| {
             s.meta("model").ok().flatten() == serde_json::to_string(&model).ok()
@@ -599,11 +598,7 @@ impl ValidGalleryBenchParams {
                 index.len()
             )));
         }
-        let efs = if p.sweep.is_empty() {
-            vec![p.hnsw.expansion_search]
-        } else {
-            p.sweep.clone()
-        };
+        let efs = self.efs();
         let points = sweep(
             &mut index, "pgvector", &efs, probes, exact, acceptance, exact_p99, progress,
         )?;
@@ -632,36 +627,34 @@ fn sweep(
 ) -> Result<Vec<HnswPoint>> {
     let genuine = probes.iter().filter(|(who, _)| who.is_some()).count();
     let mut points = Vec::new();
-    {
-        for &ef in efs {
-            graph.set_expansion_search(ef)?;
-            let _ = graph.decide(&probes[0].1, acceptance)?;
-            progress.start(&format!("{what} search, ef {ef}"), probes.len() as u64);
-            let mut ms = Vec::with_capacity(probes.len());
-            let (mut hits, mut same_decision) = (0usize, 0usize);
-            for ((who, q), e) in probes.iter().zip(exact) {
-                let t = Instant::now();
-                let m = graph.decide(q, acceptance)?;
-                ms.push(t.elapsed().as_secs_f64() * 1e3);
-                if who.is_some() && m.nearest == e.nearest {
-                    hits += 1;
-                }
-                if m.name == e.name {
-                    same_decision += 1;
-                }
-                progress.inc(1);
+    for &ef in efs {
+        graph.set_expansion_search(ef)?;
+        let _ = graph.decide(&probes[0].1, acceptance)?;
+        progress.start(&format!("{what} search, ef {ef}"), probes.len() as u64);
+        let mut ms = Vec::with_capacity(probes.len());
+        let (mut hits, mut same_decision) = (0usize, 0usize);
+        for ((who, q), e) in probes.iter().zip(exact) {
+            let t = Instant::now();
+            let m = graph.decide(q, acceptance)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if who.is_some() && m.nearest == e.nearest {
+                hits += 1;
             }
-            progress.finish();
-            let latency = Latency::of(ms);
-            points.push(HnswPoint {
-                ef,
-                speedup_p99: exact_p99 / latency.p99_ms.max(1e-9),
-                latency,
-                recall_at_1: hits as f64 / genuine.max(1) as f64,
-                decision_agreement: same_decision as f64 / probes.len().max(1) as f64,
-                decisions_differing: probes.len() - same_decision,
-            });
+            if m.name == e.name {
+                same_decision += 1;
+            }
+            progress.inc(1);
         }
+        progress.finish();
+        let latency = Latency::of(ms);
+        points.push(HnswPoint {
+            ef,
+            speedup_p99: exact_p99 / latency.p99_ms.max(1e-9),
+            latency,
+            recall_at_1: hits as f64 / genuine.max(1) as f64,
+            decision_agreement: same_decision as f64 / probes.len().max(1) as f64,
+            decisions_differing: probes.len() - same_decision,
+        });
     }
     Ok(points)
 }
@@ -748,9 +741,7 @@ impl std::fmt::Display for GalleryBenchReport {
 /// One ef's line of the report.
 fn point(f: &mut std::fmt::Formatter<'_>, x: &HnswPoint) -> std::fmt::Result {
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
-    {
-        {
-            writeln!(
+    writeln!(
                     f,
                     "    ef {}: 1 thread p50 {:.3} ms, p99 {:.3} ms (< 5 ms: {}), {:.1}x under exact p99; recall@1 {:.4} (>= 0.99: {}); same decision {:.3}%, {} differ (>= 99.9%: {})",
                     x.ef,
@@ -763,10 +754,7 @@ fn point(f: &mut std::fmt::Formatter<'_>, x: &HnswPoint) -> std::fmt::Result {
                     100.0 * x.decision_agreement,
                     x.decisions_differing,
                     met(x.decision_agreement >= 0.999)
-                )?;
-        }
-    }
-    Ok(())
+                )
 }
 
 #[cfg(test)]

@@ -40,6 +40,18 @@ pub enum IndexKind {
     Auto,
 }
 
+impl IndexKind {
+    /// Whether a gallery of `rows` photos is searched through a graph (in-process or on a
+    /// database server) rather than exactly.
+    pub fn uses_graph(self, rows: usize) -> bool {
+        match self {
+            IndexKind::Exact => false,
+            IndexKind::Hnsw => rows > 0,
+            IndexKind::Auto => rows >= AUTO_HNSW_ROWS,
+        }
+    }
+}
+
 /// Gallery size (photos) from which [`IndexKind::Auto`] uses HNSW. Measured with `recog bench
 /// gallery --index exact` on 2 cores at 192-d (README, "Galleries of millions"): the exact
 /// scan's p99 is 4.8 ms at 100,000 photos, 9.7 ms at 200,000 and 16.7 ms at 400,000, still

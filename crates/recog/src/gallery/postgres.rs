@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use pgvector::Vector;
 use postgres::{Client, NoTls};
 
-use super::hnsw::{HnswConfig, IndexKind, AUTO_HNSW_ROWS};
+use super::hnsw::{HnswConfig, IndexKind};
 use super::index::ServerSearch;
 use super::store::{
     embedding_problems, model_mismatch, newer_schema, CheckReport, Location, ModelId, NewPhoto,
@@ -66,6 +66,23 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS thumbnails (
         photo_id BIGINT PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
         jpeg BYTEA NOT NULL);";
+
+/// `url` with its database replaced by `name` (its query string kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
 
 /// PostgreSQL's message with its detail and hint, or the client's error chain.
 fn describe(e: &postgres::Error) -> String {
@@ -139,19 +156,7 @@ impl PgStore {
             .map_err(err)?;
         c.batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(err)?;
-        let (base, query) = match url.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (url, None),
-        };
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let server = match base[scheme_end..].find('/') {
-            Some(i) => &base[..scheme_end + i],
-            None => base,
-        };
-        Ok(match query {
-            Some(q) => format!("{server}/{name}?{q}"),
-            None => format!("{server}/{name}"),
-        })
+        Ok(with_database(url, name))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
@@ -470,12 +475,7 @@ impl Store for PgStore {
         progress: &dyn Progress,
     ) -> Result<Option<Index>> {
         let rows = self.count("SELECT COUNT(*) FROM embeddings")?;
-        let on_server = match kind {
-            IndexKind::Exact => false,
-            IndexKind::Hnsw => rows > 0,
-            IndexKind::Auto => rows >= AUTO_HNSW_ROWS,
-        };
-        if !on_server {
+        if !kind.uses_graph(rows) {
             return Ok(None);
         }
         let Some(model) = self

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{calibrate_rule, impostor_pairs, Calibration};
 use super::decision::Rule;
-use super::hnsw::{fingerprint, Hnsw, HnswConfig, IndexKind, Stamp, AUTO_HNSW_ROWS};
+use super::hnsw::{fingerprint, Hnsw, HnswConfig, IndexKind, Stamp};
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::Index;
@@ -278,7 +278,7 @@ pub trait Store: Send {
     /// Writes a consistent copy to the file `dest`, which must not exist.
     fn backup(&self, dest: &Path) -> Result<()>;
     /// An index searched by the database server itself, when the backend has one and `kind`
-    /// asks for it ([`IndexKind::Hnsw`], or [`IndexKind::Auto`] from [`AUTO_HNSW_ROWS`]
+    /// asks for it ([`IndexKind::Hnsw`], or [`IndexKind::Auto`] from [`super::hnsw::AUTO_HNSW_ROWS`]
     /// photos); `None` to search in-process.
     fn server_index(
         &self,
@@ -588,12 +588,7 @@ impl Gallery {
             return Ok(index);
         }
         let index = Index::keyed(&self.keyed_embeddings()?, metric)?;
-        let graph = match kind {
-            IndexKind::Exact => false,
-            IndexKind::Hnsw => !index.is_empty(),
-            IndexKind::Auto => index.len() >= AUTO_HNSW_ROWS,
-        };
-        if !graph {
+        if !kind.uses_graph(index.len()) {
             return Ok(index);
         }
         let stamp = Stamp {
