@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use recog::bench::gallery::GalleryBenchParams;
+use recog::bench::gallery::{GalleryBenchParams, Synthesis};
 use recog::eval::openset_id::LfwOpenSetParams;
 use recog::gallery::calibration::{CalibrateParams, ImpostorSource};
 use recog::gallery::enroll::{self, EnrollReport};
@@ -237,9 +237,13 @@ pub struct BenchGalleryArgs {
     /// gallery is loaded into its database `recog_bench_gallery`, kept for the next run.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
-    /// Norm of a photo's noise around its identity (0.5: photos of one person ~0.6 apart).
+    /// Norm of a photo's noise around its identity (0.5: photos of one person ~0.7 apart).
     #[arg(long, default_value_t = 0.5)]
     pub spread: f32,
+    /// How identities and photos are drawn: `lfw` has the shape of MobileFaceNet's LFW
+    /// embeddings (60 of 192 dimensions used), `full-rank` uses every coordinate.
+    #[arg(long, value_enum, default_value = "lfw")]
+    pub synthesis: Synthesis,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -511,6 +515,7 @@ pub fn bench(a: &BenchGalleryArgs) -> Result<()> {
         hnsw: a.hnsw.config(),
         far: a.far,
         spread: a.spread,
+        synthesis: a.synthesis,
         sweep: a.sweep.clone(),
         graph: a.graph.clone(),
         postgres: a.postgres.clone(),
