@@ -314,6 +314,12 @@ fn normalize(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= n);
 }
 
+/// Takes out of `v` its component along the unit vector `b` (a Gram-Schmidt step).
+fn remove_along(v: &mut [f32], b: &[f32]) {
+    let dot: f32 = v.iter().zip(b).map(|(x, y)| x * y).sum();
+    v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
+}
+
 fn l2(a: &[f32], b: &[f32]) -> f64 {
     f64::from(crate::metric::distance::euclidean(a, b))
 }
@@ -349,8 +355,7 @@ impl Synthetic {
                 while basis.len() <= LFW_BETWEEN.len() {
                     let mut v: Vec<f32> = (0..d).map(|_| gauss(r)).collect();
                     for b in &basis {
-                        let dot: f32 = v.iter().zip(b).map(|(x, y)| x * y).sum();
-                        v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
+                        remove_along(&mut v, b);
                     }
                     normalize(&mut v);
                     basis.push(v);
@@ -584,10 +589,7 @@ impl ValidGalleryBenchParams {
         let p = &self.0;
         let stamp = Stamp {
             metric: Distance::Euclidean,
-            model_sha256: format!(
-                "synthetic {:?} seed {} people {} x {} dim {} spread {}",
-                p.synthesis, p.seed, p.people, p.per_person, p.dim, p.spread
-            ),
+            model_sha256: format!("synthetic {}", self.gallery_id()),
         };
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let file = p
@@ -635,6 +637,15 @@ impl ValidGalleryBenchParams {
         })
     }
 
+    /// What makes one synthetic gallery: a saved graph or database is reused only for it.
+    fn gallery_id(&self) -> String {
+        let p = &self.0;
+        format!(
+            "{:?} seed {} people {} x {} dim {} spread {}",
+            p.synthesis, p.seed, p.people, p.per_person, p.dim, p.spread
+        )
+    }
+
     /// The search expansions to measure: the sweep, or the config's one.
     fn efs(&self) -> Vec<usize> {
         let p = &self.0;
@@ -665,10 +676,7 @@ impl ValidGalleryBenchParams {
         let d = p.dim;
         let model = ModelId {
             name: "synthetic".into(),
-            sha256: format!(
-                "{:?} seed {} people {} x {} dim {} spread {}",
-                p.synthesis, p.seed, p.people, p.per_person, p.dim, p.spread
-            ),
+            sha256: self.gallery_id(),
             dim: d,
         };
         let db = "recog_bench_gallery";
@@ -954,8 +962,7 @@ mod tests {
         for v in &photos {
             let mut rest = v.clone();
             for b in &syn.basis {
-                let dot: f32 = v.iter().zip(b).map(|(x, y)| x * y).sum();
-                rest.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
+                remove_along(&mut rest, b);
             }
             let out: f32 = rest.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!(out < 1e-4, "{out} of a unit photo outside the subspace");
