@@ -9,7 +9,7 @@ use recog::bench::gallery::{GalleryBenchParams, Synthesis};
 use recog::eval::openset_id::LfwOpenSetParams;
 use recog::gallery::calibration::{CalibrateParams, ImpostorSource};
 use recog::gallery::enroll::{self, EnrollReport};
-use recog::gallery::{self, Gallery, HnswConfig, IndexKind, Location, Precision, Rule};
+use recog::gallery::{self, Gallery, HnswConfig, IndexKind, Location, Precision, Reduction, Rule};
 use recog::metric::Distance;
 use recog::video::capture::CaptureParams;
 use recog::Home;
@@ -267,6 +267,10 @@ pub struct HnswArgs {
     /// How the graph stores its vectors.
     #[arg(long = "hnsw-precision", value_enum, default_value_t = Precision::F16)]
     pub precision: Precision,
+    /// What the graph's vectors are: the gallery's principal subspace (`pca`, fitted from
+    /// 10,000 photos on) or the full vectors (`off`).
+    #[arg(long = "hnsw-reduction", value_enum, default_value_t = Reduction::Pca)]
+    pub reduction: Reduction,
 }
 
 impl HnswArgs {
@@ -278,6 +282,7 @@ impl HnswArgs {
             expansion_search: self.expansion_search,
             candidates: self.candidates,
             precision: self.precision,
+            reduction: self.reduction,
         }
     }
 }

@@ -230,6 +230,8 @@ pub struct HnswReport {
     pub config: HnswConfig,
     /// Building it on all cores, s; `None` when read from `graph`.
     pub build_s: Option<f64>,
+    /// Dimension of the graph's vectors (below the gallery's under [`crate::gallery::Reduction::Pca`]).
+    pub graph_dim: usize,
     /// Graph and its vectors, bytes.
     pub graph_bytes: usize,
     /// Its file, bytes.
@@ -618,6 +620,7 @@ impl ValidGalleryBenchParams {
         drop(Hnsw::load(&file)?);
         let load_s = t.elapsed().as_secs_f64();
         let graph_bytes = h.memory_bytes();
+        let graph_dim = h.graph_dim();
         let efs = self.efs();
         let mut graph = index.with_hnsw(h);
         let points = sweep(
@@ -629,6 +632,7 @@ impl ValidGalleryBenchParams {
                 ..p.hnsw
             },
             build_s,
+            graph_dim,
             graph_bytes,
             file_bytes,
             save_s,
@@ -760,7 +764,10 @@ fn sweep(
     let mut points = Vec::new();
     for &ef in efs {
         graph.set_expansion_search(ef)?;
-        let _ = graph.decide(&probes[0].1, acceptance)?;
+        // Untimed warm-up, so the first ef is not charged for cold caches.
+        for (_, q) in probes.iter().take(WARM_UP) {
+            graph.decide(q, acceptance)?;
+        }
         progress.start(&format!("{what} search, ef {ef}"), probes.len() as u64);
         let mut ms = Vec::with_capacity(probes.len());
         let (mut hits, mut same_decision) = (0usize, 0usize);
@@ -789,6 +796,9 @@ fn sweep(
     }
     Ok(points)
 }
+
+/// Probes searched untimed before each ef's timed pass.
+const WARM_UP: usize = 200;
 
 fn mb(b: f64) -> f64 {
     b / 1e6
@@ -833,11 +843,12 @@ impl std::fmt::Display for GalleryBenchReport {
             });
             writeln!(
                 f,
-                "  HNSW (M {}, efConstruction {}, {} candidates, {:?}): {built}, {:.0} MB; file {:.0} MB, saved {:.1} s, loaded {:.1} s",
+                "  HNSW (M {}, efConstruction {}, {} candidates, {:?}, {}-d): {built}, {:.0} MB; file {:.0} MB, saved {:.1} s, loaded {:.1} s",
                 c.connectivity,
                 c.expansion_add,
                 c.candidates,
                 c.precision,
+                h.graph_dim,
                 mb(h.graph_bytes as f64),
                 mb(h.file_bytes as f64),
                 h.save_s,

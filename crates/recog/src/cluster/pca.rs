@@ -1,4 +1,5 @@
-//! Principal component analysis by power iteration with deflation on the covariance matrix.
+//! Principal component analysis: the eigen-decomposition of the covariance matrix
+//! (nalgebra's symmetric QR algorithm).
 //!
 //! Hand-written rather than linfa-reduction because linfa's ndarray 0.16 would clash with the
 //! ndarray that burn pulls in; D is small (<= a few thousand), so a D x D covariance is cheap.
@@ -56,38 +57,30 @@ impl Pca {
             }
         }
         let total_variance: f64 = (0..d).map(|i| cov[i * d + i]).sum();
-        let mut components = Vec::new();
-        let mut explained = Vec::new();
-        for comp in 0..k.min(d) {
-            // Deterministic start that is not orthogonal to typical leading vectors.
-            let mut v: Vec<f64> = (0..d)
-                .map(|i| 1.0 + ((i + comp) % 7) as f64 * 0.1)
-                .collect();
-            let mut lambda = 0.0;
-            for _ in 0..500 {
-                let mut w = vec![0f64; d];
-                for i in 0..d {
-                    let row = &cov[i * d..(i + 1) * d];
-                    w[i] = row.iter().zip(&v).map(|(a, b)| a * b).sum();
+        let k = k.min(d);
+        // Exact rather than power iteration: several components may share nearly one
+        // eigenvalue (a face network's within-person spectrum is flat), where power iteration
+        // stalls and deflation leaves the basis non-orthogonal.
+        let m = nalgebra::DMatrix::from_row_slice(d, d, &cov);
+        let (values, vectors) = match d {
+            0 => (Vec::new(), None),
+            _ => match nalgebra::SymmetricEigen::try_new(m, f64::EPSILON, 10_000) {
+                Some(e) if e.eigenvalues.iter().all(|v| v.is_finite()) => {
+                    (e.eigenvalues.as_slice().to_vec(), Some(e.eigenvectors))
                 }
-                let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
-                if norm < 1e-30 {
-                    break;
-                }
-                w.iter_mut().for_each(|a| *a /= norm);
-                let diff: f64 = w.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
-                v = w;
-                lambda = norm;
-                if diff < 1e-10 {
-                    break;
-                }
-            }
-            // Deflate.
-            for i in 0..d {
-                for j in 0..d {
-                    cov[i * d + j] -= lambda * v[i] * v[j];
-                }
-            }
+                // Non-finite input: no direction carries any known variance.
+                _ => (vec![0.0; d], None),
+            },
+        };
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+        let mut components = Vec::with_capacity(k);
+        let mut explained = Vec::with_capacity(k);
+        for &j in order.iter().take(k) {
+            let mut v: Vec<f64> = match &vectors {
+                Some(e) => e.column(j).iter().copied().collect(),
+                None => (0..d).map(|i| f64::from(u8::from(i == j))).collect(),
+            };
             // Sign convention: the largest coordinate is positive.
             let big = v
                 .iter()
@@ -97,7 +90,7 @@ impl Pca {
                 v.iter_mut().for_each(|a| *a = -*a);
             }
             components.push(v.iter().map(|&a| a as f32).collect());
-            explained.push(lambda);
+            explained.push(values[j].max(0.0));
         }
         Pca {
             mean: mean.iter().map(|&m| m as f32).collect(),
@@ -152,6 +145,34 @@ pub fn to_2d(x: &[f32], n: usize, d: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: power iteration with deflation, the former solver, stalled where
+    /// eigenvalues tie (isotropic data) and returned a basis that was not orthonormal, which
+    /// an HNSW projection cannot afford.
+    #[test]
+    fn components_are_orthonormal_when_eigenvalues_tie() {
+        let d = 24;
+        let x: Vec<f32> = (0..2000)
+            .flat_map(|i| {
+                (0..d).map(move |j| (((i * 7919 + j * 104_729) % 1009) as f32 / 1009.0) - 0.5)
+            })
+            .collect();
+        let p = Pca::fit(&x, 2000, d, d);
+        for a in 0..d {
+            for b in 0..d {
+                let dot: f32 = p.components[a]
+                    .iter()
+                    .zip(&p.components[b])
+                    .map(|(x, y)| x * y)
+                    .sum();
+                let want = if a == b { 1.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-5, "{a} . {b} = {dot}");
+            }
+        }
+        assert!(p.explained_variance.windows(2).all(|w| w[0] >= w[1]));
+        let sum: f64 = p.explained_variance.iter().sum();
+        assert!((sum - p.total_variance).abs() < 1e-9 * p.total_variance.max(1.0));
+    }
 
     #[test]
     fn finds_the_main_axis() {

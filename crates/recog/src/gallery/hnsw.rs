@@ -4,6 +4,11 @@
 //! crate. The graph only proposes candidate photos: [`super::Index`] recomputes their exact
 //! f32 distances, so a threshold means the same with or without it.
 //!
+//! A face network's descriptors fill only part of their space (MobileFaceNet's 192-d ones:
+//! 60 principal components hold 99.9993% of the variance on LFW), so by default the graph is
+//! built on the gallery's principal subspace ([`Reduction::Pca`]): shorter vectors, the same
+//! neighbours, and the exact re-ranking still sees the full vectors.
+//!
 //! The graph is persisted next to the gallery (`<db>.hnsw`), with the photo keys it holds,
 //! so a gallery that changed since is brought up to date incrementally instead of rebuilt.
 //!
@@ -23,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use usearch::{IndexOptions, MetricKind, ScalarKind};
 
+use crate::cluster::Pca;
 use crate::metric::Distance;
 use crate::{Error, Progress, Result};
 
@@ -84,6 +90,34 @@ impl Precision {
     }
 }
 
+/// What the graph's vectors are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduction {
+    /// The full vectors.
+    Off,
+    /// Each vector's coordinates along the gallery's leading principal components: those
+    /// that hold [`PCA_VARIANCE`] of its variance, rounded up to a multiple of 8. Fitted when
+    /// the graph is built from at least [`PCA_MIN_ROWS`] photos (a smaller graph keeps the
+    /// full vectors) and kept for the photos added later. Distances along the dropped
+    /// components are ignored by the graph only: candidates are re-ranked on full vectors.
+    #[default]
+    Pca,
+}
+
+/// Share of the gallery's variance the principal subspace keeps under [`Reduction::Pca`].
+/// On MobileFaceNet's LFW descriptors that is 58 of 192 dimensions (64 after rounding up, which
+/// hold 99.99985%): `tools/reference/gallery_spectrum.py` prints the curve.
+pub const PCA_VARIANCE: f64 = 0.9999;
+
+/// Photos from which [`Reduction::Pca`] fits a projection: enough to estimate a 192-d
+/// covariance from many identities, so photos enrolled later lie in the same subspace.
+pub const PCA_MIN_ROWS: usize = 10_000;
+
+/// At most this many photos, evenly spaced, are used to fit the projection.
+const PCA_SAMPLE: usize = 100_000;
+
 /// Graph parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HnswConfig {
@@ -97,10 +131,12 @@ pub struct HnswConfig {
     pub candidates: usize,
     /// Storage of the graph's vectors.
     pub precision: Precision,
+    /// What the graph's vectors are.
+    pub reduction: Reduction,
 }
 
 impl Default for HnswConfig {
-    /// M 32, efConstruction 128, ef 64, 32 candidates, f16. On the LFW-shaped synthetic
+    /// M 32, efConstruction 128, ef 64, 32 candidates, f16, on the principal subspace. On the LFW-shaped synthetic
     /// gallery (README, "Galleries of millions"): at 1,000,000 identities x 2 photos, p99
     /// 3.7 ms, recall@1 0.973, decisions as exact on 99.5% (ef 112: 6.2 ms, 0.991, 99.9%);
     /// at 100,000 x 2, recall@1 0.999 from ef 32, where M 16 needed ef 128. M 32 costs 1.6x
@@ -112,6 +148,7 @@ impl Default for HnswConfig {
             expansion_search: 64,
             candidates: 32,
             precision: Precision::F16,
+            reduction: Reduction::Pca,
         }
     }
 }
@@ -141,17 +178,77 @@ impl HnswConfig {
     }
 }
 
+/// The orthonormal map from a gallery's vectors to its principal subspace.
+#[derive(Debug, Clone, PartialEq)]
+struct Projection {
+    mean: Vec<f32>,
+    /// `[k, dim]`, row-major, orthonormal rows.
+    basis: Vec<f32>,
+}
+
+impl Projection {
+    /// The subspace of `rows` (all `dim`-d) that holds [`PCA_VARIANCE`] of their variance;
+    /// None when that is (nearly) the whole space.
+    fn fit(rows: &[(u64, &[f32])], dim: usize) -> Option<Self> {
+        let step = rows.len().div_ceil(PCA_SAMPLE).max(1);
+        let x: Vec<f32> = rows
+            .iter()
+            .step_by(step)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        let n = x.len() / dim.max(1);
+        let pca = Pca::fit(&x, n, dim, dim);
+        let mut kept = 0.0;
+        let k = pca
+            .explained_ratio()
+            .iter()
+            .position(|r| {
+                kept += r;
+                kept >= PCA_VARIANCE
+            })?
+            .saturating_add(1)
+            .next_multiple_of(8);
+        if k >= dim {
+            return None;
+        }
+        Some(Self {
+            mean: pca.mean,
+            basis: pca.components[..k].concat(),
+        })
+    }
+
+    fn dim(&self) -> usize {
+        self.basis.len() / self.mean.len().max(1)
+    }
+
+    /// `v`'s coordinates in the subspace, written to `out`.
+    fn apply<'a>(&self, v: &[f32], out: &'a mut Vec<f32>) -> &'a [f32] {
+        out.clear();
+        out.extend(self.basis.chunks_exact(self.mean.len()).map(|w| {
+            v.iter()
+                .zip(&self.mean)
+                .zip(w)
+                .map(|((x, m), w)| (x - m) * w)
+                .sum::<f32>()
+        }));
+        out
+    }
+}
+
 /// The graph.
 pub struct Hnsw {
     index: usearch::Index,
+    /// The dimension of the vectors it is given.
     dim: usize,
     config: HnswConfig,
+    projection: Option<Projection>,
 }
 
 impl std::fmt::Debug for Hnsw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hnsw")
             .field("dim", &self.dim)
+            .field("graph_dim", &self.graph_dim())
             .field("len", &self.len())
             .field("config", &self.config)
             .finish()
@@ -195,6 +292,9 @@ pub struct Stamp {
 struct Header {
     format: u32,
     dim: usize,
+    /// The dimension of the graph's vectors: `dim`, or that of the principal subspace, whose
+    /// mean (`dim` f32) and basis (`graph_dim` x `dim` f32) follow the keys.
+    graph_dim: usize,
     config: HnswConfig,
     stamp: Stamp,
     keys: usize,
@@ -202,18 +302,28 @@ struct Header {
 }
 
 const MAGIC: &[u8; 10] = b"RECOGHNSW\n";
-const FORMAT: u32 = 1;
+/// 2: the principal subspace (format 1 graphs are rebuilt).
+const FORMAT: u32 = 2;
 const MAX_HEADER: usize = 1 << 20;
 
 impl Hnsw {
-    /// An empty graph for `dim`-d vectors.
+    /// An empty graph for `dim`-d vectors, on the full vectors: a projection needs the
+    /// photos to fit it on ([`Hnsw::build`]).
     pub fn new(dim: usize, config: &HnswConfig) -> Result<Self> {
+        Self::with_projection(dim, config, None)
+    }
+
+    fn with_projection(
+        dim: usize,
+        config: &HnswConfig,
+        projection: Option<Projection>,
+    ) -> Result<Self> {
         config.check()?;
         if dim == 0 {
             return Err(Error::InvalidArgument("HNSW: dimension 0".into()));
         }
         let opts = IndexOptions {
-            dimensions: dim,
+            dimensions: projection.as_ref().map_or(dim, Projection::dim),
             metric: MetricKind::L2sq,
             quantization: config.precision.scalar(),
             connectivity: config.connectivity,
@@ -229,19 +339,40 @@ impl Hnsw {
             index,
             dim,
             config: *config,
+            projection,
         })
     }
 
-    /// A graph of `rows` (key, vector), built on all cores.
+    /// A graph of `rows` (key, vector), built on all cores, on their principal subspace when
+    /// `config` asks for it and there are enough rows ([`Reduction::Pca`]).
     pub fn build(
         dim: usize,
         config: &HnswConfig,
         rows: &[(u64, &[f32])],
         progress: &dyn Progress,
     ) -> Result<Self> {
-        let h = Self::new(dim, config)?;
+        check_rows(rows, dim)?;
+        let projection = match config.reduction {
+            Reduction::Pca if rows.len() >= PCA_MIN_ROWS => Projection::fit(rows, dim),
+            _ => None,
+        };
+        let h = Self::with_projection(dim, config, projection)?;
         h.add_all(rows, progress)?;
         Ok(h)
+    }
+
+    /// The dimension of the vectors in the graph: the input's, or that of the principal
+    /// subspace the graph works on.
+    pub fn graph_dim(&self) -> usize {
+        self.projection.as_ref().map_or(self.dim, Projection::dim)
+    }
+
+    /// `v` as the graph holds it.
+    fn project<'a>(&self, v: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        match &self.projection {
+            Some(p) => p.apply(v, buf),
+            None => v,
+        }
     }
 
     /// Adds `rows` (key, vector) on all cores; keys must not be in the graph yet.
@@ -249,13 +380,7 @@ impl Hnsw {
         if rows.is_empty() {
             return Ok(());
         }
-        if let Some((k, v)) = rows.iter().find(|(_, v)| v.len() != self.dim) {
-            return Err(Error::Shape {
-                name: format!("HNSW vector of key {k}"),
-                expected: vec![self.dim],
-                got: vec![v.len()],
-            });
-        }
+        check_rows(rows, self.dim)?;
         let n = self.len().saturating_add(rows.len());
         let t = threads();
         self.index
@@ -267,9 +392,11 @@ impl Hnsw {
             let handles: Vec<_> = (0..t)
                 .map(|w| {
                     s.spawn(move || -> Result<()> {
+                        let mut buf = Vec::new();
                         // Interleaved blocks, so every thread inserts into the whole graph.
                         for block in rows.chunks(STEP).skip(w).step_by(t) {
                             for (k, v) in block {
+                                let v = self.project(v, &mut buf);
                                 self.index.add(*k, v).map_err(in_memory)?;
                             }
                             progress.inc(block.len() as u64);
@@ -323,9 +450,13 @@ impl Hnsw {
         &self.config
     }
 
-    /// Bytes held by the graph and its vectors.
+    /// Bytes held by the graph, its vectors and its projection.
     pub fn memory_bytes(&self) -> usize {
-        self.index.memory_usage()
+        let projection = self
+            .projection
+            .as_ref()
+            .map_or(0, |p| (p.mean.len() + p.basis.len()) * 4);
+        self.index.memory_usage() + projection
     }
 
     /// Keys of the (approximately) `count` nearest vectors to `query` (`dim` values),
@@ -338,6 +469,8 @@ impl Hnsw {
                 got: vec![query.len()],
             });
         }
+        let mut buf = Vec::new();
+        let query = self.project(query, &mut buf);
         Ok(self.index.search(query, count).map_err(in_memory)?.keys)
     }
 
@@ -351,16 +484,20 @@ impl Hnsw {
         };
         let mut blob = vec![0u8; self.index.serialized_length()];
         self.index.save_to_buffer(&mut blob).map_err(|e| err(&e))?;
-        let key_bytes: Vec<u8> = keys
+        let mut key_bytes: Vec<u8> = keys
             .iter()
             .flat_map(|(k, f)| k.to_le_bytes().into_iter().chain(f.to_le_bytes()))
             .collect();
+        if let Some(p) = &self.projection {
+            key_bytes.extend(p.mean.iter().chain(&p.basis).flat_map(|x| x.to_le_bytes()));
+        }
         let mut h = Sha256::new();
         h.update(&key_bytes);
         h.update(&blob);
         let header = Header {
             format: FORMAT,
             dim: self.dim,
+            graph_dim: self.graph_dim(),
             config: self.config,
             stamp: stamp.clone(),
             keys: keys.len(),
@@ -413,9 +550,23 @@ impl Hnsw {
                 header.format
             )));
         }
+        if header.graph_dim == 0 || header.graph_dim > header.dim {
+            return Err(bad(format!(
+                "graph of {}-d vectors for {}-d photos",
+                header.graph_dim, header.dim
+            )));
+        }
+        let floats = match header.graph_dim < header.dim {
+            true => header
+                .graph_dim
+                .checked_add(1)
+                .and_then(|r| r.checked_mul(header.dim)),
+            false => Some(0),
+        };
         let key_len = header
             .keys
             .checked_mul(16)
+            .and_then(|l| l.checked_add(floats?.checked_mul(4)?))
             .filter(|&l| l <= rest.len())
             .ok_or_else(|| bad(format!("{} keys do not fit in the file", header.keys)))?;
         let (key_bytes, blob) = rest.split_at(key_len);
@@ -426,18 +577,30 @@ impl Hnsw {
             return Err(bad("checksum mismatch (truncated or modified)".into()));
         }
         let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (key_bytes, projection) = key_bytes.split_at(header.keys * 16);
         let keys = key_bytes
             .chunks_exact(16)
             .map(|c| (word(&c[..8]), word(&c[8..])))
             .collect();
+        let projection = (!projection.is_empty()).then(|| {
+            let x: Vec<f32> = projection
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let (mean, basis) = x.split_at(header.dim);
+            Projection {
+                mean: mean.to_vec(),
+                basis: basis.to_vec(),
+            }
+        });
         let meta = usearch::Index::metadata_from_buffer(blob).map_err(|e| bad(e.to_string()))?;
-        if meta.dimensions != header.dim as u64 {
+        if meta.dimensions != header.graph_dim as u64 {
             return Err(bad(format!(
                 "graph of {}-d vectors, header says {}",
-                meta.dimensions, header.dim
+                meta.dimensions, header.graph_dim
             )));
         }
-        let g = Self::new(header.dim, &header.config)?;
+        let g = Self::with_projection(header.dim, &header.config, projection)?;
         g.index
             .load_from_buffer(blob)
             .map_err(|e| bad(e.to_string()))?;
@@ -445,6 +608,18 @@ impl Hnsw {
             .reserve_capacity_and_threads(g.len().max(16), threads().max(4))
             .map_err(|e| bad(e.to_string()))?;
         Ok((g, keys, header.stamp))
+    }
+}
+
+/// Every row `dim`-d.
+fn check_rows(rows: &[(u64, &[f32])], dim: usize) -> Result<()> {
+    match rows.iter().find(|(_, v)| v.len() != dim) {
+        Some((k, v)) => Err(Error::Shape {
+            name: format!("HNSW vector of key {k}"),
+            expected: vec![dim],
+            got: vec![v.len()],
+        }),
+        None => Ok(()),
     }
 }
 
@@ -521,6 +696,103 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("checksum"));
+    }
+
+    /// `n` rows of `dim`-d that lie, up to an offset, in a random `rank`-d subspace.
+    fn low_rank(n: usize, dim: usize, rank: usize) -> Vec<Vec<f32>> {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let basis: Vec<Vec<f32>> = (0..rank)
+            .map(|_| (0..dim).map(|_| r.random::<f32>() - 0.5).collect())
+            .collect();
+        let offset: Vec<f32> = (0..dim).map(|_| r.random::<f32>()).collect();
+        (0..n)
+            .map(|_| {
+                let c: Vec<f32> = (0..rank).map(|_| r.random::<f32>() - 0.5).collect();
+                (0..dim)
+                    .map(|j| offset[j] + c.iter().zip(&basis).map(|(c, b)| c * b[j]).sum::<f32>())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn view(k: &[(u64, Vec<f32>)]) -> Vec<(u64, &[f32])> {
+        k.iter().map(|(k, v)| (*k, v.as_slice())).collect()
+    }
+
+    fn nearest(rows: &[Vec<f32>], q: &[f32]) -> u64 {
+        let d = |v: &[f32]| v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
+        (0..rows.len())
+            .min_by(|&a, &b| d(&rows[a]).total_cmp(&d(&rows[b])))
+            .unwrap() as u64
+    }
+
+    /// A gallery in a 12-d subspace of 48-d: the graph works on 16-d coordinates (12 rounded
+    /// up to a multiple of 8), finds the exact nearest photo, and keeps its projection through
+    /// a save and load, and for photos added later.
+    #[test]
+    fn low_rank_gallery_is_searched_on_its_principal_subspace() {
+        let r = low_rank(PCA_MIN_ROWS + 50, 48, 12);
+        let (fit, later) = r.split_at(PCA_MIN_ROWS);
+        let keyed = |rows: &[Vec<f32>], from: usize| -> Vec<(u64, Vec<f32>)> {
+            rows.iter()
+                .enumerate()
+                .map(|(i, v)| ((from + i) as u64, v.clone()))
+                .collect()
+        };
+        let first = keyed(fit, 0);
+        let h = Hnsw::build(48, &HnswConfig::default(), &view(&first), &NoProgress).unwrap();
+        assert_eq!(h.graph_dim(), 16);
+        let second = keyed(later, PCA_MIN_ROWS);
+        h.add_all(&view(&second), &NoProgress).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.hnsw");
+        let stamp = Stamp {
+            metric: Distance::Euclidean,
+            model_sha256: String::new(),
+        };
+        h.save(&p, &[], &stamp).unwrap();
+        let (g, _, _) = Hnsw::load(&p).unwrap();
+        assert_eq!(g.graph_dim(), 16);
+        assert_eq!(g.memory_bytes(), h.memory_bytes());
+        // Probes: photos added before and after the fit, moved off the subspace a little.
+        for i in (0..r.len()).step_by(199) {
+            let q: Vec<f32> = r[i]
+                .iter()
+                .enumerate()
+                .map(|(j, x)| x + 1e-3 * (j % 3) as f32)
+                .collect();
+            let want = nearest(&r, &q);
+            assert_eq!(h.search(&q, 1).unwrap(), vec![want], "photo {i}");
+            assert_eq!(g.search(&q, 1).unwrap(), vec![want], "photo {i}, loaded");
+        }
+    }
+
+    #[test]
+    fn full_vectors_without_pca_or_enough_photos() {
+        let r = low_rank(PCA_MIN_ROWS, 24, 4);
+        let keyed: Vec<(u64, &[f32])> = r
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        let off = HnswConfig {
+            reduction: Reduction::Off,
+            ..HnswConfig::default()
+        };
+        let h = Hnsw::build(24, &off, &keyed, &NoProgress).unwrap();
+        assert_eq!(h.graph_dim(), 24);
+        let few = Hnsw::build(24, &HnswConfig::default(), &keyed[..500], &NoProgress).unwrap();
+        assert_eq!(few.graph_dim(), 24);
+        // Full-rank rows: the whole space is kept.
+        let full = rows(PCA_MIN_ROWS, 8);
+        let keyed: Vec<(u64, &[f32])> = full
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        let h = Hnsw::build(8, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
+        assert_eq!(h.graph_dim(), 8);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub mod store;
 
 pub use calibration::{calibrate, calibrate_rule, impostor_pairs, impostor_scores, Calibration};
 pub use decision::{identify, Acceptance, Match, Rule};
-pub use hnsw::{Hnsw, HnswConfig, IndexKind, Precision};
+pub use hnsw::{Hnsw, HnswConfig, IndexKind, Precision, Reduction};
 pub use index::{Index, ServerSearch};
 pub use recognize::{model_id, FaceAnswer, Recognized, Recognizer};
 pub use service::{ImageAnswer, Service};
