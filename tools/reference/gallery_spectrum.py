@@ -6,7 +6,9 @@ embeddings:
   - the between-person covariance (class means, less the within-person share each mean
     still carries), its eigenvalues in decreasing order;
   - the within-person covariance (pooled), as its variance along each of those directions;
-  - the norm of the global mean.
+  - the norm of the global mean;
+  - the share of the variance the leading principal components hold (how many dimensions
+    the HNSW graph's principal subspace keeps, recog::gallery::hnsw::PCA_VARIANCE).
 It prints the Rust constants in crates/recog/src/bench/gallery.rs (LFW_BETWEEN, LFW_WITHIN,
 LFW_MEAN_NORM), and the figures quoted there (rank, distances).
 
@@ -53,6 +55,11 @@ s = np.linalg.svd(x - x.mean(0), compute_uv=False)
 rank = int((s > s[0] * 1e-2).sum())
 keep = rank
 print(f"// {len(x)} photos of {len(people)} people; numerical rank {rank} of {x.shape[1]}")
+kept = np.cumsum(s**2) / (s**2).sum()
+print("// principal components for " + ", ".join(
+    f"{100 * f:g}%: {int(np.searchsorted(kept, f)) + 1}" for f in (0.9, 0.99, 0.999, 0.9999)))
+print("// variance held by the first " + ", ".join(
+    f"{k}: {100 * kept[k - 1]:.5f}%" for k in (32, 48, 56, 64, 80)))
 print(f"// trace between {val.sum():.4f}, within {within.trace():.4f} "
       f"(of it along the first {keep} between directions: {w_along[:keep].sum():.4f})")
 print(f"const LFW_MEAN_NORM: f32 = {np.linalg.norm(x.mean(0)):.4f};")
