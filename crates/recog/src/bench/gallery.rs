@@ -601,7 +601,12 @@ impl ValidGalleryBenchParams {
         let rows = index.rows();
         let keys: Vec<(u64, u64)> = rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
         let reuse = match Hnsw::load(&file) {
-            Ok((h, k, s)) if s == stamp && k == keys && *h.config() == p.hnsw => Some(h),
+            Ok((mut h, k, s))
+                if s == stamp && k == keys && h.config().builds_same_graph(&p.hnsw) =>
+            {
+                h.set_search(&p.hnsw)?;
+                Some(h)
+            }
             _ => None,
         };
         let (h, build_s) = match reuse {

@@ -165,6 +165,23 @@ impl HnswConfig {
         }
     }
 
+    /// Whether a graph built with `self` serves `other`: the same structure (M,
+    /// efConstruction, precision, reduction). ef and candidates are search-time settings, so
+    /// changing them never rebuilds a graph.
+    pub fn builds_same_graph(&self, other: &HnswConfig) -> bool {
+        (
+            self.connectivity,
+            self.expansion_add,
+            self.precision,
+            self.reduction,
+        ) == (
+            other.connectivity,
+            other.expansion_add,
+            other.precision,
+            other.reduction,
+        )
+    }
+
     /// Every field positive.
     pub fn check(&self) -> Result<()> {
         if self.connectivity < 2
@@ -425,6 +442,13 @@ impl Hnsw {
         self.index
             .change_expansion_search(ef.max(self.config.candidates));
         Ok(())
+    }
+
+    /// Takes the search-time settings (ef and candidates) of `config`.
+    pub fn set_search(&mut self, config: &HnswConfig) -> Result<()> {
+        config.check()?;
+        self.config.candidates = config.candidates;
+        self.set_expansion_search(config.expansion_search)
     }
 
     /// Removes a key; false if it was not there.

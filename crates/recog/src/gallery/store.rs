@@ -599,7 +599,10 @@ impl Gallery {
             return Ok(index);
         };
         let saved = match Hnsw::load(&path) {
-            Ok((h, keys, s)) if s == stamp && h.config() == config => Some((h, keys)),
+            Ok((mut h, keys, s)) if s == stamp && h.config().builds_same_graph(config) => {
+                h.set_search(config)?;
+                Some((h, keys))
+            }
             Ok(_) => {
                 progress.warn(&format!(
                     "{}: made for another metric, network or configuration; rebuilding",
@@ -850,6 +853,18 @@ mod tests {
         same_as_exact(&g, &w);
         assert!(g.hnsw_path().unwrap().exists());
         assert_eq!(w.0.lock().unwrap().as_slice(), ["start HNSW index 600"]);
+
+        // Regression: another ef or candidate count reused the file only after a rebuild.
+        let w = Warnings::default();
+        let other = HnswConfig {
+            expansion_search: 40,
+            candidates: 8,
+            ..cfg
+        };
+        let h = g.index_with(IndexKind::Hnsw, &other, &w).unwrap();
+        let got = h.hnsw().unwrap().config();
+        assert_eq!((got.expansion_search, got.candidates), (40, 8));
+        assert!(w.0.lock().unwrap().is_empty(), "{:?}", w.0.lock().unwrap());
 
         let w = Warnings::default();
         g.enroll_many(&m, &people(300..310, 8)).unwrap();
