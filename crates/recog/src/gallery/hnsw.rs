@@ -665,11 +665,7 @@ mod tests {
     #[test]
     fn saved_graph_loads_with_its_keys_and_stamp() {
         let r = rows(500, 8);
-        let keyed: Vec<(u64, &[f32])> = r
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as u64 * 3, v.as_slice()))
-            .collect();
+        let keyed = keyed(&r, 0, 3);
         let h = Hnsw::build(8, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.hnsw");
@@ -693,11 +689,7 @@ mod tests {
     #[test]
     fn truncated_or_altered_graph_files_are_refused() {
         let r = rows(200, 4);
-        let keyed: Vec<(u64, &[f32])> = r
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as u64, v.as_slice()))
-            .collect();
+        let keyed = keyed(&r, 0, 1);
         let h = Hnsw::build(4, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.hnsw");
@@ -742,8 +734,13 @@ mod tests {
             .collect()
     }
 
-    fn view(k: &[(u64, Vec<f32>)]) -> Vec<(u64, &[f32])> {
-        k.iter().map(|(k, v)| (*k, v.as_slice())).collect()
+    /// `rows` keyed `from`, `from + step`, ...
+    fn keyed(rows: &[Vec<f32>], from: u64, step: u64) -> Vec<(u64, &[f32])> {
+        (from..)
+            .step_by(step as usize)
+            .zip(rows)
+            .map(|(k, v)| (k, v.as_slice()))
+            .collect()
     }
 
     fn nearest(rows: &[Vec<f32>], q: &[f32]) -> u64 {
@@ -760,17 +757,10 @@ mod tests {
     fn low_rank_gallery_is_searched_on_its_principal_subspace() {
         let r = low_rank(PCA_MIN_ROWS + 50, 48, 12);
         let (fit, later) = r.split_at(PCA_MIN_ROWS);
-        let keyed = |rows: &[Vec<f32>], from: usize| -> Vec<(u64, Vec<f32>)> {
-            rows.iter()
-                .enumerate()
-                .map(|(i, v)| ((from + i) as u64, v.clone()))
-                .collect()
-        };
-        let first = keyed(fit, 0);
-        let h = Hnsw::build(48, &HnswConfig::default(), &view(&first), &NoProgress).unwrap();
+        let h = Hnsw::build(48, &HnswConfig::default(), &keyed(fit, 0, 1), &NoProgress).unwrap();
         assert_eq!(h.graph_dim(), 16);
-        let second = keyed(later, PCA_MIN_ROWS);
-        h.add_all(&view(&second), &NoProgress).unwrap();
+        h.add_all(&keyed(later, PCA_MIN_ROWS as u64, 1), &NoProgress)
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.hnsw");
         let stamp = Stamp {
@@ -811,27 +801,19 @@ mod tests {
     #[test]
     fn full_vectors_without_pca_or_enough_photos() {
         let r = low_rank(PCA_MIN_ROWS, 24, 4);
-        let keyed: Vec<(u64, &[f32])> = r
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as u64, v.as_slice()))
-            .collect();
+        let low = keyed(&r, 0, 1);
         let off = HnswConfig {
             reduction: Reduction::Off,
             ..HnswConfig::default()
         };
-        let h = Hnsw::build(24, &off, &keyed, &NoProgress).unwrap();
+        let h = Hnsw::build(24, &off, &low, &NoProgress).unwrap();
         assert_eq!(h.graph_dim(), 24);
-        let few = Hnsw::build(24, &HnswConfig::default(), &keyed[..500], &NoProgress).unwrap();
+        let few = Hnsw::build(24, &HnswConfig::default(), &low[..500], &NoProgress).unwrap();
         assert_eq!(few.graph_dim(), 24);
         // Full-rank rows: the whole space is kept.
-        let full = rows(PCA_MIN_ROWS, 8);
-        let keyed: Vec<(u64, &[f32])> = full
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as u64, v.as_slice()))
-            .collect();
-        let h = Hnsw::build(8, &HnswConfig::default(), &keyed, &NoProgress).unwrap();
+        let r8 = rows(PCA_MIN_ROWS, 8);
+        let full = keyed(&r8, 0, 1);
+        let h = Hnsw::build(8, &HnswConfig::default(), &full, &NoProgress).unwrap();
         assert_eq!(h.graph_dim(), 8);
     }
 
