@@ -26,6 +26,18 @@ extra() {
         tflite) ls "${RECOG_MODEL_PATH:-/nonexistent}"/mobilefacenet/*.tflite 2>/dev/null ;;
     esac
 }
+# Whether a run reached a plateau, from its own log: libFuzzer's `cov` at half of the
+# executions and at the end, and how far into the run (share of executions) the last new
+# coverage came. Printed here so that no later run's log is needed to judge it.
+plateau() {
+    awk '/^#[0-9]+/ { n = substr($1, 2) + 0; for (i = 2; i < NF; i++) if ($i == "cov:") c = $(i + 1) + 0;
+            execs[++k] = n; cov[k] = c }
+         END { if (k == 0) { print "  plateau: no status lines"; exit }
+            total = execs[k]; half = cov[1]; last = execs[1];
+            for (i = 1; i <= k; i++) { if (execs[i] <= total / 2) half = cov[i]; if (cov[i] > cov[i - 1] || i == 1) last = execs[i] }
+            printf "  coverage at half %d -> end %d; last new coverage at #%d (%.0f%% of the run)\n",
+                half, cov[k], last, total ? 100 * last / total : 0 }' "$1"
+}
 LIMIT="-max_total_time=$SECONDS_EACH"
 [ -n "${FUZZ_RUNS:-}" ] && LIMIT="-runs=$FUZZ_RUNS -seed=1"
 failed=0
@@ -39,6 +51,7 @@ for t in $TARGETS; do
     rc=$?
     echo "$t rc=$rc $(grep -E '^#[0-9]+' "fuzz/artifacts/$t.log" | tail -1)"
     grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "fuzz/artifacts/$t.log" | tr '\n' ' '; echo
+    plateau "fuzz/artifacts/$t.log"
     if [ "$rc" != 0 ]; then
         failed=1
         grep -E 'ERROR|panicked|Test unit written' "fuzz/artifacts/$t.log" | head -5

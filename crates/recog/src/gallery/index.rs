@@ -254,6 +254,128 @@ impl Index {
         Ok(self.with_hnsw(h))
     }
 
+    /// Brings one person's rows in line with `rows`, their (key, embedding) pairs as the
+    /// gallery now holds them: rows the gallery no longer has are dropped (from the graph
+    /// too), new ones added, so an enrolment or a removal costs about one pass over memory
+    /// instead of re-reading the whole gallery and its graph. Returns `false`, changing
+    /// nothing, where the change cannot be made in place: a server-side index, an empty
+    /// index, a graph shared with a clone, or a new key that another person's row holds
+    /// (the gallery changed elsewhere); the caller then reads the gallery again.
+    pub fn sync_person(&mut self, name: &str, rows: &[(u64, Vec<f32>)]) -> Result<bool> {
+        if self.server.is_some() || self.is_empty() {
+            return Ok(false);
+        }
+        for (_, v) in rows {
+            if v.len() != self.dim {
+                return Err(Error::Shape {
+                    name: format!("gallery embedding of {name}"),
+                    expected: vec![self.dim],
+                    got: vec![v.len()],
+                });
+            }
+        }
+        let stored: Vec<(u64, Vec<f32>)> = rows
+            .iter()
+            .map(|(k, v)| {
+                let v = match self.metric {
+                    Distance::Cosine => normalized(v),
+                    Distance::Euclidean | Distance::SquaredEuclidean => v.clone(),
+                };
+                (*k, v)
+            })
+            .collect();
+        let id = self.names.iter().position(|n| n == name);
+        let wanted: std::collections::HashMap<u64, &[f32]> =
+            stored.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        // This person's rows whose key is gone, or now names another vector.
+        let stale: Vec<usize> = match id {
+            Some(id) => (0..self.len())
+                .filter(|&r| self.owner[r] as usize == id)
+                .filter(|&r| wanted.get(&self.keys[r]) != Some(&self.row(r)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let kept = |k: u64| match (id, self.keys.binary_search(&k)) {
+            (Some(id), Ok(r)) => self.owner[r] as usize == id && !stale.contains(&r),
+            _ => false,
+        };
+        let added: Vec<&(u64, Vec<f32>)> = stored.iter().filter(|(k, _)| !kept(*k)).collect();
+        if added.iter().any(|(k, _)| {
+            self.keys
+                .binary_search(k)
+                .is_ok_and(|r| Some(self.owner[r] as usize) != id)
+        }) {
+            return Ok(false);
+        }
+        if stale.is_empty() && added.is_empty() {
+            return Ok(true);
+        }
+        let graph = match &mut self.hnsw {
+            Some(h) => match Arc::get_mut(h) {
+                Some(h) => Some(&*h),
+                None => return Ok(false),
+            },
+            None => None,
+        };
+        if let Some(h) = graph {
+            for &r in &stale {
+                h.remove(self.keys[r])?;
+            }
+            let new: Vec<(u64, &[f32])> = added.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            h.add_all(&new, &crate::NoProgress)?;
+        }
+        self.drop_rows(&stale);
+        let id = match self.names.iter().position(|n| n == name) {
+            Some(id) => id,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        };
+        for (k, v) in added {
+            let r = self.keys.partition_point(|&x| x < *k);
+            self.keys.insert(r, *k);
+            self.owner.insert(r, id as u32);
+            self.data
+                .splice(r * self.dim..r * self.dim, v.iter().copied());
+        }
+        // A person left with no photo is no longer one of the people.
+        if !self.owner.iter().any(|&o| o as usize == id) {
+            self.names.remove(id);
+            for o in &mut self.owner {
+                if *o as usize > id {
+                    *o -= 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes the rows `stale` (ascending) from the matrix, keys and owners.
+    fn drop_rows(&mut self, stale: &[usize]) {
+        if stale.is_empty() {
+            return;
+        }
+        let d = self.dim;
+        let mut next = stale.iter().peekable();
+        let mut w = 0;
+        for r in 0..self.keys.len() {
+            if next.peek() == Some(&&r) {
+                next.next();
+                continue;
+            }
+            if w != r {
+                self.keys[w] = self.keys[r];
+                self.owner[w] = self.owner[r];
+                self.data.copy_within(r * d..(r + 1) * d, w * d);
+            }
+            w += 1;
+        }
+        self.keys.truncate(w);
+        self.owner.truncate(w);
+        self.data.truncate(w * d);
+    }
+
     /// Every row as (key, stored vector): normalised for the cosine metric, as searched.
     pub fn rows(&self) -> Vec<(u64, &[f32])> {
         self.keys
@@ -484,6 +606,108 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// A gallery's (key, person, embedding) rows as SQLite keeps them, for the model below.
+    type Rows = Vec<(u64, String, Vec<f32>)>;
+
+    /// What [`Index::sync_person`] is given: one person's rows.
+    fn of(rows: &Rows, name: &str) -> Vec<(u64, Vec<f32>)> {
+        rows.iter()
+            .filter(|(_, n, _)| n == name)
+            .map(|(k, _, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Enrolments and removals applied in place give the index a fresh read of the
+        /// gallery would: the same keys, matrix, owners and people, the same answers, and
+        /// a graph holding exactly the rows. New photos take SQLite's rowid (the largest
+        /// plus one), so a removed last photo's id comes back under another person.
+        #[test]
+        fn an_index_kept_in_place_equals_a_fresh_read(
+            ops in proptest::collection::vec((0u8..6, 0usize..4), 1..24),
+            cosine in proptest::bool::ANY,
+            graph in proptest::bool::ANY,
+        ) {
+            let metric = if cosine { Distance::Cosine } else { Distance::Euclidean };
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(ops.len() as u64);
+            let mut vector = || -> Vec<f32> { (0..6).map(|_| r.random_range(-1.0f32..1.0)).collect() };
+            let mut rows: Rows = (0..5).map(|k| (k, format!("p{}", k % 2), vector())).collect();
+            let mut idx = Index::keyed(&rows, metric).unwrap();
+            if graph {
+                let config = HnswConfig { reduction: super::super::hnsw::Reduction::Off, ..HnswConfig::default() };
+                idx = idx.build_hnsw(&config, &crate::NoProgress).unwrap();
+            }
+            for (person, photos) in ops {
+                let name = format!("p{person}");
+                if photos == 0 {
+                    rows.retain(|(_, n, _)| *n != name);
+                } else {
+                    for _ in 0..photos {
+                        let key = rows.iter().map(|(k, _, _)| k + 1).max().unwrap_or(0);
+                        rows.push((key, name.clone(), vector()));
+                    }
+                }
+                let was_empty = idx.is_empty();
+                let in_place = idx.sync_person(&name, &of(&rows, &name)).unwrap();
+                if was_empty {
+                    // Nothing to build on: the caller reads the gallery afresh.
+                    proptest::prop_assert!(!in_place);
+                    break;
+                }
+                proptest::prop_assert!(in_place);
+                let fresh = Index::keyed(&rows, metric).unwrap();
+                proptest::prop_assert_eq!(&idx.keys, &fresh.keys);
+                proptest::prop_assert_eq!(&idx.data, &fresh.data);
+                proptest::prop_assert_eq!(idx.people(), fresh.people());
+                let owners = |i: &Index| i.owner.iter().map(|&o| i.names[o as usize].clone()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(owners(&idx), owners(&fresh));
+                if let Some(h) = idx.hnsw() {
+                    proptest::prop_assert_eq!(h.len(), rows.len());
+                    proptest::prop_assert!(rows.iter().all(|(k, _, _)| h.contains(*k)));
+                }
+                for (_, _, v) in rows.iter().step_by(3) {
+                    let (a, b) = (idx.search(v, 0.5).unwrap(), fresh.search(v, 0.5).unwrap());
+                    proptest::prop_assert_eq!((a.nearest, a.distance, a.runner_up), (b.nearest, b.distance, b.runner_up));
+                }
+            }
+        }
+    }
+
+    /// The in-place update refuses, changing nothing, what only a fresh read can get right:
+    /// a new key that another person's row holds (the gallery changed elsewhere), a graph
+    /// shared with a clone, a server-side or empty index; and a wrong dimension is an error.
+    #[test]
+    fn an_index_not_kept_in_place_when_the_gallery_changed_elsewhere() {
+        let rows: Rows = (0..4)
+            .map(|k| (k, format!("p{}", k % 2), vec![k as f32; 3]))
+            .collect();
+        let mut idx = Index::keyed(&rows, Distance::Euclidean).unwrap();
+        let before = idx.clone();
+        // Key 1 is p1's; p0 cannot take it without p1's row going first.
+        assert!(!idx
+            .sync_person(
+                "p0",
+                &[(0, vec![0.0; 3]), (1, vec![9.0; 3]), (2, vec![2.0; 3])]
+            )
+            .unwrap());
+        assert_eq!((&idx.keys, &idx.data), (&before.keys, &before.data));
+        let err = idx.sync_person("p0", &[(9, vec![0.0; 2])]).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }), "{err}");
+        let config = HnswConfig {
+            reduction: super::super::hnsw::Reduction::Off,
+            ..HnswConfig::default()
+        };
+        let mut shared = idx.build_hnsw(&config, &crate::NoProgress).unwrap();
+        let clone = shared.clone();
+        assert!(!shared.sync_person("p2", &[(7, vec![7.0; 3])]).unwrap());
+        drop(clone);
+        assert!(shared.sync_person("p2", &[(7, vec![7.0; 3])]).unwrap());
+        assert_eq!(shared.hnsw().unwrap().len(), 5);
+        let mut empty = Index::keyed(&[], Distance::Euclidean).unwrap();
+        assert!(!empty.sync_person("p0", &[(0, vec![0.0; 3])]).unwrap());
     }
 
     /// Against the naive per-person minimum with a hash map (`gallery::identify`), with

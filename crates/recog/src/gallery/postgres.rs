@@ -405,6 +405,17 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn person_embeddings(&self, name: &str) -> Result<Vec<(u64, Vec<f32>)>> {
+        let rows = self
+            .client()
+            .query("SELECT e.photo_id, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id WHERE p.name = $1 ORDER BY e.photo_id", &[&name])
+            .map_err(|e| self.pg(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vector>(1).to_vec()))
+            .collect())
+    }
+
     fn photos(&self) -> Result<Vec<PhotoRow>> {
         let rows = self
             .client()

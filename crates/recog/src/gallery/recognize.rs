@@ -151,6 +151,8 @@ pub struct Recognizer {
     acceptance: Acceptance,
     fixed_threshold: Option<f32>,
     index_kind: IndexKind,
+    /// The gallery's [`Gallery::foreign_version`] when the index was last read whole.
+    read_at: Option<u64>,
 }
 
 impl Recognizer {
@@ -159,6 +161,7 @@ impl Recognizer {
     /// rule, else the model's verification distance ([`crate::face::Embedder::verification_distance`]).
     pub fn new(pipeline: FacePipeline, gallery: &Gallery, threshold: Option<f32>) -> Result<Self> {
         gallery.check_model(&model_id(&pipeline))?;
+        let read_at = gallery.foreign_version()?;
         let (index, acceptance) = read(gallery, &pipeline, threshold, IndexKind::Auto)?;
         Ok(Self {
             pipeline,
@@ -166,6 +169,7 @@ impl Recognizer {
             acceptance,
             fixed_threshold: threshold,
             index_kind: IndexKind::Auto,
+            read_at,
         })
     }
 
@@ -179,14 +183,36 @@ impl Recognizer {
         Ok(())
     }
 
-    /// Re-reads the gallery (after an enrolment or a removal).
+    /// Re-reads the whole gallery: its index and its decision rule.
     pub fn reload(&mut self, gallery: &Gallery) -> Result<()> {
+        // Read before the data, so that a commit made in between forces the next re-read.
+        self.read_at = gallery.foreign_version()?;
         (self.index, self.acceptance) = read(
             gallery,
             &self.pipeline,
             self.fixed_threshold,
             self.index_kind,
         )?;
+        Ok(())
+    }
+
+    /// Brings the index up to date after this process enrolled or removed photos of
+    /// `person` through `gallery`: only that person's rows are read and changed
+    /// ([`Index::sync_person`]). The whole gallery is read again instead when another
+    /// connection has written to it since it was last read (SQLite's `data_version`; always
+    /// on a backend that cannot tell), when the index cannot change in place, or when the
+    /// gallery's size moves it across [`IndexKind::Auto`]'s exact/graph boundary.
+    pub fn refresh(&mut self, gallery: &Gallery, person: &str) -> Result<()> {
+        let version = gallery.foreign_version()?;
+        let in_place = version.is_some()
+            && version == self.read_at
+            && self
+                .index
+                .sync_person(person, &gallery.person_embeddings(person)?)?
+            && self.index_kind.uses_graph(self.index.len()) == self.index.hnsw().is_some();
+        if !in_place {
+            self.reload(gallery)?;
+        }
         Ok(())
     }
 

@@ -135,7 +135,7 @@ impl Service {
         let n = self
             .gallery
             .enroll(&name, &self.model, std::slice::from_ref(&photo))?;
-        self.recognizer.reload(&self.gallery)?;
+        self.recognizer.refresh(&self.gallery, &name)?;
         Ok(n)
     }
 
@@ -147,7 +147,9 @@ impl Service {
     /// Removes a person; false when nobody has that name.
     pub fn remove(&mut self, name: &str) -> Result<bool> {
         let removed = self.gallery.remove(name)?;
-        self.recognizer.reload(&self.gallery)?;
+        if removed {
+            self.recognizer.refresh(&self.gallery, name)?;
+        }
         Ok(removed)
     }
 

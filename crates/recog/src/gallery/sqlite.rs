@@ -331,6 +331,30 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn person_embeddings(&self, name: &str) -> Result<Vec<(u64, Vec<f32>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT e.photo_id, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id JOIN people p ON p.id = ph.person_id WHERE p.name = ?1 ORDER BY e.photo_id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([name], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    from_blob(&r.get::<_, Vec<u8>>(1)?),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn foreign_version(&self) -> Result<Option<u64>> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .map(|v| Some(v as u64))
+            .map_err(|e| self.err(e))
+    }
+
     fn photos(&self) -> Result<Vec<PhotoRow>> {
         let mut st = self
             .conn

@@ -271,6 +271,14 @@ pub trait Store: Send {
     fn thumbnail(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Every embedding keyed by its photo id (ascending), with its person's name.
     fn keyed_embeddings(&self) -> Result<Vec<(u64, String, Vec<f32>)>>;
+    /// One person's embeddings keyed by photo id (ascending); empty for nobody by that name.
+    fn person_embeddings(&self, name: &str) -> Result<Vec<(u64, Vec<f32>)>>;
+    /// A number that changes whenever *another* connection commits a change (SQLite's
+    /// `data_version`), so that an index kept up to date with this connection's own writes
+    /// knows when it must re-read everything; `None` when the backend cannot tell.
+    fn foreign_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// Every photo with its embedding, by person name then photo id.
     fn photos(&self) -> Result<Vec<PhotoRow>>;
     /// Checks the stored data (see [`CheckReport`]). Reads only.
@@ -556,6 +564,17 @@ impl Gallery {
     /// Every stored embedding keyed by its photo id (ascending), with its person's name.
     pub fn keyed_embeddings(&self) -> Result<Vec<(u64, String, Vec<f32>)>> {
         self.store.keyed_embeddings()
+    }
+
+    /// One person's embeddings keyed by photo id (ascending): what
+    /// [`Index::sync_person`] needs after that person's enrolment or removal.
+    pub fn person_embeddings(&self, name: &str) -> Result<Vec<(u64, Vec<f32>)>> {
+        self.store.person_embeddings(name)
+    }
+
+    /// See [`Store::foreign_version`].
+    pub fn foreign_version(&self) -> Result<Option<u64>> {
+        self.store.foreign_version()
     }
 
     /// Where an SQLite gallery's HNSW graph is kept: `<db>.hnsw` beside the database
@@ -1130,6 +1149,69 @@ mod tests {
         assert_eq!(g2.import(&x).unwrap(), 3);
         assert_eq!(g2.list().unwrap().len(), 2);
         assert_eq!(g2.export().unwrap().people, x.people);
+    }
+
+    on_both!(an_index_follows_its_own_writes_in_place: index_follows_own_writes_sqlite, index_follows_own_writes_postgres);
+    /// What the server does after each enrolment and removal: one person's rows read back
+    /// ([`Gallery::person_embeddings`]) and applied in place give the index a fresh read
+    /// gives, through enrolments, a second enrolment of the same person, a removal and a
+    /// removed last photo's id coming back. SQLite's `data_version` moves only when another
+    /// connection writes, which is what tells the server to re-read everything instead.
+    fn an_index_follows_its_own_writes_in_place(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(mut g) = fresh(b, dir.path(), "ifow") else {
+            return;
+        };
+        let m = model(8);
+        g.enroll_many(&m, &people(0..40, 8)).unwrap();
+        let mut idx = g
+            .index_with(IndexKind::Exact, &HnswConfig::default(), &crate::NoProgress)
+            .unwrap();
+        let version = g.foreign_version().unwrap();
+        let mut step = |g: &mut Gallery, name: &str| {
+            assert!(idx
+                .sync_person(name, &g.person_embeddings(name).unwrap())
+                .unwrap());
+            let fresh = g
+                .index_with(IndexKind::Exact, &HnswConfig::default(), &crate::NoProgress)
+                .unwrap();
+            assert_eq!(idx.keys(), fresh.keys());
+            assert_eq!(idx.rows(), fresh.rows());
+            assert_eq!(idx.people(), fresh.people());
+            for (_, _, v) in g.keyed_embeddings().unwrap().iter().step_by(5) {
+                let (a, b) = (idx.search(v, 0.5).unwrap(), fresh.search(v, 0.5).unwrap());
+                assert_eq!(
+                    (a.nearest, a.distance, a.runner_up),
+                    (b.nearest, b.distance, b.runner_up)
+                );
+            }
+        };
+        g.enroll_many(&m, &people(40..41, 8)).unwrap();
+        step(&mut g, "p0040");
+        let more = people(41..42, 8).remove(0).1;
+        g.enroll("p0040", &m, &more).unwrap();
+        step(&mut g, "p0040");
+        assert!(g.remove("p0007").unwrap());
+        step(&mut g, "p0007");
+        assert!(g.remove("p0040").unwrap());
+        step(&mut g, "p0040");
+        g.enroll_many(&m, &people(50..51, 8)).unwrap();
+        step(&mut g, "p0050");
+        assert_eq!(g.person_embeddings("nobody").unwrap(), vec![]);
+        match b {
+            Backend::Sqlite => {
+                assert!(version.is_some());
+                assert_eq!(g.foreign_version().unwrap(), version, "own writes");
+                let mut other = Gallery::open(&dir.path().join("ifow.sqlite")).unwrap();
+                other.enroll_many(&m, &people(60..61, 8)).unwrap();
+                assert_ne!(
+                    g.foreign_version().unwrap(),
+                    version,
+                    "another connection's write"
+                );
+            }
+            Backend::Postgres => assert_eq!(version, None),
+        }
     }
 
     on_both!(another_model_is_refused_and_a_failed_enrolment_leaves_nothing: another_model_refused_sqlite, another_model_refused_postgres);
