@@ -25,7 +25,8 @@
 //! assert!(h.points[0].recall_at_1 > 0.9);
 //! ```
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -161,6 +162,13 @@ impl GalleryBenchParams {
                 self.spread
             )));
         }
+        if u32::try_from(self.people).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "{} identities: at most {}",
+                self.people,
+                u32::MAX
+            )));
+        }
         self.people
             .checked_mul(self.per_person)
             .and_then(|n| n.checked_mul(self.dim))
@@ -228,8 +236,11 @@ pub struct HnswPoint {
 pub struct HnswReport {
     /// The graph's parameters (`expansion_search`: the first point's).
     pub config: HnswConfig,
-    /// Building it on all cores, s; `None` when read from `graph`.
+    /// Building it on all cores, s: this run's part when it went on from a graph file
+    /// holding `rows_before` photos; `None` when the file held the whole gallery.
     pub build_s: Option<f64>,
+    /// Photos the graph file already held ([`ValidGalleryBenchParams::build_graph`]).
+    pub rows_before: usize,
     /// Dimension of the graph's vectors (below the gallery's under [`crate::gallery::Reduction::Pca`]).
     pub graph_dim: usize,
     /// Graph and its vectors, bytes.
@@ -243,6 +254,66 @@ pub struct HnswReport {
     /// One point per ef.
     pub points: Vec<HnswPoint>,
 }
+
+/// What [`ValidGalleryBenchParams::build_graph`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphBuild {
+    /// The graph file.
+    pub file: std::path::PathBuf,
+    /// Photos in the gallery.
+    pub photos: usize,
+    /// Photos the file held before.
+    pub rows_before: usize,
+    /// Photos it holds now: the gallery's when the build is complete.
+    pub rows: usize,
+    /// This call's building, s; `None` when the file was complete already.
+    pub build_s: Option<f64>,
+}
+
+impl GraphBuild {
+    /// Whether the graph holds the whole gallery.
+    pub fn is_complete(&self) -> bool {
+        self.rows == self.photos
+    }
+}
+
+impl std::fmt::Display for GraphBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "graph {}: {} of {} photos (held {} before",
+            self.file.display(),
+            self.rows,
+            self.photos,
+            self.rows_before
+        )?;
+        match self.build_s {
+            Some(s) => write!(f, "; {s:.0} s of building this run)")?,
+            None => write!(f, ")")?,
+        }
+        if !self.is_complete() {
+            write!(f, "; run the same command again to go on")?;
+        }
+        Ok(())
+    }
+}
+
+/// A graph read from its file or started, and grown.
+struct Grown {
+    graph: Hnsw,
+    rows_before: usize,
+    build_s: Option<f64>,
+    /// (key, fingerprint) of the rows in the graph.
+    keys: Vec<(u64, u64)>,
+}
+
+/// The name of identity `i`.
+fn name(i: usize) -> String {
+    format!("id{i:08}")
+}
+
+/// Seeds the genuine probes' choice of people, apart from the gallery's own stream.
+const PROBE_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// pgvector's figures on the same gallery, against the exact search.
 #[derive(Debug, Clone, Serialize)]
@@ -417,6 +488,138 @@ impl Synthetic {
 }
 
 impl ValidGalleryBenchParams {
+    /// The gallery as an index over its rows (row `r` a photo of identity `r / per_person`),
+    /// drawn from `rng`, with the identity vectors of `keep` (the genuine probes' people):
+    /// only those are held, so that 10 million identities need the matrix once.
+    fn generate(
+        &self,
+        rng: &mut ChaCha8Rng,
+        syn: &Synthetic,
+        keep: &[usize],
+        progress: &dyn Progress,
+    ) -> Result<(Index, HashMap<usize, Vec<f32>>)> {
+        let p = &self.0;
+        let d = p.dim;
+        let n = p.people * p.per_person;
+        let wanted: std::collections::HashSet<usize> = keep.iter().copied().collect();
+        let mut kept = HashMap::with_capacity(wanted.len());
+        progress.start("generating the gallery", p.people as u64);
+        let mut data = vec![0f32; n * d];
+        for i in 0..p.people {
+            let c = syn.identity(rng);
+            for j in 0..p.per_person {
+                let row = i * p.per_person + j;
+                syn.photo(&c, rng, &mut data[row * d..(row + 1) * d]);
+            }
+            if wanted.contains(&i) {
+                kept.insert(i, c);
+            }
+            if i % 4096 == 4095 {
+                progress.inc(4096);
+            }
+        }
+        progress.finish();
+        let names: Vec<String> = (0..p.people).map(name).collect();
+        let owner = (0..n).map(|r| (r / p.per_person) as u32).collect();
+        let index = Index::from_matrix(data, d, names, owner, Distance::Euclidean)?;
+        Ok((index, kept))
+    }
+
+    /// Generates the gallery and builds its graph into [`GalleryBenchParams::graph`] for at
+    /// most `budget`, continuing what an earlier call left there; saves what it has either
+    /// way. A graph too long to build in one sitting (10 million photos take hours on 2
+    /// cores) is built over several; [`ValidGalleryBenchParams::run`] then reads it whole.
+    pub fn build_graph(&self, budget: Duration, progress: &dyn Progress) -> Result<GraphBuild> {
+        let p = &self.0;
+        let file = p.graph.clone().ok_or_else(|| {
+            Error::InvalidArgument("a graph built in parts needs a file to keep it in".into())
+        })?;
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let syn = Synthetic::new(p, &mut rng);
+        let (index, _) = self.generate(&mut rng, &syn, &[], progress)?;
+        let deadline = Instant::now() + budget;
+        let grown = self.grow(&index, &file, Some(deadline), progress)?;
+        if grown.build_s.is_some() {
+            grown.graph.save(&file, &grown.keys, &self.stamp())?;
+        }
+        Ok(GraphBuild {
+            file,
+            photos: index.len(),
+            rows_before: grown.rows_before,
+            rows: grown.graph.len(),
+            build_s: grown.build_s,
+        })
+    }
+
+    /// Reads the graph file when it holds this gallery (whole, or its first rows from a
+    /// [`ValidGalleryBenchParams::build_graph`] cut short), else starts a graph; adds the
+    /// missing rows until `deadline`. Saving is the caller's.
+    fn grow(
+        &self,
+        index: &Index,
+        file: &std::path::Path,
+        deadline: Option<Instant>,
+        progress: &dyn Progress,
+    ) -> Result<Grown> {
+        let p = &self.0;
+        let stamp = self.stamp();
+        let rows = index.rows();
+        let keys: Vec<(u64, u64)> = rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
+        let (graph, rows_before) = match Hnsw::load(file) {
+            Ok((mut h, k, s))
+                if s == stamp
+                    && k.len() <= keys.len()
+                    && k[..] == keys[..k.len()]
+                    && h.len() == k.len()
+                    && h.config().builds_same_graph(&p.hnsw) =>
+            {
+                h.set_search(&p.hnsw)?;
+                (h, k.len())
+            }
+            _ => (Hnsw::fitted(index.dim(), &p.hnsw, &rows)?, 0),
+        };
+        if rows_before == rows.len() {
+            return Ok(Grown {
+                graph,
+                rows_before,
+                build_s: None,
+                keys,
+            });
+        }
+        // Parts small enough to stop near the deadline, large enough to keep both cores
+        // busy; at least one part per call, so that every call gets somewhere.
+        let part = (rows.len() / 16).clamp(1024, 65_536);
+        let t = Instant::now();
+        let mut done = rows_before;
+        progress.start("HNSW index", (rows.len() - rows_before) as u64);
+        loop {
+            let end = (done + part).min(rows.len());
+            graph.add_all(&rows[done..end], &crate::NoProgress)?;
+            progress.inc((end - done) as u64);
+            done = end;
+            if done == rows.len() || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        progress.finish();
+        let build_s = Some(t.elapsed().as_secs_f64());
+        let mut keys = keys;
+        keys.truncate(done);
+        Ok(Grown {
+            graph,
+            rows_before,
+            build_s,
+            keys,
+        })
+    }
+
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            metric: Distance::Euclidean,
+            model_sha256: format!("synthetic {}", self.gallery_id()),
+        }
+    }
+
     /// Generates the gallery, calibrates, times both searches and compares their answers.
     pub fn run(&self, progress: &dyn Progress) -> Result<GalleryBenchReport> {
         let p = &self.0;
@@ -425,36 +628,19 @@ impl ValidGalleryBenchParams {
         let syn = Synthetic::new(p, &mut rng);
         let t = Instant::now();
         let n = p.people * p.per_person;
-        progress.start("generating the gallery", p.people as u64);
-        let mut identities = Vec::with_capacity(p.people * d);
-        let mut data = vec![0f32; n * d];
-        for i in 0..p.people {
-            let c = syn.identity(&mut rng);
-            for j in 0..p.per_person {
-                let row = i * p.per_person + j;
-                syn.photo(&c, &mut rng, &mut data[row * d..(row + 1) * d]);
-            }
-            identities.extend(c);
-            if i % 4096 == 4095 {
-                progress.inc(4096);
-            }
-        }
-        progress.finish();
-        let names: Vec<String> = (0..p.people).map(|i| format!("id{i:08}")).collect();
-        let index = Index::from_rows(
-            n,
-            (0..n).map(|r| {
-                (
-                    r as u64,
-                    names[r / p.per_person].as_str(),
-                    &data[r * d..(r + 1) * d],
-                )
-            }),
-            Distance::Euclidean,
-        )?;
+        // Probes: genuine (new photos of enrolled identities), then strangers; and strangers
+        // for the calibration. The genuine probes' people are drawn first, from a stream of
+        // their own, so that only their identity vectors need keeping.
+        let genuine = p.probes / 2;
+        let strangers = p.probes - genuine;
+        let calibration = strangers.div_ceil(2).max(100);
+        let mut pick = ChaCha8Rng::seed_from_u64(p.seed ^ PROBE_STREAM);
+        let who: Vec<usize> = (0..genuine)
+            .map(|_| pick.random_range(0..p.people))
+            .collect();
+        let (index, identities) = self.generate(&mut rng, &syn, &who, progress)?;
         let generate_s = t.elapsed().as_secs_f64();
-        let identity = |i: usize| &identities[i * d..(i + 1) * d];
-        let row = |r: usize| &data[r * d..(r + 1) * d];
+        let row = |r: usize| index.row_at(r);
         // Distances, from pairs of rows.
         let pairs = 2_000.min(n);
         let (mut same, mut other) = (Vec::new(), Vec::new());
@@ -470,17 +656,12 @@ impl ValidGalleryBenchParams {
                 same.push(l2(row(x), row(y)));
             }
         }
-        // Probes: genuine (new photos of enrolled identities), then strangers; and strangers
-        // for the calibration.
-        let genuine = p.probes / 2;
-        let strangers = p.probes - genuine;
-        let calibration = strangers.div_ceil(2).max(100);
         let mut probes: Vec<(Option<usize>, Vec<f32>)> = Vec::with_capacity(p.probes);
         let mut buf = vec![0f32; d];
         for k in 0..p.probes + calibration {
-            let who = (k < genuine).then(|| rng.random_range(0..p.people));
-            match who {
-                Some(i) => syn.photo(identity(i), &mut rng, &mut buf),
+            let who = who.get(k).copied();
+            match who.and_then(|i| identities.get(&i)) {
+                Some(c) => syn.photo(c, &mut rng, &mut buf),
                 None => {
                     let c = syn.identity(&mut rng);
                     syn.photo(&c, &mut rng, &mut buf);
@@ -516,7 +697,7 @@ impl ValidGalleryBenchParams {
             .iter()
             .zip(&exact)
             .filter(|((who, _), m)| {
-                who.is_some_and(|i| m.name.as_deref() == Some(names[i].as_str()))
+                who.is_some_and(|i| m.name.as_deref() == Some(name(i).as_str()))
             })
             .count();
         let stranger_accepts = probes
@@ -529,8 +710,7 @@ impl ValidGalleryBenchParams {
         let pgvector = match &p.postgres {
             Some(url) => Some(self.pgvector(
                 url,
-                &names,
-                &data,
+                &index,
                 &probes,
                 &exact,
                 &acceptance,
@@ -539,7 +719,6 @@ impl ValidGalleryBenchParams {
             )?),
             None => None,
         };
-        drop(data);
 
         let hnsw = if p.index == IndexKind::Exact {
             None
@@ -589,36 +768,19 @@ impl ValidGalleryBenchParams {
         progress: &dyn Progress,
     ) -> Result<HnswReport> {
         let p = &self.0;
-        let stamp = Stamp {
-            metric: Distance::Euclidean,
-            model_sha256: format!("synthetic {}", self.gallery_id()),
-        };
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let file = p
             .graph
             .clone()
             .unwrap_or_else(|| dir.path().join("bench.hnsw"));
-        let rows = index.rows();
-        let keys: Vec<(u64, u64)> = rows.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
-        let reuse = match Hnsw::load(&file) {
-            Ok((mut h, k, s))
-                if s == stamp && k == keys && h.config().builds_same_graph(&p.hnsw) =>
-            {
-                h.set_search(&p.hnsw)?;
-                Some(h)
-            }
-            _ => None,
-        };
-        let (h, build_s) = match reuse {
-            Some(h) => (h, None),
-            None => {
-                let t = Instant::now();
-                let h = Hnsw::build(index.dim(), &p.hnsw, &rows, progress)?;
-                (h, Some(t.elapsed().as_secs_f64()))
-            }
-        };
+        let Grown {
+            graph: h,
+            rows_before,
+            build_s,
+            keys,
+        } = self.grow(&index, &file, None, progress)?;
         let t = Instant::now();
-        h.save(&file, &keys, &stamp)?;
+        h.save(&file, &keys, &self.stamp())?;
         let save_s = t.elapsed().as_secs_f64();
         let file_bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
         let t = Instant::now();
@@ -637,6 +799,7 @@ impl ValidGalleryBenchParams {
                 ..p.hnsw
             },
             build_s,
+            rows_before,
             graph_dim,
             graph_bytes,
             file_bytes,
@@ -671,8 +834,7 @@ impl ValidGalleryBenchParams {
     fn pgvector(
         &self,
         server: &str,
-        names: &[String],
-        data: &[f32],
+        index: &Index,
         probes: &[(Option<usize>, Vec<f32>)],
         exact: &[Match],
         acceptance: &Acceptance,
@@ -690,10 +852,10 @@ impl ValidGalleryBenchParams {
         };
         let db = "recog_bench_gallery";
         let url = crate::gallery::postgres::with_database(server, db);
-        let n = names.len() * p.per_person;
+        let n = index.len();
         let reuse = PgStore::connect(&url).ok().is_some_and(|s| {
             s.meta("model").ok().flatten() == serde_json::to_string(&model).ok()
-                && s.list().map(|l| l.len()).ok() == Some(names.len())
+                && s.list().map(|l| l.len()).ok() == Some(p.people)
         });
         let insert_s = if reuse {
             None
@@ -701,8 +863,8 @@ impl ValidGalleryBenchParams {
             let url = PgStore::create_database(server, db)?;
             let mut g = Gallery::open_at(&Location::Postgres(url))?;
             let t = Instant::now();
-            progress.start("enrolling into PostgreSQL", names.len() as u64);
-            for chunk in (0..names.len()).collect::<Vec<_>>().chunks(10_000) {
+            progress.start("enrolling into PostgreSQL", p.people as u64);
+            for chunk in (0..p.people).collect::<Vec<_>>().chunks(10_000) {
                 let people: Vec<(String, Vec<NewPhoto>)> = chunk
                     .iter()
                     .map(|&i| {
@@ -712,12 +874,12 @@ impl ValidGalleryBenchParams {
                                 NewPhoto {
                                     path: format!("{r}"),
                                     sha256: format!("{r}"),
-                                    embedding: data[r * d..(r + 1) * d].to_vec(),
+                                    embedding: index.row_at(r).to_vec(),
                                     thumbnail: None,
                                 }
                             })
                             .collect();
-                        (names[i].clone(), photos)
+                        (name(i), photos)
                     })
                     .collect();
                 g.enroll_many(&model, &people)?;
@@ -843,9 +1005,14 @@ impl std::fmt::Display for GalleryBenchReport {
         )?;
         if let Some(h) = &self.hnsw {
             let c = &h.config;
-            let built = h.build_s.map_or("read from its file".to_string(), |s| {
-                format!("built in {s:.1} s")
-            });
+            let built = match (h.build_s, h.rows_before) {
+                (None, _) => "read from its file".to_string(),
+                (Some(s), 0) => format!("built in {s:.1} s"),
+                (Some(s), n) => format!(
+                    "{s:.1} s to add the last {} photos to {n} from its file",
+                    self.photos - n
+                ),
+            };
             writeln!(
                 f,
                 "  HNSW (M {}, efConstruction {}, {} candidates, {:?}, {}-d): {built}, {:.0} MB; file {:.0} MB, saved {:.1} s, loaded {:.1} s",
@@ -956,6 +1123,60 @@ mod tests {
         assert!(x.recall_at_1 >= 0.99, "{}", x.recall_at_1);
         assert!(x.decision_agreement >= 0.99, "{}", x.decision_agreement);
         assert!(h.file_bytes > 0 && h.build_s.is_some());
+    }
+
+    /// A graph built over several calls (as 10 million photos must be on 2 cores): each
+    /// call adds at least one part and saves it; the benchmark then adds the rest to what
+    /// the file holds, on the principal subspace fitted by the first call, and agrees with
+    /// the exact search; a last run reads the whole file. Another gallery in the same file
+    /// is started afresh, not continued.
+    #[test]
+    fn a_graph_built_in_parts_goes_on_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = |seed| {
+            GalleryBenchParams {
+                people: 6_000,
+                probes: 200,
+                seed,
+                graph: Some(dir.path().join("g.hnsw")),
+                ..GalleryBenchParams::default()
+            }
+            .check()
+            .unwrap()
+        };
+        let p = params(7);
+        let first = p.build_graph(Duration::ZERO, &crate::NoProgress).unwrap();
+        assert_eq!(
+            (first.rows_before, first.rows, first.photos),
+            (0, 1024, 12_000)
+        );
+        assert!(
+            !first.is_complete() && first.to_string().contains("again"),
+            "{first}"
+        );
+        let second = p.build_graph(Duration::ZERO, &crate::NoProgress).unwrap();
+        assert_eq!((second.rows_before, second.rows), (1024, 2048));
+        let r = p.run(&crate::NoProgress).unwrap();
+        let h = r.hnsw.as_ref().unwrap();
+        assert_eq!(h.rows_before, 2048);
+        assert_eq!(h.graph_dim, 64, "projected as a single build would be");
+        assert!(
+            h.build_s.is_some() && r.to_string().contains("from its file"),
+            "{r}"
+        );
+        assert!(
+            h.points[0].recall_at_1 >= 0.98,
+            "{}",
+            h.points[0].recall_at_1
+        );
+        let again = p.run(&crate::NoProgress).unwrap();
+        assert_eq!(again.hnsw.unwrap().build_s, None);
+        let done = p.build_graph(Duration::ZERO, &crate::NoProgress).unwrap();
+        assert!(done.is_complete() && done.build_s.is_none());
+        let other = params(8)
+            .build_graph(Duration::ZERO, &crate::NoProgress)
+            .unwrap();
+        assert_eq!((other.rows_before, other.rows), (0, 1024));
     }
 
     /// The LFW-shaped synthesis keeps what `tools/reference/gallery_spectrum.py` measured on

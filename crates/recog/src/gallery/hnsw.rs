@@ -370,14 +370,20 @@ impl Hnsw {
         rows: &[(u64, &[f32])],
         progress: &dyn Progress,
     ) -> Result<Self> {
+        let h = Self::fitted(dim, config, rows)?;
+        h.add_all(rows, progress)?;
+        Ok(h)
+    }
+
+    /// An empty graph for `rows`: its projection fitted on them as [`Hnsw::build`] would,
+    /// nothing added yet. For a build added to in parts (and saved between them).
+    pub fn fitted(dim: usize, config: &HnswConfig, rows: &[(u64, &[f32])]) -> Result<Self> {
         check_rows(rows, dim)?;
         let projection = match config.reduction {
             Reduction::Pca if rows.len() >= PCA_MIN_ROWS => Projection::fit(rows, dim),
             _ => None,
         };
-        let h = Self::with_projection(dim, config, projection)?;
-        h.add_all(rows, progress)?;
-        Ok(h)
+        Self::with_projection(dim, config, projection)
     }
 
     /// The dimension of the vectors in the graph: the input's, or that of the principal

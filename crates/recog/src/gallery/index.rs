@@ -213,6 +213,53 @@ impl Index {
         })
     }
 
+    /// Builds the index from a row-major matrix it takes over, without a copy: row `r` is
+    /// key `r`, a photo of `names[owner[r]]` (names distinct). What a caller holding
+    /// millions of rows uses, where [`Index::from_rows`] would need the matrix twice.
+    pub fn from_matrix(
+        mut data: Vec<f32>,
+        dim: usize,
+        names: Vec<String>,
+        owner: Vec<u32>,
+        metric: Distance,
+    ) -> Result<Self> {
+        if owner.len().checked_mul(dim) != Some(data.len()) {
+            return Err(Error::Shape {
+                name: "gallery matrix".into(),
+                expected: vec![owner.len(), dim],
+                got: vec![data.len()],
+            });
+        }
+        if owner.iter().any(|&o| o as usize >= names.len()) {
+            return Err(Error::InvalidArgument(
+                "a row's owner is not among the names".into(),
+            ));
+        }
+        if metric == Distance::Cosine && dim > 0 {
+            for row in data.chunks_exact_mut(dim) {
+                let v = normalized(row);
+                row.copy_from_slice(&v);
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            dim,
+            metric,
+            names,
+            keys: (0..owner.len() as u64).collect(),
+            owner,
+            data,
+            threads,
+            hnsw: None,
+            server: None,
+        })
+    }
+
+    /// Row `r` as stored (normalised for the cosine metric); `r` below [`Index::len`].
+    pub(crate) fn row_at(&self, r: usize) -> &[f32] {
+        self.row(r)
+    }
+
     /// An index whose search runs on a database server (see [`ServerSearch`]); `rows` and
     /// `people` are the gallery's size, `candidates` the photos asked per query.
     pub fn on_server(
