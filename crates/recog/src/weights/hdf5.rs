@@ -16,6 +16,11 @@ use hdf5_reader::Hdf5File;
 use super::{HostTensor, WeightMap};
 use crate::{Error, Result};
 
+/// How many times its size a file's chunked (possibly compressed) tensor may take decoded:
+/// deflate, HDF5's compression, expands at most 1032 to 1. A tensor stored whole
+/// (contiguous or compact) must fit in the file as it is.
+const MAX_EXPANSION: u64 = 1032;
+
 /// One Keras layer that holds weights, in model order.
 #[derive(Debug, Clone)]
 pub struct KerasLayer {
@@ -49,6 +54,9 @@ fn read_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
         path: path.to_path_buf(),
         problem,
     };
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     let file = Hdf5File::open(path).map_err(|e| err(format!("not a readable HDF5 file: {e}")))?;
     let root = file.root_group().map_err(|e| err(e.to_string()))?;
     // Keras also saves whole models with the weights under `model_weights`.
@@ -82,6 +90,25 @@ fn read_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
         for w in &wnames {
             let ds = walk(&g, w).map_err(|e| err(format!("{name}/{w}: {e}")))?;
             let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
+            // hdf5-reader allocates what the shape declares before it looks for the data
+            // (fill values, external files), and an allocation that fails aborts the
+            // process: a 8 KB file declared 20 PB (fuzz finding). The weights must be in
+            // the file, allowing for compression where the layout allows it.
+            let limit = if ds.chunks().is_some() {
+                file_len.saturating_mul(MAX_EXPANSION)
+            } else {
+                file_len
+            };
+            let bytes = ds
+                .num_elements()
+                .ok()
+                .and_then(|n| n.checked_mul(4))
+                .ok_or_else(|| err(format!("{name}/{w}: shape {shape:?} overflows")))?;
+            if bytes > limit {
+                return Err(err(format!(
+                    "{name}/{w}: shape {shape:?} declares {bytes} bytes of float32, more than a {file_len}-byte file holds"
+                )));
+            }
             let data: Vec<f32> = ds
                 .read_array::<f32>()
                 .map_err(|e| err(format!("{name}/{w}: cannot read as float32: {e}")))?
@@ -131,5 +158,22 @@ mod fuzz_regressions {
             "{e}"
         );
         assert!(e.to_string().contains("attribute raw data size"), "{e}");
+    }
+
+    /// Found by the `keras_hdf5` fuzz target: an 8 KB file whose dataset declares a shape
+    /// of 20 PB made hdf5-reader 0.12 allocate it before reading anything; the failed
+    /// allocation aborted the process (no panic to catch). Now refused from the shape.
+    #[test]
+    fn a_shape_larger_than_the_file_is_refused_before_allocating() {
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/keras_hdf5_shape_of_20_petabytes.h5"
+        ));
+        let e = super::load_keras(p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        assert!(
+            e.to_string().contains("more than a 8087-byte file holds"),
+            "{e}"
+        );
     }
 }
