@@ -101,8 +101,8 @@ fn read_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
             };
             let bytes = ds
                 .num_elements()
-                .ok()
-                .and_then(|n| n.checked_mul(4))
+                .map_err(|e| err(format!("{name}/{w}: {e}")))?
+                .checked_mul(4)
                 .ok_or_else(|| err(format!("{name}/{w}: shape {shape:?} overflows")))?;
             if bytes > limit {
                 return Err(err(format!(
