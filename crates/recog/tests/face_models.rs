@@ -259,6 +259,49 @@ fn mobilefacenet_matches_tflite() {
     assert!(max_abs_diff(&got[..192], &got[192..]) > 1e-3);
 }
 
+/// recog's CPU kernels (`nn::cpu`, what `forward` runs on the CPU device) against burn's own
+/// ops on the same graph: a batch of three, at the model's 112 px and at another size, so that
+/// a kernel that assumed the model's shapes would show.
+#[test]
+fn mobilefacenet_cpu_kernels_match_burns_ops() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let model = recog::weights::tflite::load(&p.mobilefacenet).unwrap();
+    let graph = recog::nn::tf_graph::TfGraph::from_tflite(&model, &device).unwrap();
+    assert!(
+        graph.has_cpu_plan(),
+        "MobileFaceNet fell back to burn's ops"
+    );
+    // 97 px: odd sizes all the way down (97, 49, 25, 13, 7) pad SAME unevenly.
+    for s in [112, 97] {
+        let mut v = Vec::new();
+        for b in 0..3 {
+            v.extend(
+                pattern(s, s)
+                    .iter()
+                    .map(|x| ((x + 40.0 * b as f32) % 256.0 - 127.5) / 128.0),
+            );
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(v, [3, 3, s, s]), &device);
+        let host = graph.forward(x.clone());
+        let burn = graph.forward_burn(x);
+        let host: Vec<f32> = host.unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let burn: Vec<f32> = burn.unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let d = max_abs_diff(&host, &burn);
+        let scale = burn.iter().fold(0f32, |m, v| m.max(v.abs()));
+        eprintln!("MobileFaceNet: max |cpu kernels - burn| = {d:.2e}, largest output {scale:.3}");
+        assert!(
+            d < 1e-5 * scale.max(1.0),
+            "max |cpu - burn| = {d} (outputs up to {scale})"
+        );
+        assert!(max_abs_diff(&host[..192], &host[192..384]) > 1e-3);
+    }
+    // 64 px leaves a 4x4 map for the final 7x7 depthwise conv: an error, not a panic.
+    let x = Tensor::<4>::zeros([1, 3, 64, 64], &device);
+    let err = graph.forward(x).unwrap_err().to_string();
+    assert!(err.contains("does not fit"), "{err}");
+}
+
 /// `--projection` was applied by `face embed` and `face verify` only: enrolment,
 /// identification, watch and serve embedded with the bare network. The projection now lives
 /// in the pipeline, so every way of embedding goes through it, and the gallery's model id

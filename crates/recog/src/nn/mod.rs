@@ -9,6 +9,7 @@
 //! ```
 
 pub mod blazeface;
+pub mod cpu;
 pub mod embedding_net;
 pub mod face_landmark68;
 pub mod face_resnet;

@@ -84,6 +84,9 @@ pub struct TfGraph {
     steps: Vec<Step>,
     output: usize,
     source: PathBuf,
+    /// The same graph for [`super::cpu`]'s kernels, used on the CPU device; `None` where
+    /// the graph holds something those kernels do not cover (burn's ops then run it).
+    host: Option<std::sync::Arc<HostPlan>>,
 }
 
 /// A constant as a broadcastable NCHW tensor.
@@ -113,8 +116,66 @@ impl Unary {
 
 impl TfGraph {
     /// Runs the graph on an NCHW batch (the graph's NHWC input, transposed) and returns
-    /// the output node as `[n, c]` (a TensorFlow rank-2 output).
+    /// the output node as `[n, c]` (a TensorFlow rank-2 output). On the CPU device this is
+    /// [`super::cpu`]'s kernels, one image per thread; elsewhere, burn's ops.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        match &self.host {
+            Some(plan) if x.device() == Device::flex() => self.forward_host(plan, x),
+            _ => self.forward_burn(x),
+        }
+    }
+
+    /// Whether [`Self::forward`] runs [`super::cpu`]'s kernels on the CPU device.
+    pub fn has_cpu_plan(&self) -> bool {
+        self.host.is_some()
+    }
+
+    fn forward_host(&self, plan: &HostPlan, x: Tensor<4>) -> Result<Tensor<2>> {
+        use rayon::prelude::*;
+        let device = x.device();
+        let [n, c, h, w] = x.dims();
+        let data = x
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| self.fail(format!("input is not float32: {e:?}")))?;
+        let per = c * h * w;
+        let outs = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let img = &data[i * per..][..per];
+                let mut nhwc = vec![0f32; per];
+                for ch in 0..c {
+                    for (p, v) in img[ch * h * w..][..h * w].iter().enumerate() {
+                        nhwc[p * c + ch] = *v;
+                    }
+                }
+                plan.run(super::cpu::FeatureMap {
+                    h,
+                    w,
+                    c,
+                    data: nhwc,
+                })
+                .map_err(|problem| self.fail(problem))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dim = match outs.first() {
+            Some(o) => o.len(),
+            None => 0,
+        };
+        let flat: Vec<f32> = outs.into_iter().flatten().collect();
+        Ok(Tensor::from_data(TensorData::new(flat, [n, dim]), &device))
+    }
+
+    fn fail(&self, problem: String) -> Error {
+        Error::Checkpoint {
+            path: self.source.clone(),
+            problem,
+        }
+    }
+
+    /// Runs the graph with burn's ops on any device: the reference [`super::cpu`]'s kernels
+    /// are checked against.
+    pub fn forward_burn(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         let out = self.run(x)?;
         let [n, c, h, w] = out.dims();
         if self.steps[self.output].rank != 2 || h != 1 || w != 1 {
@@ -408,10 +469,459 @@ impl TfGraph {
             .and_then(|o| of_tensor.get(o))
             .copied()
             .ok_or_else(|| fail("-", "the subgraph output is not computed".into()))?;
+        let host = HostPlan::compile(&steps, out).map(std::sync::Arc::new);
         Ok(Self {
             steps,
             output: out,
             source,
+            host,
         })
+    }
+}
+
+/// A constant operand of an element-wise op, broadcast over a feature map.
+#[derive(Debug, Clone)]
+enum HostConst {
+    Scalar(f32),
+    /// One value per channel.
+    Channel(Vec<f32>),
+}
+
+impl HostConst {
+    fn at(&self, ch: usize) -> f32 {
+        match self {
+            HostConst::Scalar(v) => *v,
+            HostConst::Channel(v) => v[ch],
+        }
+    }
+
+    fn fits(&self, c: usize) -> bool {
+        match self {
+            HostConst::Scalar(_) => true,
+            HostConst::Channel(v) => v.len() == c,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HostOp {
+    Input,
+    Const(HostConst),
+    Conv(super::cpu::Conv),
+    Depthwise(super::cpu::Depthwise),
+    Unary(Unary),
+    Binary(Binary),
+    /// `x >= 0 ? x : slope * x`.
+    PRelu(HostConst),
+    /// Passes its input on (a squeeze, or an activation fused into the op before).
+    Identity,
+    /// Fused into another step.
+    Dead,
+}
+
+#[derive(Debug, Clone)]
+struct HostStep {
+    op: HostOp,
+    inputs: Vec<usize>,
+}
+
+/// A [`TfGraph`] for [`super::cpu`]'s kernels: the same steps, channels-last, with
+/// TensorFlow Lite's PReLU decomposition (`relu(x) + a * (x - |x|)`) folded back into one
+/// PReLU, and each activation folded into the convolution before it.
+#[derive(Debug)]
+struct HostPlan {
+    steps: Vec<HostStep>,
+    output: usize,
+}
+
+/// A burn tensor's values, or `None` if they cannot be read as `f32`.
+fn host_values<const D: usize>(t: &Tensor<D>) -> Option<Vec<f32>> {
+    t.to_data().try_to_vec::<f32>().ok()
+}
+
+impl HostPlan {
+    /// `None` where a step is outside what the kernels cover: dilation, a depth multiplier,
+    /// constants other than scalars or per-channel vectors, or an element-wise op of two
+    /// constants.
+    fn compile(steps: &[Step], output: usize) -> Option<Self> {
+        use super::cpu::{Conv as CpuConv, Depthwise};
+        if steps.get(output)?.rank != 2 {
+            return None;
+        }
+        let mut out: Vec<HostStep> = Vec::with_capacity(steps.len());
+        for s in steps {
+            let op = match &s.op {
+                Op::Input => HostOp::Input,
+                Op::Const(t) => {
+                    let [a, c, h, w] = t.dims();
+                    let v = host_values(t.as_ref())?;
+                    match (a, c, h, w) {
+                        (1, 1, 1, 1) => HostOp::Const(HostConst::Scalar(v[0])),
+                        (1, _, 1, 1) => HostOp::Const(HostConst::Channel(v)),
+                        _ => return None,
+                    }
+                }
+                Op::Conv(cv) => {
+                    if cv.dilation != [1, 1] {
+                        return None;
+                    }
+                    let [o, i, kh, kw] = cv.weight.dims();
+                    let w = host_values(&cv.weight)?;
+                    let bias = match &cv.bias {
+                        Some(b) => host_values(b)?,
+                        None => Vec::new(),
+                    };
+                    let act = match cv.act {
+                        None => None,
+                        Some(Unary::Relu) => Some(super::cpu::Act::Relu),
+                        Some(Unary::Relu6) => Some(super::cpu::Act::Relu6),
+                        Some(Unary::Abs) => return None,
+                    };
+                    if cv.groups == 1 {
+                        // burn [out, in, kh, kw] -> [kh, kw, in, out].
+                        let mut hw = vec![0f32; w.len()];
+                        for co in 0..o {
+                            for ci in 0..i {
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
+                                        hw[((ky * kw + kx) * i + ci) * o + co] =
+                                            w[((co * i + ci) * kh + ky) * kw + kx];
+                                    }
+                                }
+                            }
+                        }
+                        HostOp::Conv(CpuConv::new(
+                            kh, kw, i, o, cv.stride, cv.same, hw, bias, act,
+                        )?)
+                    } else if i == 1 && cv.groups == o {
+                        // burn [c, 1, kh, kw] -> [kh, kw, c].
+                        let mut hw = vec![0f32; w.len()];
+                        for ch in 0..o {
+                            for k in 0..kh * kw {
+                                hw[k * o + ch] = w[ch * kh * kw + k];
+                            }
+                        }
+                        HostOp::Depthwise(Depthwise::new(
+                            kh, kw, o, cv.stride, cv.same, hw, bias, act,
+                        )?)
+                    } else {
+                        return None;
+                    }
+                }
+                Op::Unary(u) => HostOp::Unary(*u),
+                Op::Binary(b) => HostOp::Binary(*b),
+                Op::Squeeze => HostOp::Identity,
+            };
+            out.push(HostStep {
+                op,
+                inputs: s.inputs.clone(),
+            });
+        }
+        for s in &out {
+            if let HostOp::Binary(_) = s.op {
+                let consts = s
+                    .inputs
+                    .iter()
+                    .filter(|&&i| matches!(out[i].op, HostOp::Const(_)))
+                    .count();
+                if consts > 1 {
+                    return None;
+                }
+            }
+        }
+        let mut plan = Self { steps: out, output };
+        plan.fuse_prelu();
+        plan.fuse_activations();
+        Some(plan)
+    }
+
+    /// How many live steps read each step's value.
+    fn uses(&self) -> Vec<usize> {
+        let mut uses = vec![0usize; self.steps.len()];
+        for s in &self.steps[..=self.output] {
+            for &i in &s.inputs {
+                uses[i] += 1;
+            }
+        }
+        uses[self.output] += 1;
+        uses
+    }
+
+    /// `relu(x) + a * (x - |x|)` (TensorFlow Lite's PReLU) -> `prelu(x, 2a)`: for `x < 0` the
+    /// sum is `a * 2x`, which rounds exactly as `2a * x` (doubling is exact).
+    fn fuse_prelu(&mut self) {
+        let uses = self.uses();
+        let single = |i: usize| uses[i] == 1;
+        for k in 0..self.steps.len() {
+            let HostStep {
+                op: HostOp::Binary(Binary::Add),
+                inputs,
+            } = &self.steps[k]
+            else {
+                continue;
+            };
+            let [p, q] = inputs[..] else { continue };
+            let found = [(p, q), (q, p)].into_iter().find_map(|(r, m)| {
+                let HostStep {
+                    op: HostOp::Unary(Unary::Relu),
+                    inputs: ri,
+                } = &self.steps[r]
+                else {
+                    return None;
+                };
+                let x = *ri.first()?;
+                let HostStep {
+                    op: HostOp::Binary(Binary::Mul),
+                    inputs: mi,
+                } = &self.steps[m]
+                else {
+                    return None;
+                };
+                let [m0, m1] = mi[..] else { return None };
+                let (a, s) = match (&self.steps[m0].op, &self.steps[m1].op) {
+                    (HostOp::Const(c), _) => (c.clone(), m1),
+                    (_, HostOp::Const(c)) => (c.clone(), m0),
+                    _ => return None,
+                };
+                let HostStep {
+                    op: HostOp::Binary(Binary::Sub),
+                    inputs: si,
+                } = &self.steps[s]
+                else {
+                    return None;
+                };
+                let [sx, t] = si[..] else { return None };
+                let HostStep {
+                    op: HostOp::Unary(Unary::Abs),
+                    inputs: ti,
+                } = &self.steps[t]
+                else {
+                    return None;
+                };
+                (sx == x && ti.first() == Some(&x) && [r, m, s, t].iter().all(|&i| single(i)))
+                    .then_some((x, a, [r, m, s, t]))
+            });
+            let Some((x, a, dead)) = found else { continue };
+            let slope = match a {
+                HostConst::Scalar(v) => HostConst::Scalar(2.0 * v),
+                HostConst::Channel(v) => HostConst::Channel(v.iter().map(|v| 2.0 * v).collect()),
+            };
+            self.steps[k] = HostStep {
+                op: HostOp::PRelu(slope),
+                inputs: vec![x],
+            };
+            for i in dead {
+                self.steps[i] = HostStep {
+                    op: HostOp::Dead,
+                    inputs: Vec::new(),
+                };
+            }
+        }
+    }
+
+    /// An activation whose input is a convolution read by nothing else runs in that
+    /// convolution's epilogue.
+    fn fuse_activations(&mut self) {
+        use super::cpu::Act;
+        let uses = self.uses();
+        for k in 0..self.steps.len() {
+            let Some(&x) = self.steps[k].inputs.first() else {
+                continue;
+            };
+            if uses[x] != 1 {
+                continue;
+            }
+            let act = match &self.steps[k].op {
+                HostOp::PRelu(HostConst::Channel(s)) => Act::PRelu(s.clone()),
+                HostOp::Unary(Unary::Relu) => Act::Relu,
+                HostOp::Unary(Unary::Relu6) => Act::Relu6,
+                _ => continue,
+            };
+            let fused = match &mut self.steps[x].op {
+                HostOp::Conv(cv) => cv.fuse(act),
+                HostOp::Depthwise(dw) => dw.fuse(act),
+                _ => false,
+            };
+            if !fused {
+                continue;
+            }
+            self.steps[k].op = HostOp::Identity;
+        }
+    }
+
+    /// Runs the plan on one image; the output as a vector. Errors are messages about the
+    /// input not fitting the graph.
+    fn run(&self, x: super::cpu::FeatureMap) -> std::result::Result<Vec<f32>, String> {
+        use super::cpu::FeatureMap;
+        let mut uses = self.uses();
+        let mut vals: Vec<Option<FeatureMap>> = vec![None; self.steps.len()];
+        let mut x = Some(x);
+        let shape_err = |k: usize| format!("step {k}: the input does not fit the graph's shapes");
+        for (k, s) in self.steps[..=self.output].iter().enumerate() {
+            // Releases input `i` after its last reader; `take` hands over the map itself.
+            let mut release = |i: usize, vals: &mut Vec<Option<FeatureMap>>| {
+                uses[i] -= 1;
+                if uses[i] == 0 {
+                    vals[i] = None;
+                }
+            };
+            let v = match &s.op {
+                HostOp::Dead | HostOp::Const(_) => continue,
+                HostOp::Input => x.take().ok_or("input read twice")?,
+                HostOp::Conv(cv) => {
+                    let i = s.inputs[0];
+                    let y = vals[i].as_ref().and_then(|a| cv.run(a));
+                    release(i, &mut vals);
+                    y.ok_or_else(|| shape_err(k))?
+                }
+                HostOp::Depthwise(dw) => {
+                    let i = s.inputs[0];
+                    let y = vals[i].as_ref().and_then(|a| dw.run(a));
+                    release(i, &mut vals);
+                    y.ok_or_else(|| shape_err(k))?
+                }
+                HostOp::Identity => {
+                    let i = s.inputs[0];
+                    owned(&mut vals, &mut uses, i).ok_or_else(|| shape_err(k))?
+                }
+                HostOp::Unary(u) => {
+                    let mut a =
+                        owned(&mut vals, &mut uses, s.inputs[0]).ok_or_else(|| shape_err(k))?;
+                    let f = |v: &mut f32| match u {
+                        Unary::Relu => *v = v.max(0.0),
+                        Unary::Relu6 => *v = v.clamp(0.0, 6.0),
+                        Unary::Abs => *v = v.abs(),
+                    };
+                    a.data.iter_mut().for_each(f);
+                    a
+                }
+                HostOp::PRelu(slope) => {
+                    let mut a =
+                        owned(&mut vals, &mut uses, s.inputs[0]).ok_or_else(|| shape_err(k))?;
+                    if !slope.fits(a.c) {
+                        return Err(shape_err(k));
+                    }
+                    for px in a.data.chunks_exact_mut(a.c.max(1)) {
+                        for (ch, v) in px.iter_mut().enumerate() {
+                            if *v < 0.0 {
+                                *v *= slope.at(ch);
+                            }
+                        }
+                    }
+                    a
+                }
+                HostOp::Binary(b) => self
+                    .binary(*b, s.inputs[0], s.inputs[1], &mut vals, &mut uses)
+                    .ok_or_else(|| shape_err(k))?,
+            };
+            vals[k] = Some(v);
+        }
+        let out = vals[self.output]
+            .take()
+            .ok_or("the output was not computed")?;
+        if out.h != 1 || out.w != 1 {
+            return Err(format!(
+                "the output is {}x{}x{}, expected a [batch, features] vector",
+                out.h, out.w, out.c
+            ));
+        }
+        Ok(out.data)
+    }
+
+    /// An element-wise op of two maps of one shape, or of a map and a constant, computed in
+    /// the storage of a map read for the last time where there is one.
+    fn binary(
+        &self,
+        b: Binary,
+        l: usize,
+        r: usize,
+        vals: &mut [Option<super::cpu::FeatureMap>],
+        uses: &mut [usize],
+    ) -> Option<super::cpu::FeatureMap> {
+        let f = |x: f32, y: f32| match b {
+            Binary::Add => x + y,
+            Binary::Sub => x - y,
+            Binary::Mul => x * y,
+        };
+        let konst = |i: usize| match &self.steps[i].op {
+            HostOp::Const(c) => Some(c.clone()),
+            _ => None,
+        };
+        match (konst(l), konst(r)) {
+            (None, None) => {
+                // Reuse whichever operand is read for the last time.
+                if uses[l] == 1 || uses[r] != 1 {
+                    let mut a = owned(vals, uses, l)?;
+                    let bm = vals[r].as_ref()?;
+                    if (bm.h, bm.w, bm.c) != (a.h, a.w, a.c) {
+                        return None;
+                    }
+                    a.data
+                        .iter_mut()
+                        .zip(&bm.data)
+                        .for_each(|(x, y)| *x = f(*x, *y));
+                    release_at(vals, uses, r);
+                    Some(a)
+                } else {
+                    let mut bm = owned(vals, uses, r)?;
+                    let a = vals[l].as_ref()?;
+                    if (bm.h, bm.w, bm.c) != (a.h, a.w, a.c) {
+                        return None;
+                    }
+                    bm.data
+                        .iter_mut()
+                        .zip(&a.data)
+                        .for_each(|(y, x)| *y = f(*x, *y));
+                    release_at(vals, uses, l);
+                    Some(bm)
+                }
+            }
+            (Some(c), None) => {
+                let mut a = owned(vals, uses, r)?;
+                if !c.fits(a.c) {
+                    return None;
+                }
+                for px in a.data.chunks_exact_mut(a.c.max(1)) {
+                    px.iter_mut()
+                        .enumerate()
+                        .for_each(|(ch, y)| *y = f(c.at(ch), *y));
+                }
+                Some(a)
+            }
+            (None, Some(c)) => {
+                let mut a = owned(vals, uses, l)?;
+                if !c.fits(a.c) {
+                    return None;
+                }
+                for px in a.data.chunks_exact_mut(a.c.max(1)) {
+                    px.iter_mut()
+                        .enumerate()
+                        .for_each(|(ch, x)| *x = f(*x, c.at(ch)));
+                }
+                Some(a)
+            }
+            (Some(_), Some(_)) => None,
+        }
+    }
+}
+
+/// Value `i` for a step that overwrites it: the map itself at its last read, else a copy.
+fn owned(
+    vals: &mut [Option<super::cpu::FeatureMap>],
+    uses: &mut [usize],
+    i: usize,
+) -> Option<super::cpu::FeatureMap> {
+    uses[i] = uses[i].checked_sub(1)?;
+    if uses[i] == 0 {
+        vals[i].take()
+    } else {
+        vals[i].clone()
+    }
+}
+
+fn release_at(vals: &mut [Option<super::cpu::FeatureMap>], uses: &mut [usize], i: usize) {
+    uses[i] = uses[i].saturating_sub(1);
+    if uses[i] == 0 {
+        vals[i] = None;
     }
 }
