@@ -129,6 +129,44 @@ fn blazeface_matches_onnxruntime() {
     );
 }
 
+/// BlazeFace on recog's CPU kernels (what the detector runs on the CPU device) against
+/// burn's ops, on the letterboxed 128x128 input and on a pyramid level's 208x160 (both sides
+/// multiples of 16, as the detector pads them).
+#[test]
+fn blazeface_cpu_kernels_match_burns_ops() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let mut map = recog::weights::onnx::load(&p.blazeface).unwrap();
+    let net = recog::nn::BlazeFaceConfig::front()
+        .load(&mut map, &device)
+        .unwrap();
+    let cpu = net.cpu().expect("BlazeFace on the CPU kernels");
+    for (h, w) in [(128, 128), (208, 160)] {
+        let x: Vec<f32> = pattern(h, w).iter().map(|v| v / 127.5 - 1.0).collect();
+        let (scores, regs) = cpu
+            .forward(&recog::nn::cpu::FeatureMap::from_planar(&x, 3, h, w))
+            .unwrap();
+        let out = net.forward(Tensor::<4>::from_data(
+            TensorData::new(x, [1, 3, h, w]),
+            &device,
+        ));
+        let ws: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
+        let wr: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!((scores.len(), regs.len()), (ws.len(), wr.len()));
+        let (ds, dr) = (max_abs_diff(&scores, &ws), max_abs_diff(&regs, &wr));
+        eprintln!("BlazeFace {h}x{w}: max |cpu - burn| scores {ds:.2e}, regressors {dr:.2e}");
+        assert!(ds < 1e-4 && dr < 1e-3, "{h}x{w}: {ds} / {dr}");
+    }
+    // A side that is not a multiple of 16 is refused, not run on misaligned anchors.
+    let odd = recog::nn::cpu::FeatureMap {
+        h: 120,
+        w: 128,
+        c: 3,
+        data: vec![0.0; 120 * 128 * 3],
+    };
+    assert!(cpu.forward(&odd).is_none());
+}
+
 #[test]
 fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
     let Some((home, p)) = paths() else { return };

@@ -157,6 +157,8 @@ pub struct DetectorSettings {
 /// non-maximum suppression.
 pub struct BlazeFaceDetector {
     net: BlazeFace,
+    /// The network on [`crate::nn::cpu`]'s kernels, on the CPU device.
+    cpu: Option<crate::nn::blazeface::BlazeFaceCpu>,
     cfg: BlazeFaceConfig,
     /// Anchor centres in network pixels.
     anchors: Vec<[f32; 2]>,
@@ -173,7 +175,13 @@ impl BlazeFaceDetector {
         let cfg = BlazeFaceConfig::front();
         let mut map = crate::weights::onnx::load(onnx)?;
         let net = cfg.load(&mut map, device)?;
+        let cpu = if *device == Device::flex() {
+            net.cpu()
+        } else {
+            None
+        };
         Ok(Self {
+            cpu,
             anchors: anchor_grid(
                 cfg.input_size,
                 cfg.input_size,
@@ -260,6 +268,35 @@ impl BlazeFaceDetector {
 
     /// Runs the network on a `[batch, 3, h, w]` input and returns logits and regressors.
     fn run_net(&self, data: Vec<f32>, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
+        if let Some(cpu) = &self.cpu {
+            use rayon::prelude::*;
+            let [n, c, h, w] = shape;
+            let per = c * h * w;
+            if data.len() != n * per {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "BlazeFace input of {} values for shape {shape:?}",
+                    data.len()
+                )));
+            }
+            let outs = (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    let x =
+                        crate::nn::cpu::FeatureMap::from_planar(&data[i * per..][..per], c, h, w);
+                    cpu.forward(&x).ok_or_else(|| {
+                        crate::Error::InvalidArgument(format!(
+                            "BlazeFace input {h}x{w}: sides must be multiples of 16"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (mut scores, mut regs) = (Vec::new(), Vec::new());
+            for (s, r) in outs {
+                scores.extend(s);
+                regs.extend(r);
+            }
+            return Ok((scores, regs));
+        }
         let x = Tensor::<4>::from_data(TensorData::new(data, shape), &self.device);
         let out = self.net.forward(x);
         let scores = out
@@ -402,14 +439,19 @@ impl BlazeFacePyramid {
 impl Detector for BlazeFacePyramid {
     fn detect_batch(&self, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
         let whole = self.base.detect_batch(images)?;
-        let mut result = Vec::with_capacity(images.len());
-        for (img, mut cands) in images.iter().zip(whole) {
+        let levels = |(img, mut cands): (&&RgbImage, Vec<FaceBox>)| {
             for s in self.scales(img.width(), img.height()) {
                 self.level(img, s, &mut cands)?;
             }
-            result.push(weighted_nms(cands, self.base.iou_threshold));
+            Ok(weighted_nms(cands, self.base.iou_threshold))
+        };
+        if self.base.cpu.is_some() {
+            // On the CPU kernels a level runs on one thread: the images go in parallel.
+            use rayon::prelude::*;
+            images.par_iter().zip(whole).map(levels).collect()
+        } else {
+            images.iter().zip(whole).map(levels).collect()
         }
-        Ok(result)
     }
 
     fn has_keypoints(&self) -> bool {

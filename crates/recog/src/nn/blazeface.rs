@@ -24,6 +24,7 @@ use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions, PadMode};
 use serde::{Deserialize, Serialize};
 
+use super::cpu;
 use crate::weights::{param, WeightMap};
 use crate::Result;
 
@@ -228,7 +229,87 @@ pub struct BlazeFace {
     pub reg8: PointConv,
 }
 
+/// [`BlazeFace`] for [`super::cpu`]'s kernels (what the detector runs on the CPU device):
+/// channels-last, each ReLU in its convolution's epilogue, the shortcut's zero channels never
+/// materialised.
+#[derive(Debug, Clone)]
+pub struct BlazeFaceCpu {
+    stem: cpu::Conv,
+    /// (depthwise, pointwise, stride).
+    blocks: Vec<(cpu::Depthwise, cpu::Conv, usize)>,
+    first_head_after: usize,
+    /// cls16, reg16, cls8, reg8.
+    heads: [cpu::Conv; 4],
+}
+
+impl BlazeFaceCpu {
+    /// Runs the network on one `[h, w, 3]` image (RGB in [-1, 1]), `h` and `w` multiples of
+    /// 16: (logits, regressors) in [`BlazeOutput`]'s anchor order. `None` for other sizes.
+    pub fn forward(&self, x: &cpu::FeatureMap) -> Option<(Vec<f32>, Vec<f32>)> {
+        if !x.h.is_multiple_of(16) || !x.w.is_multiple_of(16) || x.h == 0 || x.w == 0 {
+            return None;
+        }
+        // TF SAME on even sides: the stem's (1, 2) padding and the stride-2 blocks' (0, 1),
+        // as the burn path pads explicitly.
+        let mut x = self.stem.run(x)?;
+        let mut f16 = None;
+        for (i, (dw, pw, stride)) in self.blocks.iter().enumerate() {
+            let mut h = pw.run(&dw.run(&x)?)?;
+            if *stride == 2 {
+                cpu::add_relu(&mut h, &cpu::max_pool_2x2(&x)?)?;
+            } else {
+                cpu::add_relu(&mut h, &x)?;
+            }
+            x = h;
+            if i == self.first_head_after {
+                f16 = Some(x.clone());
+            }
+        }
+        let f16 = f16.unwrap_or_else(|| x.clone());
+        let [c16, r16, c8, r8] = &self.heads;
+        let mut scores = c16.run(&f16)?.data;
+        scores.extend(c8.run(&x)?.data);
+        let mut regs = r16.run(&f16)?.data;
+        regs.extend(r8.run(&x)?.data);
+        Some((scores, regs))
+    }
+}
+
 impl BlazeFace {
+    /// The same network for [`super::cpu`]'s kernels; `None` if a weight cannot be read.
+    pub fn cpu(&self) -> Option<BlazeFaceCpu> {
+        let values = |t: Tensor<4>| {
+            let d = t.dims();
+            t.into_data().try_to_vec::<f32>().ok().map(|v| (v, d))
+        };
+        let conv = |c: &PointConv, stride: usize, act: Option<cpu::Act>| {
+            let (w, d) = values(c.weight.val())?;
+            let b = c.bias.val().into_data().try_to_vec::<f32>().ok()?;
+            cpu::Conv::from_oihw(&w, d, b, [stride, stride], true, act)
+        };
+        let mut blocks = Vec::new();
+        for b in &self.blocks {
+            let (w, d) = values(b.depthwise.val())?;
+            let s = [b.stride, b.stride];
+            blocks.push((
+                cpu::Depthwise::from_c1hw(&w, d, Vec::new(), s, true, None)?,
+                conv(&b.pointwise, 1, None)?,
+                b.stride,
+            ));
+        }
+        Some(BlazeFaceCpu {
+            stem: conv(&self.conv2d, 2, Some(cpu::Act::Relu))?,
+            blocks,
+            first_head_after: self.first_head_after,
+            heads: [
+                conv(&self.cls16, 1, None)?,
+                conv(&self.reg16, 1, None)?,
+                conv(&self.cls8, 1, None)?,
+                conv(&self.reg8, 1, None)?,
+            ],
+        })
+    }
+
     /// Runs the detector network.
     ///
     /// - input: `[batch, 3, 128, 128]`, RGB scaled to [-1, 1]

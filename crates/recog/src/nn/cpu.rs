@@ -33,6 +33,20 @@ pub struct FeatureMap {
 }
 
 impl FeatureMap {
+    /// A feature map from one image's planar (`[c, h, w]`) values; `data` must hold
+    /// `c * h * w` of them (extra ones are ignored, missing ones read as 0).
+    pub fn from_planar(data: &[f32], c: usize, h: usize, w: usize) -> Self {
+        let n = h * w;
+        let mut out = vec![0f32; n * c];
+        for ch in 0..c {
+            let plane = data.get(ch * n..(ch + 1) * n).unwrap_or(&[]);
+            for (p, v) in plane.iter().enumerate() {
+                out[p * c + ch] = *v;
+            }
+        }
+        Self { h, w, c, data: out }
+    }
+
     /// Whether `data` holds exactly `h * w * c` values.
     pub fn is_consistent(&self) -> bool {
         self.h
@@ -203,6 +217,33 @@ impl Conv {
             })
     }
 
+    /// A convolution from burn's (and PyTorch's, ONNX's) `[out, in, kh, kw]` weight layout.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_oihw(
+        w: &[f32],
+        [o, i, kh, kw]: [usize; 4],
+        bias: Vec<f32>,
+        stride: [usize; 2],
+        same: bool,
+        act: Option<Act>,
+    ) -> Option<Self> {
+        if w.len() != o.checked_mul(i)?.checked_mul(kh)?.checked_mul(kw)? {
+            return None;
+        }
+        let mut hwio = vec![0f32; w.len()];
+        for co in 0..o {
+            for ci in 0..i {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        hwio[((ky * kw + kx) * i + ci) * o + co] =
+                            w[((co * i + ci) * kh + ky) * kw + kx];
+                    }
+                }
+            }
+        }
+        Self::new(kh, kw, i, o, stride, same, hwio, bias, act)
+    }
+
     /// Sets the epilogue's activation if there is none yet and it fits the output
     /// channels; whether it was set.
     pub fn fuse(&mut self, act: Act) -> bool {
@@ -334,6 +375,27 @@ impl Depthwise {
             })
     }
 
+    /// A depthwise convolution from burn's `[c, 1, kh, kw]` weight layout.
+    pub fn from_c1hw(
+        w: &[f32],
+        [c, one, kh, kw]: [usize; 4],
+        bias: Vec<f32>,
+        stride: [usize; 2],
+        same: bool,
+        act: Option<Act>,
+    ) -> Option<Self> {
+        if one != 1 || w.len() != c.checked_mul(kh)?.checked_mul(kw)? {
+            return None;
+        }
+        let mut hwc = vec![0f32; w.len()];
+        for ch in 0..c {
+            for k in 0..kh * kw {
+                hwc[k * c + ch] = w[ch * kh * kw + k];
+            }
+        }
+        Self::new(kh, kw, c, stride, same, hwc, bias, act)
+    }
+
     /// Sets the epilogue's activation if there is none yet and it fits the channels;
     /// whether it was set.
     pub fn fuse(&mut self, act: Act) -> bool {
@@ -409,6 +471,59 @@ impl Depthwise {
             data: out,
         })
     }
+}
+
+/// 2x2 max pooling with stride 2 (odd trailing rows and columns dropped, as burn and
+/// TensorFlow's `VALID` do).
+pub fn max_pool_2x2(x: &FeatureMap) -> Option<FeatureMap> {
+    if !x.is_consistent() {
+        return None;
+    }
+    let (oh, ow, c) = (x.h / 2, x.w / 2, x.c);
+    let mut out = vec![0f32; oh * ow * c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let o = &mut out[(oy * ow + ox) * c..][..c];
+            let at = |y: usize, xx: usize| &x.data[(y * x.w + xx) * c..][..c];
+            let (a, b, d, e) = (
+                at(2 * oy, 2 * ox),
+                at(2 * oy, 2 * ox + 1),
+                at(2 * oy + 1, 2 * ox),
+                at(2 * oy + 1, 2 * ox + 1),
+            );
+            for i in 0..c {
+                o[i] = a[i].max(b[i]).max(d[i].max(e[i]));
+            }
+        }
+    }
+    Some(FeatureMap {
+        h: oh,
+        w: ow,
+        c,
+        data: out,
+    })
+}
+
+/// `out = relu(out + skip)`, where `skip` may have fewer channels than `out`: the missing
+/// ones count as zero (a residual shortcut padded with zero channels).
+pub fn add_relu(out: &mut FeatureMap, skip: &FeatureMap) -> Option<()> {
+    if (out.h, out.w) != (skip.h, skip.w)
+        || skip.c > out.c
+        || !out.is_consistent()
+        || !skip.is_consistent()
+    {
+        return None;
+    }
+    let (c, cs) = (out.c.max(1), skip.c);
+    if cs == 0 {
+        out.data.iter_mut().for_each(|v| *v = v.max(0.0));
+        return Some(());
+    }
+    for (o, s) in out.data.chunks_exact_mut(c).zip(skip.data.chunks_exact(cs)) {
+        o[..cs].iter_mut().zip(s).for_each(|(o, s)| *o += s);
+        o.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    Some(())
 }
 
 #[cfg(test)]

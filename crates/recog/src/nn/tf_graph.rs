@@ -577,32 +577,12 @@ impl HostPlan {
                         Some(Unary::Relu6) => Some(super::cpu::Act::Relu6),
                         Some(Unary::Abs) => return None,
                     };
+                    let dims = [o, i, kh, kw];
                     if cv.groups == 1 {
-                        // burn [out, in, kh, kw] -> [kh, kw, in, out].
-                        let mut hw = vec![0f32; w.len()];
-                        for co in 0..o {
-                            for ci in 0..i {
-                                for ky in 0..kh {
-                                    for kx in 0..kw {
-                                        hw[((ky * kw + kx) * i + ci) * o + co] =
-                                            w[((co * i + ci) * kh + ky) * kw + kx];
-                                    }
-                                }
-                            }
-                        }
-                        HostOp::Conv(CpuConv::new(
-                            kh, kw, i, o, cv.stride, cv.same, hw, bias, act,
-                        )?)
+                        HostOp::Conv(CpuConv::from_oihw(&w, dims, bias, cv.stride, cv.same, act)?)
                     } else if i == 1 && cv.groups == o {
-                        // burn [c, 1, kh, kw] -> [kh, kw, c].
-                        let mut hw = vec![0f32; w.len()];
-                        for ch in 0..o {
-                            for k in 0..kh * kw {
-                                hw[k * o + ch] = w[ch * kh * kw + k];
-                            }
-                        }
-                        HostOp::Depthwise(Depthwise::new(
-                            kh, kw, o, cv.stride, cv.same, hw, bias, act,
+                        HostOp::Depthwise(Depthwise::from_c1hw(
+                            &w, dims, bias, cv.stride, cv.same, act,
                         )?)
                     } else {
                         return None;
