@@ -238,6 +238,43 @@ fn haar_matches_opencv() {
     }
 }
 
+/// The landmark network on recog's CPU kernels (what `Landmarker::annotate` runs on the CPU
+/// device) against face-api.js's output and burn's ops, on the same crop.
+#[test]
+fn landmark68_cpu_kernels_match_face_api_js_and_burn() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let mut map = recog::weights::tfjs::load(&p.landmark68).unwrap();
+    let net = recog::nn::FaceLandmark68Config::face_api()
+        .load(&mut map, &device)
+        .unwrap();
+    let cpu = net.cpu().expect("the landmark network on the CPU kernels");
+    let x = pattern(112, 112);
+    let got = cpu
+        .forward(&recog::nn::cpu::FeatureMap::from_planar(&x, 3, 112, 112))
+        .unwrap();
+    let burn: Vec<f32> = net
+        .forward(Tensor::<4>::from_data(
+            TensorData::new(x, [1, 3, 112, 112]),
+            &device,
+        ))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let want: Vec<f32> = serde_json::from_str(&fixture("landmark68_reference.json")).unwrap();
+    let (dw, db) = (max_abs_diff(&got, &want), max_abs_diff(&got, &burn));
+    eprintln!("landmarks: max |cpu - face-api.js| {dw:.2e}, |cpu - burn| {db:.2e}");
+    assert!(dw < 1e-4 && db < 1e-5, "{dw} / {db}");
+    // A crop of another size is refused, not read past.
+    let small = recog::nn::cpu::FeatureMap {
+        h: 96,
+        w: 96,
+        c: 3,
+        data: vec![0.0; 96 * 96 * 3],
+    };
+    assert!(cpu.forward(&small).is_none());
+}
+
 #[test]
 fn landmark68_matches_face_api_js() {
     let Some((_, p)) = paths() else { return };

@@ -25,6 +25,8 @@ pub const DEFAULT_CROP_SCALE: f32 = 1.3;
 /// Runs the landmark network on a square crop around each detected face.
 pub struct Landmarker {
     net: FaceLandmark68,
+    /// The network on [`crate::nn::cpu`]'s kernels, on the CPU device.
+    cpu: Option<crate::nn::face_landmark68::FaceLandmark68Cpu>,
     size: usize,
     device: Device,
     /// Crop side as a multiple of the detection box side.
@@ -40,8 +42,14 @@ impl Landmarker {
         let cfg = FaceLandmark68Config::face_api();
         let mut map = crate::weights::tfjs::load(manifest)?;
         let net = cfg.load(&mut map, device)?;
+        let cpu = if *device == Device::flex() {
+            net.cpu()
+        } else {
+            None
+        };
         Ok(Self {
             net,
+            cpu,
             size: cfg.input_size,
             device: device.clone(),
             crop_scale: DEFAULT_CROP_SCALE,
@@ -77,13 +85,39 @@ impl Landmarker {
         if crops.is_empty() {
             return Ok(());
         }
-        let x = chips_to_tensor(&crops, self.size, &self.device)?;
-        let out: Vec<f32> = self
-            .net
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::InvalidArgument(format!("landmark output: {e:?}")))?;
+        let out: Vec<f32> = match &self.cpu {
+            Some(cpu) => {
+                use rayon::prelude::*;
+                let rows = crops
+                    .par_iter()
+                    .map(|c| {
+                        let x = crate::nn::cpu::FeatureMap {
+                            h: c.height() as usize,
+                            w: c.width() as usize,
+                            c: 3,
+                            data: c.as_raw().iter().map(|&v| v as f32).collect(),
+                        };
+                        cpu.forward(&x).ok_or_else(|| {
+                            Error::InvalidArgument(format!(
+                                "landmark crop {}x{}: the network takes {s}x{s}",
+                                c.width(),
+                                c.height(),
+                                s = self.size
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                rows.concat()
+            }
+            None => {
+                let x = chips_to_tensor(&crops, self.size, &self.device)?;
+                self.net
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| Error::InvalidArgument(format!("landmark output: {e:?}")))?
+            }
+        };
         let s = self.size as f32;
         for (k, (i, j, tf)) in owners.into_iter().enumerate() {
             let row = &out[k * 136..(k + 1) * 136];

@@ -23,6 +23,7 @@ use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use serde::{Deserialize, Serialize};
 
+use super::cpu;
 use crate::weights::{param, WeightMap};
 use crate::Result;
 
@@ -167,7 +168,132 @@ pub struct FaceLandmark68 {
     pub mean_rgb: [f32; 3],
 }
 
+/// [`FaceLandmark68`] for [`super::cpu`]'s kernels (what the landmarker runs on the CPU
+/// device): channels-last, each dense block's running sum kept in one map.
+#[derive(Debug, Clone)]
+pub struct FaceLandmark68Cpu {
+    /// Per block, four (depthwise or none, convolution with bias).
+    blocks: Vec<Vec<(Option<cpu::Depthwise>, cpu::Conv)>>,
+    /// `[256, 136]`.
+    fc_weights: Vec<f32>,
+    fc_bias: Vec<f32>,
+    mean_rgb: [f32; 3],
+}
+
+impl FaceLandmark68Cpu {
+    /// Landmarks of one `[112, 112, 3]` crop (RGB 0..255): 136 fractions of the crop side,
+    /// as [`FaceLandmark68::forward`]. `None` if the crop does not fit the network.
+    pub fn forward(&self, x: &cpu::FeatureMap) -> Option<Vec<f32>> {
+        if x.c != 3 || !x.is_consistent() {
+            return None;
+        }
+        let mut x = x.clone();
+        for px in x.data.chunks_exact_mut(3) {
+            px.iter_mut()
+                .zip(self.mean_rgb)
+                .for_each(|(v, m)| *v = (*v - m) / 255.0);
+        }
+        let sep = |(d, c): &(Option<cpu::Depthwise>, cpu::Conv), x: &cpu::FeatureMap| match d {
+            Some(d) => c.run(&d.run(x)?),
+            None => c.run(x),
+        };
+        let relu = |m: &cpu::FeatureMap| {
+            let mut m = m.clone();
+            m.data.iter_mut().for_each(|v| *v = v.max(0.0));
+            m
+        };
+        let add = |s: &mut cpu::FeatureMap, o: &cpu::FeatureMap| {
+            if s.data.len() != o.data.len() {
+                return None;
+            }
+            s.data.iter_mut().zip(&o.data).for_each(|(a, b)| *a += b);
+            Some(())
+        };
+        for convs in &self.blocks {
+            let [c0, c1, c2, c3] = &convs[..] else {
+                return None;
+            };
+            // out1 = relu(c0(x)); then the sum of the outputs so far, relu'd, feeds the next
+            // conv; summed left to right as the burn path does.
+            let mut sum = relu(&sep(c0, &x)?);
+            let out2 = sep(c1, &sum)?;
+            add(&mut sum, &out2)?;
+            let out3 = sep(c2, &relu(&sum))?;
+            add(&mut sum, &out3)?;
+            let out4 = sep(c3, &relu(&sum))?;
+            add(&mut sum, &out4)?;
+            x = relu(&sum);
+        }
+        // 7x7 average pooling (stride 2) over the final 7x7 map: one window.
+        if x.h != 7 || x.w != 7 {
+            return None;
+        }
+        let c = x.c;
+        let mut pooled = vec![0f32; c];
+        for px in x.data.chunks_exact(c) {
+            pooled.iter_mut().zip(px).for_each(|(p, v)| *p += v);
+        }
+        pooled.iter_mut().for_each(|p| *p /= 49.0);
+        let mut out = vec![0f32; self.fc_bias.len()];
+        cpu::matmul(
+            &pooled,
+            &self.fc_weights,
+            &mut out,
+            1,
+            c,
+            self.fc_bias.len(),
+        )?;
+        out.iter_mut().zip(&self.fc_bias).for_each(|(o, b)| *o += b);
+        Some(out)
+    }
+}
+
 impl FaceLandmark68 {
+    /// The same network for [`super::cpu`]'s kernels; `None` if a weight cannot be read.
+    pub fn cpu(&self) -> Option<FaceLandmark68Cpu> {
+        let values = |t: Tensor<4>| {
+            let d = t.dims();
+            t.into_data().try_to_vec::<f32>().ok().map(|v| (v, d))
+        };
+        let mut blocks = Vec::new();
+        for b in &self.blocks {
+            let mut convs = Vec::new();
+            for (k, c) in b.convs.iter().enumerate() {
+                let stride = if k == 0 { 2 } else { 1 };
+                let bias = c.bias.val().into_data().try_to_vec::<f32>().ok()?;
+                let (pw, pd) = values(c.pointwise.val())?;
+                let pair = match &c.depthwise {
+                    Some(d) => {
+                        let (dw, dd) = values(d.val())?;
+                        (
+                            Some(cpu::Depthwise::from_c1hw(
+                                &dw,
+                                dd,
+                                Vec::new(),
+                                [stride; 2],
+                                true,
+                                None,
+                            )?),
+                            cpu::Conv::from_oihw(&pw, pd, bias, [1, 1], true, None)?,
+                        )
+                    }
+                    None => (
+                        None,
+                        cpu::Conv::from_oihw(&pw, pd, bias, [stride; 2], true, None)?,
+                    ),
+                };
+                convs.push(pair);
+            }
+            blocks.push(convs);
+        }
+        Some(FaceLandmark68Cpu {
+            blocks,
+            fc_weights: self.fc_weights.val().into_data().try_to_vec::<f32>().ok()?,
+            fc_bias: self.fc_bias.val().into_data().try_to_vec::<f32>().ok()?,
+            mean_rgb: self.mean_rgb,
+        })
+    }
+
     /// Landmarks of face crops.
     ///
     /// - input: `[batch, 3, 112, 112]`, RGB 0..255
