@@ -142,20 +142,8 @@ impl TfGraph {
         let outs = (0..n)
             .into_par_iter()
             .map(|i| {
-                let img = &data[i * per..][..per];
-                let mut nhwc = vec![0f32; per];
-                for ch in 0..c {
-                    for (p, v) in img[ch * h * w..][..h * w].iter().enumerate() {
-                        nhwc[p * c + ch] = *v;
-                    }
-                }
-                plan.run(super::cpu::FeatureMap {
-                    h,
-                    w,
-                    c,
-                    data: nhwc,
-                })
-                .map_err(|problem| self.fail(problem))
+                let img = super::cpu::FeatureMap::from_planar(&data[i * per..][..per], c, h, w);
+                plan.run(img).map_err(|problem| self.fail(problem))
             })
             .collect::<Result<Vec<_>>>()?;
         let dim = match outs.first() {
@@ -740,7 +728,7 @@ impl HostPlan {
         for (k, s) in self.steps[..=self.output].iter().enumerate() {
             // Releases input `i` after its last reader; `take` hands over the map itself.
             let mut release = |i: usize, vals: &mut Vec<Option<FeatureMap>>| {
-                uses[i] -= 1;
+                uses[i] = uses[i].saturating_sub(1);
                 if uses[i] == 0 {
                     vals[i] = None;
                 }
