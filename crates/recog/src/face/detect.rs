@@ -438,20 +438,52 @@ impl BlazeFacePyramid {
 
 impl Detector for BlazeFacePyramid {
     fn detect_batch(&self, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>> {
+        if self.base.cpu.is_some() {
+            // On the CPU kernels one pass runs on one thread: every level of every image,
+            // and the letterboxed passes, go in parallel (a single video frame too).
+            use rayon::prelude::*;
+            let jobs: Vec<(usize, f32)> = images
+                .iter()
+                .enumerate()
+                .flat_map(|(i, img)| {
+                    self.scales(img.width(), img.height())
+                        .into_iter()
+                        .map(move |s| (i, s))
+                })
+                .collect();
+            let (whole, levels) = rayon::join(
+                || self.base.detect_batch(images),
+                || {
+                    jobs.par_iter()
+                        .map(|&(i, s)| {
+                            let mut v = Vec::new();
+                            self.level(images[i], s, &mut v)?;
+                            Ok((i, v))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                },
+            );
+            let mut result = whole?;
+            // Candidates in the serial order (letterbox, then levels finest first).
+            for (i, v) in levels? {
+                if let Some(r) = result.get_mut(i) {
+                    r.extend(v);
+                }
+            }
+            return Ok(result
+                .into_iter()
+                .map(|c| weighted_nms(c, self.base.iou_threshold))
+                .collect());
+        }
         let whole = self.base.detect_batch(images)?;
-        let levels = |(img, mut cands): (&&RgbImage, Vec<FaceBox>)| {
+        let mut result = Vec::with_capacity(images.len());
+        for (img, mut cands) in images.iter().zip(whole) {
             for s in self.scales(img.width(), img.height()) {
                 self.level(img, s, &mut cands)?;
             }
-            Ok(weighted_nms(cands, self.base.iou_threshold))
-        };
-        if self.base.cpu.is_some() {
-            // On the CPU kernels a level runs on one thread: the images go in parallel.
-            use rayon::prelude::*;
-            images.par_iter().zip(whole).map(levels).collect()
-        } else {
-            images.iter().zip(whole).map(levels).collect()
+            result.push(weighted_nms(cands, self.base.iou_threshold));
         }
+        Ok(result)
     }
 
     fn has_keypoints(&self) -> bool {

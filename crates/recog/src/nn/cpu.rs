@@ -2,8 +2,8 @@
 //!
 //! Why: on the `flex` device, burn runs a depthwise convolution as one small im2col + GEMM per
 //! channel group and gives every element-wise op a freshly allocated (and, for large maps,
-//! freshly zeroed by the kernel) output. A `perf` profile of `recog bench face` (README,
-//! "Speed") put 18% of the run in page zeroing and most of the rest in those per-op copies,
+//! freshly zeroed by the kernel) output. A `perf` profile of `recog bench face` (README, "Speed
+//! notes") put 18% of the run in page zeroing and most of the rest in those per-op copies,
 //! so MobileFaceNet ran at about 30 GFLOP/s. Channels innermost, the depthwise taps are
 //! contiguous vector loads, a 1x1 convolution is a single GEMM with no data movement, and the
 //! bias and activation are applied while the output is still in cache.
