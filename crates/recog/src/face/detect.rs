@@ -55,6 +55,7 @@ pub enum DetectorKind {
     /// The same model over an image pyramid, from 20 px faces up: group photos, video.
     #[default]
     #[serde(rename = "blazeface-pyramid")]
+    #[cfg_attr(feature = "clap", value(name = "blazeface-pyramid"))]
     BlazeFacePyramid,
     /// OpenCV's `haarcascade_frontalface_default.xml` with the notebook's
     /// `detectMultiScale(gray, 1.3, 5)`; boxes only.
@@ -569,6 +570,17 @@ mod tests {
             score,
             keypoints: vec![[x0, 0.0]],
             landmarks: vec![],
+        }
+    }
+
+    /// clap spelled `BlazeFacePyramid` `blaze-face-pyramid`, so every README command with
+    /// `--detector blazeface-pyramid` was refused.
+    #[cfg(feature = "clap")]
+    #[test]
+    fn the_command_line_takes_the_detector_names_the_readme_uses() {
+        use clap::ValueEnum;
+        for k in DetectorKind::ALL {
+            assert_eq!(DetectorKind::from_str(k.name(), false), Ok(k));
         }
     }
 
