@@ -11,7 +11,7 @@ use recog::face::{self, Detector, ModelPaths};
 use recog::Home;
 
 mod common;
-use common::skip;
+use common::{max_abs_diff, skip};
 
 fn paths() -> Option<(Home, ModelPaths)> {
     let home = Home::from_env();
@@ -64,13 +64,19 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Largest absolute difference between two equally long outputs.
-fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "output lengths differ");
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max)
+/// A tensor's values, row-major.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// A zero map of a size the CPU path should refuse.
+fn blank_map(h: usize, w: usize) -> recog::nn::cpu::FeatureMap {
+    recog::nn::cpu::FeatureMap {
+        h,
+        w,
+        c: 3,
+        data: vec![0.0; h * w * 3],
+    }
 }
 
 #[test]
@@ -82,7 +88,7 @@ fn face_resnet_matches_face_api_js() {
         TensorData::new(pattern(150, 150), [1, 3, 150, 150]),
         &device,
     );
-    let got: Vec<f32> = emb.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let got = values(emb.forward(x));
     let want: Vec<f32> = serde_json::from_str(&fixture("face_resnet_reference.json")).unwrap();
     assert_eq!(got.len(), 128);
     let max_err = max_abs_diff(&got, &want);
@@ -102,8 +108,8 @@ fn blazeface_matches_onnxruntime() {
         TensorData::new(x, [1, 3, 128, 128]),
         &device,
     ));
-    let scores: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
-    let regs: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
+    let scores = values(out.scores);
+    let regs = values(out.boxes);
     let text = fixture("blazeface_reference.json");
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     let ws: Vec<f32> = serde_json::from_value(want["scores"].clone()).unwrap();
@@ -150,21 +156,14 @@ fn blazeface_cpu_kernels_match_burns_ops() {
             TensorData::new(x, [1, 3, h, w]),
             &device,
         ));
-        let ws: Vec<f32> = out.scores.into_data().try_to_vec::<f32>().unwrap();
-        let wr: Vec<f32> = out.boxes.into_data().try_to_vec::<f32>().unwrap();
+        let (ws, wr) = (values(out.scores), values(out.boxes));
         assert_eq!((scores.len(), regs.len()), (ws.len(), wr.len()));
         let (ds, dr) = (max_abs_diff(&scores, &ws), max_abs_diff(&regs, &wr));
         eprintln!("BlazeFace {h}x{w}: max |cpu - burn| scores {ds:.2e}, regressors {dr:.2e}");
         assert!(ds < 1e-4 && dr < 1e-3, "{h}x{w}: {ds} / {dr}");
     }
     // A side that is not a multiple of 16 is refused, not run on misaligned anchors.
-    let odd = recog::nn::cpu::FeatureMap {
-        h: 120,
-        w: 128,
-        c: 3,
-        data: vec![0.0; 120 * 128 * 3],
-    };
-    assert!(cpu.forward(&odd).is_none());
+    assert!(cpu.forward(&blank_map(120, 128)).is_none());
 }
 
 #[test]
@@ -253,26 +252,16 @@ fn landmark68_cpu_kernels_match_face_api_js_and_burn() {
     let got = cpu
         .forward(&recog::nn::cpu::FeatureMap::from_planar(&x, 3, 112, 112))
         .unwrap();
-    let burn: Vec<f32> = net
-        .forward(Tensor::<4>::from_data(
-            TensorData::new(x, [1, 3, 112, 112]),
-            &device,
-        ))
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let burn = values(net.forward(Tensor::<4>::from_data(
+        TensorData::new(x, [1, 3, 112, 112]),
+        &device,
+    )));
     let want: Vec<f32> = serde_json::from_str(&fixture("landmark68_reference.json")).unwrap();
     let (dw, db) = (max_abs_diff(&got, &want), max_abs_diff(&got, &burn));
     eprintln!("landmarks: max |cpu - face-api.js| {dw:.2e}, |cpu - burn| {db:.2e}");
     assert!(dw < 1e-4 && db < 1e-5, "{dw} / {db}");
     // A crop of another size is refused, not read past.
-    let small = recog::nn::cpu::FeatureMap {
-        h: 96,
-        w: 96,
-        c: 3,
-        data: vec![0.0; 96 * 96 * 3],
-    };
-    assert!(cpu.forward(&small).is_none());
+    assert!(cpu.forward(&blank_map(96, 96)).is_none());
 }
 
 #[test]
@@ -284,7 +273,7 @@ fn landmark68_matches_face_api_js() {
         TensorData::new(pattern(112, 112), [1, 3, 112, 112]),
         &device,
     );
-    let got: Vec<f32> = lm.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let got = values(lm.forward(x));
     let want: Vec<f32> = serde_json::from_str(&fixture("landmark68_reference.json")).unwrap();
     assert_eq!(got.len(), 136);
     let max_err = max_abs_diff(&got, &want);
@@ -360,8 +349,7 @@ fn mobilefacenet_cpu_kernels_match_burns_ops() {
         let x = Tensor::<4>::from_data(TensorData::new(v, [3, 3, s, s]), &device);
         let host = graph.forward(x.clone());
         let burn = graph.forward_burn(x);
-        let host: Vec<f32> = host.unwrap().into_data().try_to_vec::<f32>().unwrap();
-        let burn: Vec<f32> = burn.unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let (host, burn) = (values(host.unwrap()), values(burn.unwrap()));
         let d = max_abs_diff(&host, &burn);
         let scale = burn.iter().fold(0f32, |m, v| m.max(v.abs()));
         eprintln!("MobileFaceNet: max |cpu kernels - burn| = {d:.2e}, largest output {scale:.3}");

@@ -47,6 +47,14 @@ impl FeatureMap {
         Self { h, w, c, data: out }
     }
 
+    /// A copy with `max(v, 0)` applied to every value.
+    pub fn relu(&self) -> Self {
+        Self {
+            data: self.data.iter().map(|v| v.max(0.0)).collect(),
+            ..*self
+        }
+    }
+
     /// Whether `data` holds exactly `h * w * c` values.
     pub fn is_consistent(&self) -> bool {
         self.h
@@ -69,7 +77,7 @@ pub enum Act {
 
 impl Act {
     /// Applies the activation to one pixel's channels (`v.len()` channels).
-    #[inline]
+    #[inline(always)]
     pub fn apply(&self, v: &mut [f32]) {
         match self {
             Act::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
@@ -99,6 +107,22 @@ fn avx2() -> bool {
     *HAS.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     })
+}
+
+/// Runs `f` compiled for AVX2 + FMA where the CPU has them: `f`, inlined into a function with
+/// those target features, gets 8-lane loops instead of SSE2's 4.
+#[inline(always)]
+fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+        return unsafe { with_avx2(f) };
+    }
+    f()
 }
 
 /// Output size and leading padding of a convolution along one axis: TensorFlow's `SAME`
@@ -162,20 +186,122 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize)
     Some(())
 }
 
+/// A kernel window: size, stride and padding, dilation 1. Dense and depthwise convolutions
+/// walk their taps the same way.
+#[derive(Debug, Clone)]
+struct Window {
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    same: bool,
+}
+
+/// A [`Window`] placed on an input of known size.
+struct Placement {
+    oh: usize,
+    ow: usize,
+    pt: usize,
+    pl: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Window {
+    fn new(kh: usize, kw: usize, stride: [usize; 2], same: bool) -> Option<Self> {
+        (kh > 0 && kw > 0 && stride[0] > 0 && stride[1] > 0).then_some(Self {
+            kh,
+            kw,
+            stride,
+            same,
+        })
+    }
+
+    fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+
+    /// The output size on an `h x w` input; `None` if a `VALID` window does not fit.
+    fn place(&self, h: usize, w: usize) -> Option<Placement> {
+        let (oh, pt) = geometry(h, self.kh, self.stride[0], self.same)?;
+        let (ow, pl) = geometry(w, self.kw, self.stride[1], self.same)?;
+        oh.checked_mul(ow)?;
+        Some(Placement {
+            oh,
+            ow,
+            pt,
+            pl,
+            h,
+            w,
+        })
+    }
+
+    /// Calls `f(tap, pixel)` for each tap (`ky * kw + kx`) of output `(oy, ox)` that lands
+    /// inside the input, with the input pixel's index `iy * w + ix`; padding taps are skipped.
+    #[inline(always)]
+    fn each_tap(&self, p: &Placement, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+        for ky in 0..self.kh {
+            let Some(iy) = (oy * self.stride[0] + ky).checked_sub(p.pt) else {
+                continue;
+            };
+            if iy >= p.h {
+                continue;
+            }
+            for kx in 0..self.kw {
+                let Some(ix) = (ox * self.stride[1] + kx).checked_sub(p.pl) else {
+                    continue;
+                };
+                if ix < p.w {
+                    f(ky * self.kw + kx, iy * p.w + ix);
+                }
+            }
+        }
+    }
+}
+
+/// What a kernel does to each output pixel after its sums: add the bias, then the
+/// activation.
+#[derive(Debug, Clone)]
+struct Epilogue {
+    bias: Vec<f32>,
+    act: Option<Act>,
+}
+
+impl Epilogue {
+    /// `bias` of `c` values (zeros when empty) and an activation that fits `c` channels.
+    fn new(c: usize, bias: Vec<f32>, act: Option<Act>) -> Option<Self> {
+        let bias = if bias.is_empty() { vec![0.0; c] } else { bias };
+        (bias.len() == c && act.as_ref().is_none_or(|a| a.fits(c))).then_some(Self { bias, act })
+    }
+
+    /// Sets the activation if there is none yet and it fits; whether it was set.
+    fn fuse(&mut self, act: Act) -> bool {
+        let ok = self.act.is_none() && act.fits(self.bias.len());
+        if ok {
+            self.act = Some(act);
+        }
+        ok
+    }
+
+    #[inline(always)]
+    fn apply(&self, px: &mut [f32], bias_added: bool) {
+        if !bias_added {
+            px.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += b);
+        }
+        if let Some(a) = &self.act {
+            a.apply(px);
+        }
+    }
+}
+
 /// A dense 2-d convolution (TensorFlow `CONV_2D`), dilation 1.
 #[derive(Debug, Clone)]
 pub struct Conv {
-    kh: usize,
-    kw: usize,
+    window: Window,
     cin: usize,
     cout: usize,
-    stride: [usize; 2],
-    same: bool,
     /// `[kh * kw * cin, cout]`: row `(ky * kw + kx) * cin + ci`.
     weight: Vec<f32>,
-    bias: Vec<f32>,
-    /// Applied in the epilogue.
-    act: Option<Act>,
+    epilogue: Epilogue,
 }
 
 impl Conv {
@@ -193,28 +319,16 @@ impl Conv {
         bias: Vec<f32>,
         act: Option<Act>,
     ) -> Option<Self> {
-        let k = kh.checked_mul(kw)?.checked_mul(cin)?;
-        let bias = if bias.is_empty() {
-            vec![0.0; cout]
-        } else {
-            bias
-        };
-        (weight.len() == k.checked_mul(cout)?
-            && bias.len() == cout
-            && act.as_ref().is_none_or(|a| a.fits(cout))
-            && stride[0] > 0
-            && stride[1] > 0)
-            .then_some(Self {
-                kh,
-                kw,
-                cin,
-                cout,
-                stride,
-                same,
-                weight,
-                bias,
-                act,
-            })
+        let window = Window::new(kh, kw, stride, same)?;
+        let rows = window.taps().checked_mul(cin)?;
+        (weight.len() == rows.checked_mul(cout)?).then_some(())?;
+        Some(Self {
+            window,
+            cin,
+            cout,
+            weight,
+            epilogue: Epilogue::new(cout, bias, act)?,
+        })
     }
 
     /// A convolution from burn's (and PyTorch's, ONNX's) `[out, in, kh, kw]` weight layout.
@@ -247,80 +361,49 @@ impl Conv {
     /// Sets the epilogue's activation if there is none yet and it fits the output
     /// channels; whether it was set.
     pub fn fuse(&mut self, act: Act) -> bool {
-        let ok = self.act.is_none() && act.fits(self.cout);
-        if ok {
-            self.act = Some(act);
-        }
-        ok
+        self.epilogue.fuse(act)
     }
 
     /// Runs the convolution; `None` if `x` does not have `cin` channels or is smaller than
     /// the kernel under `VALID` padding.
     pub fn run(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
-            return unsafe { self.run_avx2(x) };
-        }
-        self.run_portable(x)
-    }
-
-    /// The same code compiled for AVX2: 8 lanes for the epilogue and the im2col copies.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        self.run_portable(x)
+        vectorised(
+            #[inline(always)]
+            || self.run_inline(x),
+        )
     }
 
     #[inline(always)]
-    fn run_portable(&self, x: &FeatureMap) -> Option<FeatureMap> {
+    fn run_inline(&self, x: &FeatureMap) -> Option<FeatureMap> {
         if x.c != self.cin || !x.is_consistent() {
             return None;
         }
-        let (oh, pt) = geometry(x.h, self.kh, self.stride[0], self.same)?;
-        let (ow, pl) = geometry(x.w, self.kw, self.stride[1], self.same)?;
-        let m = oh.checked_mul(ow)?;
-        let k = self.kh * self.kw * self.cin;
+        let p = self.window.place(x.h, x.w)?;
+        let m = p.oh * p.ow;
+        let k = self.window.taps() * self.cin;
         let mut out = vec![0f32; m.checked_mul(self.cout)?];
-        if self.kh == 1 && self.kw == 1 && self.stride == [1, 1] {
+        if self.window.taps() == 1 && self.window.stride == [1, 1] {
             // Channels-last, a 1x1 convolution is the image as an [h*w, cin] matrix.
             matmul(&x.data, &self.weight, &mut out, m, k, self.cout)?;
         } else {
             let mut cols = vec![0f32; m.checked_mul(k)?];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let row = &mut cols[(oy * ow + ox) * k..][..k];
-                    for ky in 0..self.kh {
-                        let Some(iy) = (oy * self.stride[0] + ky).checked_sub(pt) else {
-                            continue;
-                        };
-                        if iy >= x.h {
-                            continue;
-                        }
-                        for kx in 0..self.kw {
-                            let Some(ix) = (ox * self.stride[1] + kx).checked_sub(pl) else {
-                                continue;
-                            };
-                            if ix >= x.w {
-                                continue;
-                            }
-                            row[(ky * self.kw + kx) * self.cin..][..self.cin]
-                                .copy_from_slice(&x.data[(iy * x.w + ix) * x.c..][..x.c]);
-                        }
-                    }
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    let row = &mut cols[(oy * p.ow + ox) * k..][..k];
+                    self.window.each_tap(&p, oy, ox, |tap, px| {
+                        row[tap * self.cin..][..self.cin]
+                            .copy_from_slice(&x.data[px * x.c..][..x.c]);
+                    });
                 }
             }
             matmul(&cols, &self.weight, &mut out, m, k, self.cout)?;
         }
         for px in out.chunks_exact_mut(self.cout) {
-            px.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += b);
-            if let Some(a) = &self.act {
-                a.apply(px);
-            }
+            self.epilogue.apply(px, false);
         }
         Some(FeatureMap {
-            h: oh,
-            w: ow,
+            h: p.oh,
+            w: p.ow,
             c: self.cout,
             data: out,
         })
@@ -331,16 +414,11 @@ impl Conv {
 /// depth multiplier 1), dilation 1.
 #[derive(Debug, Clone)]
 pub struct Depthwise {
-    kh: usize,
-    kw: usize,
+    window: Window,
     c: usize,
-    stride: [usize; 2],
-    same: bool,
     /// `[kh * kw, c]`.
     weight: Vec<f32>,
-    bias: Vec<f32>,
-    /// Applied in the epilogue.
-    act: Option<Act>,
+    epilogue: Epilogue,
 }
 
 impl Depthwise {
@@ -357,22 +435,14 @@ impl Depthwise {
         bias: Vec<f32>,
         act: Option<Act>,
     ) -> Option<Self> {
-        let bias = if bias.is_empty() { vec![0.0; c] } else { bias };
-        (weight.len() == kh.checked_mul(kw)?.checked_mul(c)?
-            && bias.len() == c
-            && act.as_ref().is_none_or(|a| a.fits(c))
-            && stride[0] > 0
-            && stride[1] > 0)
-            .then_some(Self {
-                kh,
-                kw,
-                c,
-                stride,
-                same,
-                weight,
-                bias,
-                act,
-            })
+        let window = Window::new(kh, kw, stride, same)?;
+        (weight.len() == window.taps().checked_mul(c)?).then_some(())?;
+        Some(Self {
+            window,
+            c,
+            weight,
+            epilogue: Epilogue::new(c, bias, act)?,
+        })
     }
 
     /// A depthwise convolution from burn's `[c, 1, kh, kw]` weight layout.
@@ -399,74 +469,44 @@ impl Depthwise {
     /// Sets the epilogue's activation if there is none yet and it fits the channels;
     /// whether it was set.
     pub fn fuse(&mut self, act: Act) -> bool {
-        let ok = self.act.is_none() && act.fits(self.c);
-        if ok {
-            self.act = Some(act);
-        }
-        ok
+        self.epilogue.fuse(act)
     }
 
     /// Runs the convolution; `None` if `x` does not have `c` channels or is smaller than the
     /// kernel under `VALID` padding.
     pub fn run(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
-            return unsafe { self.run_avx2(x) };
-        }
-        self.run_portable(x)
-    }
-
-    /// The same code compiled for AVX2: the channel loop in 8 lanes instead of SSE2's 4.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        self.run_portable(x)
+        vectorised(
+            #[inline(always)]
+            || self.run_inline(x),
+        )
     }
 
     #[inline(always)]
-    fn run_portable(&self, x: &FeatureMap) -> Option<FeatureMap> {
+    fn run_inline(&self, x: &FeatureMap) -> Option<FeatureMap> {
         if x.c != self.c || !x.is_consistent() {
             return None;
         }
         let c = self.c;
-        let (oh, pt) = geometry(x.h, self.kh, self.stride[0], self.same)?;
-        let (ow, pl) = geometry(x.w, self.kw, self.stride[1], self.same)?;
-        let mut out = vec![0f32; oh.checked_mul(ow)?.checked_mul(c)?];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let o = &mut out[(oy * ow + ox) * c..][..c];
-                o.copy_from_slice(&self.bias);
-                for ky in 0..self.kh {
-                    let Some(iy) = (oy * self.stride[0] + ky).checked_sub(pt) else {
-                        continue;
-                    };
-                    if iy >= x.h {
-                        continue;
-                    }
-                    for kx in 0..self.kw {
-                        let Some(ix) = (ox * self.stride[1] + kx).checked_sub(pl) else {
-                            continue;
-                        };
-                        if ix >= x.w {
-                            continue;
-                        }
-                        let xi = &x.data[(iy * x.w + ix) * c..][..c];
-                        let wk = &self.weight[(ky * self.kw + kx) * c..][..c];
-                        o.iter_mut()
-                            .zip(xi)
-                            .zip(wk)
-                            .for_each(|((o, a), b)| *o += a * b);
-                    }
-                }
-                if let Some(a) = &self.act {
-                    a.apply(o);
-                }
+        let p = self.window.place(x.h, x.w)?;
+        let mut out = vec![0f32; (p.oh * p.ow).checked_mul(c)?];
+        for oy in 0..p.oh {
+            for ox in 0..p.ow {
+                let o = &mut out[(oy * p.ow + ox) * c..][..c];
+                o.copy_from_slice(&self.epilogue.bias);
+                self.window.each_tap(&p, oy, ox, |tap, px| {
+                    let xi = &x.data[px * c..][..c];
+                    let wk = &self.weight[tap * c..][..c];
+                    o.iter_mut()
+                        .zip(xi)
+                        .zip(wk)
+                        .for_each(|((o, a), b)| *o += a * b);
+                });
+                self.epilogue.apply(o, true);
             }
         }
         Some(FeatureMap {
-            h: oh,
-            w: ow,
+            h: p.oh,
+            w: p.ow,
             c,
             data: out,
         })
@@ -504,6 +544,21 @@ pub fn max_pool_2x2(x: &FeatureMap) -> Option<FeatureMap> {
     })
 }
 
+/// `out += other`, element-wise; `None` if the shapes differ.
+pub fn add(out: &mut FeatureMap, other: &FeatureMap) -> Option<()> {
+    if (out.h, out.w, out.c) != (other.h, other.w, other.c)
+        || !out.is_consistent()
+        || !other.is_consistent()
+    {
+        return None;
+    }
+    out.data
+        .iter_mut()
+        .zip(&other.data)
+        .for_each(|(a, b)| *a += b);
+    Some(())
+}
+
 /// `out = relu(out + skip)`, where `skip` may have fewer channels than `out`: the missing
 /// ones count as zero (a residual shortcut padded with zero channels).
 pub fn add_relu(out: &mut FeatureMap, skip: &FeatureMap) -> Option<()> {
@@ -524,164 +579,4 @@ pub fn add_relu(out: &mut FeatureMap, skip: &FeatureMap) -> Option<()> {
         o.iter_mut().for_each(|v| *v = v.max(0.0));
     }
     Some(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::prelude::*;
-    use burn::tensor::module::conv2d;
-    use burn::tensor::ops::ConvOptions;
-    use burn::tensor::TensorData;
-    use rand::{Rng, SeedableRng};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
-    }
-
-    /// burn's `conv2d` on the same data, NCHW, as the reference.
-    #[allow(clippy::too_many_arguments)]
-    fn burn_conv(
-        x: &FeatureMap,
-        w_hwio: &[f32],
-        kh: usize,
-        kw: usize,
-        cout: usize,
-        bias: &[f32],
-        stride: usize,
-        pad: [(usize, usize); 2],
-        groups: usize,
-    ) -> Vec<f32> {
-        let d = crate::default_device();
-        let (h, wd, c) = (x.h, x.w, x.c);
-        let mut nchw = vec![0f32; c * h * wd];
-        for y in 0..h {
-            for xx in 0..wd {
-                for ch in 0..c {
-                    nchw[(ch * h + y) * wd + xx] = x.data[(y * wd + xx) * c + ch];
-                }
-            }
-        }
-        let cin_g = c / groups;
-        let mut w = vec![0f32; cout * cin_g * kh * kw];
-        for o in 0..cout {
-            for i in 0..cin_g {
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        // Dense: [kh, kw, cin, cout]; depthwise: [kh, kw, c].
-                        let v = if groups == 1 {
-                            w_hwio[((ky * kw + kx) * c + i) * cout + o]
-                        } else {
-                            w_hwio[(ky * kw + kx) * c + o]
-                        };
-                        w[((o * cin_g + i) * kh + ky) * kw + kx] = v;
-                    }
-                }
-            }
-        }
-        let y = conv2d(
-            Tensor::<4>::from_data(TensorData::new(nchw, [1, c, h, wd]), &d),
-            Tensor::from_data(TensorData::new(w, [cout, cin_g, kh, kw]), &d),
-            Some(Tensor::from_data(
-                TensorData::new(bias.to_vec(), [cout]),
-                &d,
-            )),
-            ConvOptions::new_with_padding([stride, stride], pad, [1, 1], groups),
-        );
-        let [_, oc, oh, ow] = y.dims();
-        let v = y.into_data().try_to_vec::<f32>().unwrap();
-        let mut nhwc = vec![0f32; v.len()];
-        for ch in 0..oc {
-            for yy in 0..oh {
-                for xx in 0..ow {
-                    nhwc[(yy * ow + xx) * oc + ch] = v[(ch * oh + yy) * ow + xx];
-                }
-            }
-        }
-        nhwc
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
-    #[test]
-    fn cpu_convolutions_match_burn() {
-        // (h, w, cin, cout, k, stride, same): odd sizes make SAME pad unevenly.
-        for (i, &(h, w, cin, cout, k, s, same)) in [
-            (9, 7, 3, 8, 3, 2, true),
-            (8, 8, 5, 6, 3, 1, true),
-            (6, 5, 4, 7, 1, 1, false),
-            (7, 7, 4, 3, 7, 1, false),
-            (10, 9, 6, 6, 1, 2, true),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let x = FeatureMap {
-                h,
-                w,
-                c: cin,
-                data: random(h * w * cin, i as u64),
-            };
-            let pad = |n: usize| {
-                let (out, before) = geometry(n, k, s, same).unwrap();
-                let need = ((out - 1) * s + k).saturating_sub(n);
-                (before, need - before)
-            };
-            let pads = if same { [pad(h), pad(w)] } else { [(0, 0); 2] };
-            let wt = random(k * k * cin * cout, 100 + i as u64);
-            let b = random(cout, 200 + i as u64);
-            let conv = Conv::new(k, k, cin, cout, [s, s], same, wt.clone(), b.clone(), None);
-            let got = conv.unwrap().run(&x).unwrap();
-            let want = burn_conv(&x, &wt, k, k, cout, &b, s, pads, 1);
-            assert!(max_diff(&got.data, &want) < 1e-5, "conv case {i}");
-
-            let wd = random(k * k * cin, 300 + i as u64);
-            let bd = random(cin, 400 + i as u64);
-            let dw = Depthwise::new(k, k, cin, [s, s], same, wd.clone(), bd.clone(), None);
-            let got = dw.unwrap().run(&x).unwrap();
-            let want = burn_conv(&x, &wd, k, k, cin, &bd, s, pads, cin);
-            assert!(max_diff(&got.data, &want) < 1e-5, "depthwise case {i}");
-        }
-    }
-
-    #[test]
-    fn a_feature_map_of_the_wrong_depth_is_refused_not_read_past() {
-        let conv = Conv::new(3, 3, 4, 2, [1, 1], true, vec![0.0; 72], vec![], None).unwrap();
-        let x = FeatureMap {
-            h: 4,
-            w: 4,
-            c: 3,
-            data: vec![0.0; 48],
-        };
-        assert!(conv.run(&x).is_none());
-        let short = FeatureMap {
-            h: 4,
-            w: 4,
-            c: 4,
-            data: vec![0.0; 60],
-        };
-        assert!(conv.run(&short).is_none());
-        let tiny = FeatureMap {
-            h: 2,
-            w: 2,
-            c: 4,
-            data: vec![0.0; 16],
-        };
-        let valid = Conv::new(3, 3, 4, 2, [1, 1], false, vec![0.0; 72], vec![], None).unwrap();
-        assert!(valid.run(&tiny).is_none());
-    }
-
-    #[test]
-    fn prelu_scales_only_the_negative_side() {
-        let mut v = vec![-2.0, 3.0, -1.0];
-        Act::PRelu(vec![0.5, 0.5, 0.25]).apply(&mut v);
-        assert_eq!(v, vec![-1.0, 3.0, -0.25]);
-    }
 }

@@ -197,32 +197,20 @@ impl FaceLandmark68Cpu {
             Some(d) => c.run(&d.run(x)?),
             None => c.run(x),
         };
-        let relu = |m: &cpu::FeatureMap| {
-            let mut m = m.clone();
-            m.data.iter_mut().for_each(|v| *v = v.max(0.0));
-            m
-        };
-        let add = |s: &mut cpu::FeatureMap, o: &cpu::FeatureMap| {
-            if s.data.len() != o.data.len() {
-                return None;
-            }
-            s.data.iter_mut().zip(&o.data).for_each(|(a, b)| *a += b);
-            Some(())
-        };
         for convs in &self.blocks {
             let [c0, c1, c2, c3] = &convs[..] else {
                 return None;
             };
             // out1 = relu(c0(x)); then the sum of the outputs so far, relu'd, feeds the next
             // conv; summed left to right as the burn path does.
-            let mut sum = relu(&sep(c0, &x)?);
+            let mut sum = sep(c0, &x)?.relu();
             let out2 = sep(c1, &sum)?;
-            add(&mut sum, &out2)?;
-            let out3 = sep(c2, &relu(&sum))?;
-            add(&mut sum, &out3)?;
-            let out4 = sep(c3, &relu(&sum))?;
-            add(&mut sum, &out4)?;
-            x = relu(&sum);
+            cpu::add(&mut sum, &out2)?;
+            let out3 = sep(c2, &sum.relu())?;
+            cpu::add(&mut sum, &out3)?;
+            let out4 = sep(c3, &sum.relu())?;
+            cpu::add(&mut sum, &out4)?;
+            x = sum.relu();
         }
         // 7x7 average pooling (stride 2) over the final 7x7 map: one window.
         if x.h != 7 || x.w != 7 {

@@ -726,26 +726,19 @@ impl HostPlan {
         let mut x = Some(x);
         let shape_err = |k: usize| format!("step {k}: the input does not fit the graph's shapes");
         for (k, s) in self.steps[..=self.output].iter().enumerate() {
-            // Releases input `i` after its last reader; `take` hands over the map itself.
-            let mut release = |i: usize, vals: &mut Vec<Option<FeatureMap>>| {
-                uses[i] = uses[i].saturating_sub(1);
-                if uses[i] == 0 {
-                    vals[i] = None;
-                }
-            };
             let v = match &s.op {
                 HostOp::Dead | HostOp::Const(_) => continue,
                 HostOp::Input => x.take().ok_or("input read twice")?,
                 HostOp::Conv(cv) => {
                     let i = s.inputs[0];
                     let y = vals[i].as_ref().and_then(|a| cv.run(a));
-                    release(i, &mut vals);
+                    release_at(&mut vals, &mut uses, i);
                     y.ok_or_else(|| shape_err(k))?
                 }
                 HostOp::Depthwise(dw) => {
                     let i = s.inputs[0];
                     let y = vals[i].as_ref().and_then(|a| dw.run(a));
-                    release(i, &mut vals);
+                    release_at(&mut vals, &mut uses, i);
                     y.ok_or_else(|| shape_err(k))?
                 }
                 HostOp::Identity => {
@@ -815,61 +808,40 @@ impl HostPlan {
             HostOp::Const(c) => Some(c.clone()),
             _ => None,
         };
-        match (konst(l), konst(r)) {
-            (None, None) => {
-                // Reuse whichever operand is read for the last time.
-                if uses[l] == 1 || uses[r] != 1 {
-                    let mut a = owned(vals, uses, l)?;
-                    let bm = vals[r].as_ref()?;
-                    if (bm.h, bm.w, bm.c) != (a.h, a.w, a.c) {
-                        return None;
-                    }
-                    a.data
-                        .iter_mut()
-                        .zip(&bm.data)
-                        .for_each(|(x, y)| *x = f(*x, *y));
-                    release_at(vals, uses, r);
-                    Some(a)
-                } else {
-                    let mut bm = owned(vals, uses, r)?;
-                    let a = vals[l].as_ref()?;
-                    if (bm.h, bm.w, bm.c) != (a.h, a.w, a.c) {
-                        return None;
-                    }
-                    bm.data
-                        .iter_mut()
-                        .zip(&a.data)
-                        .for_each(|(y, x)| *y = f(*x, *y));
-                    release_at(vals, uses, l);
-                    Some(bm)
-                }
-            }
-            (Some(c), None) => {
-                let mut a = owned(vals, uses, r)?;
-                if !c.fits(a.c) {
-                    return None;
-                }
-                for px in a.data.chunks_exact_mut(a.c.max(1)) {
-                    px.iter_mut()
-                        .enumerate()
-                        .for_each(|(ch, y)| *y = f(c.at(ch), *y));
-                }
-                Some(a)
-            }
-            (None, Some(c)) => {
-                let mut a = owned(vals, uses, l)?;
-                if !c.fits(a.c) {
-                    return None;
-                }
-                for px in a.data.chunks_exact_mut(a.c.max(1)) {
-                    px.iter_mut()
-                        .enumerate()
-                        .for_each(|(ch, x)| *x = f(*x, c.at(ch)));
-                }
-                Some(a)
-            }
-            (Some(_), Some(_)) => None,
+        let (kl, kr) = (konst(l), konst(r));
+        if kl.is_some() && kr.is_some() {
+            return None;
         }
+        // Written in place: the left map, unless the left is a constant or only the right
+        // one is read for the last time.
+        let into_left = kl.is_none() && (kr.is_some() || uses[l] == 1 || uses[r] != 1);
+        let (d, o, o_const) = if into_left { (l, r, kr) } else { (r, l, kl) };
+        let g = |dv: f32, ov: f32| if into_left { f(dv, ov) } else { f(ov, dv) };
+        let mut a = owned(vals, uses, d)?;
+        match o_const {
+            Some(c) => {
+                if !c.fits(a.c) {
+                    return None;
+                }
+                for px in a.data.chunks_exact_mut(a.c.max(1)) {
+                    px.iter_mut()
+                        .enumerate()
+                        .for_each(|(ch, v)| *v = g(*v, c.at(ch)));
+                }
+            }
+            None => {
+                let bm = vals[o].as_ref()?;
+                if (bm.h, bm.w, bm.c) != (a.h, a.w, a.c) {
+                    return None;
+                }
+                a.data
+                    .iter_mut()
+                    .zip(&bm.data)
+                    .for_each(|(v, w)| *v = g(*v, *w));
+                release_at(vals, uses, o);
+            }
+        }
+        Some(a)
     }
 }
 
@@ -887,6 +859,7 @@ fn owned(
     }
 }
 
+/// Drops value `i` after its last reader.
 fn release_at(vals: &mut [Option<super::cpu::FeatureMap>], uses: &mut [usize], i: usize) {
     uses[i] = uses[i].saturating_sub(1);
     if uses[i] == 0 {

@@ -1,4 +1,5 @@
-//! Helpers shared by the tests that read `RECOG_HOME`'s models and data sets.
+//! Helpers shared by the integration tests (each test binary uses some of them).
+#![allow(dead_code)]
 
 /// Skips with a message, or fails when the test data is meant to be there
 /// (`RECOG_TEST_DATA=required`, as CI sets it).
@@ -8,4 +9,13 @@ pub fn skip(what: &str) {
         "RECOG_TEST_DATA=required but {what} is missing"
     );
     eprintln!("skipping: {what} is missing");
+}
+
+/// Largest absolute difference between two equally long outputs.
+pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "output lengths differ");
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max)
 }

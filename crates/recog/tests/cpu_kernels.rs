@@ -1,0 +1,154 @@
+//! recog's CPU kernels (`nn::cpu`) against burn's `conv2d` on the same data, and their
+//! refusals of maps they cannot run on. No model files needed.
+
+mod common;
+use common::max_abs_diff;
+
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::TensorData;
+use rand::{Rng, SeedableRng};
+use recog::nn::cpu::{Act, Conv, Depthwise, FeatureMap};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+}
+
+/// burn's `conv2d` on the same data, NCHW, as the reference.
+#[allow(clippy::too_many_arguments)]
+fn burn_conv(
+    x: &FeatureMap,
+    w_hwio: &[f32],
+    kh: usize,
+    kw: usize,
+    cout: usize,
+    bias: &[f32],
+    stride: usize,
+    pad: [(usize, usize); 2],
+    groups: usize,
+) -> Vec<f32> {
+    let d = recog::default_device();
+    let (h, wd, c) = (x.h, x.w, x.c);
+    let mut nchw = vec![0f32; c * h * wd];
+    for y in 0..h {
+        for xx in 0..wd {
+            for ch in 0..c {
+                nchw[(ch * h + y) * wd + xx] = x.data[(y * wd + xx) * c + ch];
+            }
+        }
+    }
+    let cin_g = c / groups;
+    let mut w = vec![0f32; cout * cin_g * kh * kw];
+    for o in 0..cout {
+        for i in 0..cin_g {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    // Dense: [kh, kw, cin, cout]; depthwise: [kh, kw, c].
+                    let v = if groups == 1 {
+                        w_hwio[((ky * kw + kx) * c + i) * cout + o]
+                    } else {
+                        w_hwio[(ky * kw + kx) * c + o]
+                    };
+                    w[((o * cin_g + i) * kh + ky) * kw + kx] = v;
+                }
+            }
+        }
+    }
+    let y = conv2d(
+        Tensor::<4>::from_data(TensorData::new(nchw, [1, c, h, wd]), &d),
+        Tensor::from_data(TensorData::new(w, [cout, cin_g, kh, kw]), &d),
+        Some(Tensor::from_data(
+            TensorData::new(bias.to_vec(), [cout]),
+            &d,
+        )),
+        ConvOptions::new_with_padding([stride, stride], pad, [1, 1], groups),
+    );
+    let [_, oc, oh, ow] = y.dims();
+    let v = y.into_data().try_to_vec::<f32>().unwrap();
+    let mut nhwc = vec![0f32; v.len()];
+    for ch in 0..oc {
+        for yy in 0..oh {
+            for xx in 0..ow {
+                nhwc[(yy * ow + xx) * oc + ch] = v[(ch * oh + yy) * ow + xx];
+            }
+        }
+    }
+    nhwc
+}
+
+#[test]
+fn cpu_convolutions_match_burn() {
+    // (h, w, cin, cout, k, stride, same): odd sizes make SAME pad unevenly.
+    for (i, &(h, w, cin, cout, k, s, same)) in [
+        (9, 7, 3, 8, 3, 2, true),
+        (8, 8, 5, 6, 3, 1, true),
+        (6, 5, 4, 7, 1, 1, false),
+        (7, 7, 4, 3, 7, 1, false),
+        (10, 9, 6, 6, 1, 2, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = FeatureMap {
+            h,
+            w,
+            c: cin,
+            data: random(h * w * cin, i as u64),
+        };
+        // TensorFlow's SAME: output ceil(n / s), the odd padding pixel after.
+        let pad = |n: usize| {
+            let need = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+            (need / 2, need - need / 2)
+        };
+        let pads = if same { [pad(h), pad(w)] } else { [(0, 0); 2] };
+        let wt = random(k * k * cin * cout, 100 + i as u64);
+        let b = random(cout, 200 + i as u64);
+        let conv = Conv::new(k, k, cin, cout, [s, s], same, wt.clone(), b.clone(), None);
+        let got = conv.unwrap().run(&x).unwrap();
+        let want = burn_conv(&x, &wt, k, k, cout, &b, s, pads, 1);
+        assert!(max_abs_diff(&got.data, &want) < 1e-5, "conv case {i}");
+
+        let wd = random(k * k * cin, 300 + i as u64);
+        let bd = random(cin, 400 + i as u64);
+        let dw = Depthwise::new(k, k, cin, [s, s], same, wd.clone(), bd.clone(), None);
+        let got = dw.unwrap().run(&x).unwrap();
+        let want = burn_conv(&x, &wd, k, k, cin, &bd, s, pads, cin);
+        assert!(max_abs_diff(&got.data, &want) < 1e-5, "depthwise case {i}");
+    }
+}
+
+#[test]
+fn a_feature_map_of_the_wrong_depth_is_refused_not_read_past() {
+    let conv = Conv::new(3, 3, 4, 2, [1, 1], true, vec![0.0; 72], vec![], None).unwrap();
+    let x = FeatureMap {
+        h: 4,
+        w: 4,
+        c: 3,
+        data: vec![0.0; 48],
+    };
+    assert!(conv.run(&x).is_none());
+    let short = FeatureMap {
+        h: 4,
+        w: 4,
+        c: 4,
+        data: vec![0.0; 60],
+    };
+    assert!(conv.run(&short).is_none());
+    let tiny = FeatureMap {
+        h: 2,
+        w: 2,
+        c: 4,
+        data: vec![0.0; 16],
+    };
+    let valid = Conv::new(3, 3, 4, 2, [1, 1], false, vec![0.0; 72], vec![], None).unwrap();
+    assert!(valid.run(&tiny).is_none());
+}
+
+#[test]
+fn prelu_scales_only_the_negative_side() {
+    let mut v = vec![-2.0, 3.0, -1.0];
+    Act::PRelu(vec![0.5, 0.5, 0.25]).apply(&mut v);
+    assert_eq!(v, vec![-1.0, 3.0, -0.25]);
+}
