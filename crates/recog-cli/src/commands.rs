@@ -457,7 +457,7 @@ fn bench_train(a: &BenchTrainArgs) -> Result<()> {
         reference_ms: a.reference_ms,
     }
     .check()?
-    .run(&Bars::new(a.json));
+    .run(&Bars::new(a.json))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

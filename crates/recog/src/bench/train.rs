@@ -3,21 +3,21 @@
 //! ```no_run
 //! use recog::bench::train::TrainBenchParams;
 //! let rows = TrainBenchParams { steps: 10, warmup: 2, reference_name: "PyTorch".into(), reference_ms: 280.0 }
-//!     .check()?.run(&recog::NoProgress);
+//!     .check()?.run(&recog::NoProgress)?;
 //! for r in rows { println!("{}: {:.2}x", r.config, r.ratio_to_reference); }
 //! # Ok::<(), recog::Error>(())
 //! ```
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::train::{adam, batch_loss, sample_batch, TrainConfig};
+use crate::nn::HostTrunk;
+use crate::train::{adam, batch_loss, gradients, sample_batch, TrainConfig};
 use crate::Result;
 
 /// Step timings.
@@ -59,7 +59,8 @@ pub fn time_train_steps(
     steps: usize,
     warmup: usize,
     device: &Device,
-) -> StepTimes {
+    convolutions: Convolutions,
+) -> Result<StepTimes> {
     let data = synthetic_digits(3000, cfg.seed);
     let by_class = data.by_class();
     let ad = device.clone().autodiff();
@@ -68,6 +69,7 @@ pub fn time_train_steps(
     let mut optim = adam();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut times = Vec::new();
+    let mut trunk = HostTrunk::default();
     for s in 0..warmup + steps {
         let t0 = Instant::now();
         let idx = sample_batch(cfg, &by_class, &mut rng);
@@ -80,9 +82,10 @@ pub fn time_train_steps(
             cfg.augment_shift,
             None,
             &ad,
+            (convolutions == Convolutions::CpuKernels).then_some(&mut trunk),
         );
         let _ = out.loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+        let grads = gradients(out.loss, &net, &mut trunk)?;
         net = optim.step(cfg.lr, net, grads);
         // Force the update to finish before the clock stops.
         let _ = net.fc2.bias.as_ref().map(|b| b.val().into_data());
@@ -95,13 +98,32 @@ pub fn time_train_steps(
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     let images = cfg.sampling.batch_images();
-    StepTimes {
+    Ok(StepTimes {
         images_per_step: images,
         step_ms: times,
         median_ms: median,
         mean_ms: mean,
         images_per_s: images as f64 / (median / 1e3),
         peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// What runs the network's convolutions in a timed training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Convolutions {
+    /// burn's `conv2d` and its autodiff backward.
+    BurnOps,
+    /// [`HostTrunk`]: recog's forward and backward on the CPU (the default on the CPU).
+    CpuKernels,
+}
+
+impl std::fmt::Display for Convolutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Convolutions::BurnOps => "burn's ops",
+            Convolutions::CpuKernels => "CPU kernels",
+        })
     }
 }
 
@@ -132,6 +154,8 @@ pub struct TrainBenchParams {
 pub struct TrainBenchRow {
     /// The recipe.
     pub config: String,
+    /// What ran the convolutions.
+    pub convolutions: Convolutions,
     /// Images per step.
     pub images_per_step: usize,
     /// Median step time, ms.
@@ -168,7 +192,7 @@ pub struct ValidTrainBenchParams(TrainBenchParams);
 
 impl ValidTrainBenchParams {
     /// Times the notebook's 100 random triplets and the default D = 64 semi-hard step.
-    pub fn run(&self, progress: &dyn crate::Progress) -> Vec<TrainBenchRow> {
+    pub fn run(&self, progress: &dyn crate::Progress) -> Result<Vec<TrainBenchRow>> {
         let a = &self.0;
         let device = crate::default_device();
         let configs = [
@@ -184,16 +208,24 @@ impl ValidTrainBenchParams {
                 TrainConfig::for_dim(64),
             ),
         ];
-        configs
-            .into_iter()
-            .map(|(name, cfg)| {
+        // Both paths on the CPU, one after the other for each recipe, so that their ratio
+        // is side by side; elsewhere only burn's.
+        let paths: &[Convolutions] = if device == Device::flex() {
+            &[Convolutions::BurnOps, Convolutions::CpuKernels]
+        } else {
+            &[Convolutions::BurnOps]
+        };
+        let mut rows = Vec::new();
+        for (name, cfg) in configs {
+            for &conv in paths {
                 progress.message(&format!(
-                    "timing {name} ({} + {} steps)...",
+                    "timing {name}, {conv} ({} + {} steps)...",
                     a.warmup, a.steps
                 ));
-                let t = time_train_steps(&cfg, a.steps, a.warmup, &device);
-                TrainBenchRow {
+                let t = time_train_steps(&cfg, a.steps, a.warmup, &device, conv)?;
+                rows.push(TrainBenchRow {
                     config: name.to_string(),
+                    convolutions: conv,
                     images_per_step: t.images_per_step,
                     median_ms: t.median_ms,
                     mean_ms: t.mean_ms,
@@ -202,9 +234,10 @@ impl ValidTrainBenchParams {
                     reference: a.reference_name.clone(),
                     reference_ms: a.reference_ms,
                     ratio_to_reference: t.median_ms / a.reference_ms,
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(rows)
     }
 }
 
@@ -212,10 +245,11 @@ impl ValidTrainBenchParams {
 /// reference (`< 1` is faster).
 pub fn table(rows: &[TrainBenchRow], reference_name: &str, reference_ms: f64) -> String {
     let mut s = format!(
-        "device {:?}, {} threads\n{:<50} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
+        "device {:?}, {} threads\n{:<50} {:<12} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
         crate::default_device(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         "config",
+        "convolutions",
         "median",
         "mean",
         "img/s",
@@ -224,8 +258,9 @@ pub fn table(rows: &[TrainBenchRow], reference_name: &str, reference_ms: f64) ->
     );
     for r in rows {
         s += &format!(
-            "{:<50} {:>6.0}ms {:>6.0}ms {:>8.0} {:>9.0} {:>9.2}x\n",
+            "{:<50} {:<12} {:>6.0}ms {:>6.0}ms {:>8.0} {:>9.0} {:>9.2}x\n",
             r.config,
+            r.convolutions.to_string(),
             r.median_ms,
             r.mean_ms,
             r.images_per_s,

@@ -142,24 +142,53 @@ fn geometry(n: usize, k: usize, stride: usize, same: bool) -> Option<(usize, usi
 
 /// `c[m x n] = a[m x k] * b[k x n]`, all row-major; `None` if a slice is too short.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) -> Option<()> {
-    if a.len() < m.checked_mul(k)? || b.len() < k.checked_mul(n)? || c.len() < m.checked_mul(n)? {
+    gemm_strided(m, n, k, c, (a, k, 1), (b, n, 1), false)
+}
+
+/// `c[m x n] (+)= a[m x k] * b[k x n]`, `c` row-major; `a` and `b` are read through (row
+/// stride, column stride), so a transposed operand costs no copy. With `accumulate` the
+/// product is added to `c`, else it replaces it. `None` if a slice is too short for its
+/// strides.
+pub fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, b_rs, b_cs): (&[f32], usize, usize),
+    accumulate: bool,
+) -> Option<()> {
+    // The last element a strided (rows x cols) view touches, plus one.
+    let span = |rows: usize, cols: usize, rs: usize, cs: usize| -> Option<usize> {
+        if rows == 0 || cols == 0 {
+            return Some(0);
+        }
+        (rows - 1)
+            .checked_mul(rs)?
+            .checked_add((cols - 1).checked_mul(cs)?)?
+            .checked_add(1)
+    };
+    if a.len() < span(m, k, a_rs, a_cs)?
+        || b.len() < span(k, n, b_rs, b_cs)?
+        || c.len() < m.checked_mul(n)?
+    {
         return None;
     }
     if m == 0 || n == 0 {
         return Some(());
     }
     if k == 0 {
-        c[..m * n].fill(0.0);
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
         return Some(());
     }
-    let (rs_a, rs_b, rs_c) = (
-        isize::try_from(k).ok()?,
-        isize::try_from(n).ok()?,
-        isize::try_from(n).ok()?,
-    );
-    // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked above), and the
-    // strides (row k, n, n; column 1) address exactly those row-major matrices. `c` is
-    // borrowed mutably, so it aliases neither input. `read_dst = false`: `c` is only written.
+    let s = |v: usize| isize::try_from(v).ok();
+    let (rs_c, a_rs, a_cs, b_rs, b_cs) = (s(n)?, s(a_rs)?, s(a_cs)?, s(b_rs)?, s(b_cs)?);
+    // SAFETY: every element the strided views address lies inside its slice (the spans are
+    // checked above), `c` holds the m*n row-major output, and `c` is borrowed mutably, so it
+    // aliases neither input. With `read_dst` the product is added to `c` (alpha 1), without
+    // it `c` is only written.
     unsafe {
         gemm::gemm(
             m,
@@ -168,14 +197,14 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize)
             c.as_mut_ptr(),
             1,
             rs_c,
-            false,
+            accumulate,
             a.as_ptr(),
-            1,
-            rs_a,
+            a_cs,
+            a_rs,
             b.as_ptr(),
-            1,
-            rs_b,
-            0.0,
+            b_cs,
+            b_rs,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,

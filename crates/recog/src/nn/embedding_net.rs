@@ -137,8 +137,15 @@ impl EmbeddingNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.relu.forward(self.conv1.forward(x));
         let x = self.relu.forward(self.conv2.forward(x));
-        let x = self.drop1.forward(self.pool.forward(x));
-        let x: Tensor<2> = x.flatten(1, 3);
+        self.head(self.pool.forward(x).flatten(1, 3))
+    }
+
+    /// The layers after the pooling: dropout, dense + ReLU, dropout, dense, normalisation.
+    ///
+    /// - input: the pooled features flattened in NCHW order, `[batch, 64 * 12 * 12]` at 28 px
+    /// - output: `[batch, D]`
+    pub fn head(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = self.drop1.forward(x);
         let x = self.drop2.forward(self.relu.forward(self.fc1.forward(x)));
         let x = self.fc2.forward(x);
         if self.normalize {

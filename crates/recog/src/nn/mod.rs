@@ -11,6 +11,7 @@
 pub mod blazeface;
 pub mod cpu;
 pub mod embedding_net;
+pub mod embedding_trunk;
 pub mod face_landmark68;
 pub mod face_resnet;
 pub mod mobilefacenet;
@@ -19,6 +20,7 @@ pub mod vgg_face;
 
 pub use blazeface::{BlazeFace, BlazeFaceConfig};
 pub use embedding_net::{EmbeddingNet, EmbeddingNetConfig};
+pub use embedding_trunk::HostTrunk;
 pub use face_landmark68::{FaceLandmark68, FaceLandmark68Config};
 pub use face_resnet::{FaceResNet, FaceResNetConfig};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};

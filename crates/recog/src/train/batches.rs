@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{augment, Sampling, TrainConfig};
 use crate::data::{sampler, Dataset};
 use crate::metric::{Miner, Triplets};
-use crate::nn::EmbeddingNet;
+use crate::nn::{EmbeddingNet, HostTrunk};
 
 /// Builds the `[n, 1, h, w]` input tensor of dataset images `idx`, shifted at random by up
 /// to `shift` pixels.
@@ -58,10 +58,20 @@ pub(crate) fn batch_loss(
     shift: usize,
     epoch: Option<usize>,
     device: &Device,
+    trunk: Option<&mut HostTrunk>,
 ) -> (crate::metric::loss::LossOutput, f32) {
     let rotate = if shift > 0 { cfg.augment_rotate } else { 0.0 };
     let x = images_tensor_aug(data, idx, shift, rotate, rng, device);
-    let emb = net.forward(x);
+    // On the CPU the convolutions run on recog's own kernels (`HostTrunk`); elsewhere, or for
+    // a trunk they do not cover, on burn's ops.
+    let host = match trunk {
+        Some(t) if device.clone().inner() == Device::flex() => t.forward(net, x.clone()),
+        _ => None,
+    };
+    let emb = match host {
+        Some(features) => net.head(features),
+        None => net.forward(x),
+    };
     let n = idx.len();
     let d = cfg.net.dim;
     let host: Vec<f32> = emb
@@ -88,6 +98,20 @@ pub(crate) fn batch_loss(
         }
     };
     (cfg.loss.forward(emb, &triplets), mean_dist)
+}
+
+/// The parameter gradients of a batch's loss: burn's autodiff for the layers it ran, the
+/// host trunk's backward pass for the convolutions when [`batch_loss`] ran them there.
+pub(crate) fn gradients(
+    loss: Tensor<1>,
+    net: &EmbeddingNet,
+    trunk: &mut HostTrunk,
+) -> crate::Result<burn::optim::GradientsParams> {
+    trunk.gradients(net, loss.backward()).ok_or_else(|| {
+        crate::Error::InvalidArgument(
+            "the convolutions' gradients could not be computed on the CPU kernels".into(),
+        )
+    })
 }
 
 pub(crate) fn sample_batch(

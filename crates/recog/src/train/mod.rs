@@ -18,7 +18,7 @@ mod checkpoint;
 mod config;
 pub mod task;
 
-pub(crate) use batches::{batch_loss, sample_batch};
+pub(crate) use batches::{batch_loss, gradients, sample_batch};
 pub use batches::{images_tensor, images_tensor_aug};
 use checkpoint::{read_json, write_json, RunState};
 pub use checkpoint::{CheckpointDir, EpochMetrics};
@@ -30,7 +30,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -38,7 +38,7 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::EmbeddingNet;
+use crate::nn::{EmbeddingNet, HostTrunk};
 use crate::progress::Progress;
 
 /// The outcome of a run.
@@ -158,6 +158,7 @@ pub fn train(
     let total_steps = spe * cfg.epochs;
     let mut warnings = Vec::new();
     let mut first_mean_dist: Option<f64> = None;
+    let mut trunk = HostTrunk::default();
 
     let end_epoch = opts
         .stop_after
@@ -182,6 +183,7 @@ pub fn train(
                 cfg.augment_shift,
                 Some(epoch),
                 &ad,
+                Some(&mut trunk),
             );
             let loss_v: f32 = out.loss.clone().into_scalar::<f32>();
             // Checked before the update so that a diverged step never reaches the weights.
@@ -191,7 +193,7 @@ pub fn train(
                     epoch + 1
                 )));
             }
-            let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+            let grads = gradients(out.loss, &net, &mut trunk)?;
             net = optim.step(lr, net, grads);
             sl += loss_v as f64;
             sa += out.active_fraction as f64;
@@ -299,7 +301,7 @@ pub fn validation_loss(
     let mut total = 0.0;
     for _ in 0..cfg.val_batches {
         let idx = sample_batch(cfg, by_class, &mut rng);
-        let (out, _) = batch_loss(net, cfg, val, &idx, &mut rng, 0, None, device);
+        let (out, _) = batch_loss(net, cfg, val, &idx, &mut rng, 0, None, device, None);
         total += out.loss.into_scalar::<f32>() as f64;
     }
     total / cfg.val_batches as f64
