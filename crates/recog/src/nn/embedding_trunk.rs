@@ -7,7 +7,8 @@
 //! made a training step about 2.6x PyTorch's (README, "Speed notes"). Here each image is an
 //! im2col into a reused buffer that fits in cache plus one GEMM per convolution, and the
 //! backward pass is three GEMMs per image (weight gradient, input gradient, first layer's
-//! weight gradient), with per-thread gradient sums. The activations are kept channels-last for
+//! weight gradient), with gradient sums per chunk of 8 images added up in order (so that a
+//! seeded run repeats bit for bit). The activations are kept channels-last for
 //! the backward pass; the pooled features leave in burn's NCHW flattening order, so the dense
 //! layers, the loss and the checkpoints are the same as on burn's path.
 //!
@@ -152,7 +153,10 @@ fn conv_relu(cols: &[f32], l: &Layer, m: usize, y: &mut [f32]) -> Option<()> {
     Some(())
 }
 
-/// Per-thread scratch and gradient sums of the backward pass.
+/// Images per unit of work in the backward pass.
+const CHUNK: usize = 8;
+
+/// A chunk's scratch and gradient sums in the backward pass.
 struct Scratch {
     cols1: Vec<f32>,
     cols2: Vec<f32>,
@@ -279,92 +283,99 @@ impl HostTrunk {
             return None;
         }
         let (n1, n2) = (s1 * s1 * c1, s2 * s2 * c2);
-        let sums = (0..n)
-            .into_par_iter()
-            .fold(
-                || Scratch {
-                    cols1: vec![0f32; s1 * s1 * 9],
-                    cols2: vec![0f32; s2 * s2 * 9 * c1],
-                    g2: vec![0f32; n2],
-                    g1: vec![0f32; n1],
-                    dw1: vec![0f32; l1.weight.len()],
-                    db1: vec![0f32; c1],
-                    dw2: vec![0f32; l2.weight.len()],
-                    db2: vec![0f32; c2],
-                },
-                |mut sc, i| {
-                    let (y1, y2) = (&self.y1[i * n1..][..n1], &self.y2[i * n2..][..n2]);
-                    let (gfi, arg) = (&gf[i * flat..][..flat], &self.arg[i * flat..][..flat]);
-                    // Pooling and ReLU: each pooled gradient goes to the input it came from,
-                    // if that input was positive.
-                    sc.g2.fill(0.0);
-                    for ch in 0..c2 {
-                        for py in 0..sp {
-                            for px in 0..sp {
-                                let o = (ch * sp + py) * sp + px;
-                                let a = arg[o] as usize;
-                                let p = ((2 * py + a / 2) * s2 + 2 * px + a % 2) * c2 + ch;
-                                if y2[p] > 0.0 {
-                                    sc.g2[p] = gfi[o];
+        // Fixed chunks, summed in order: the gradients do not depend on how rayon shares the
+        // work out, so a seeded run is repeatable bit for bit.
+        let ids: Vec<usize> = (0..n).collect();
+        let partial: Vec<[Vec<f32>; 4]> = ids
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                chunk.iter().fold(
+                    Scratch {
+                        cols1: vec![0f32; s1 * s1 * 9],
+                        cols2: vec![0f32; s2 * s2 * 9 * c1],
+                        g2: vec![0f32; n2],
+                        g1: vec![0f32; n1],
+                        dw1: vec![0f32; l1.weight.len()],
+                        db1: vec![0f32; c1],
+                        dw2: vec![0f32; l2.weight.len()],
+                        db2: vec![0f32; c2],
+                    },
+                    |mut sc, i| {
+                        let (y1, y2) = (&self.y1[i * n1..][..n1], &self.y2[i * n2..][..n2]);
+                        let (gfi, arg) = (&gf[i * flat..][..flat], &self.arg[i * flat..][..flat]);
+                        // Pooling and ReLU: each pooled gradient goes to the input it came from,
+                        // if that input was positive.
+                        sc.g2.fill(0.0);
+                        for ch in 0..c2 {
+                            for py in 0..sp {
+                                for px in 0..sp {
+                                    let o = (ch * sp + py) * sp + px;
+                                    let a = arg[o] as usize;
+                                    let p = ((2 * py + a / 2) * s2 + 2 * px + a % 2) * c2 + ch;
+                                    if y2[p] > 0.0 {
+                                        sc.g2[p] = gfi[o];
+                                    }
                                 }
                             }
                         }
-                    }
-                    let (m2, k2) = (s2 * s2, 9 * c1);
-                    im2col(y1, s1, c1, &mut sc.cols2);
-                    // dW2 += cols2^T g2; db2 += column sums of g2.
-                    gemm_strided(
-                        k2,
-                        c2,
-                        m2,
-                        &mut sc.dw2,
-                        (&sc.cols2, 1, k2),
-                        (&sc.g2, c2, 1),
-                        true,
-                    );
-                    for px in sc.g2.chunks_exact(c2) {
-                        sc.db2.iter_mut().zip(px).for_each(|(d, g)| *d += g);
-                    }
-                    // d cols2 = g2 W2^T, back onto the first layer's map, through its ReLU.
-                    gemm_strided(
-                        m2,
-                        k2,
-                        c2,
-                        &mut sc.cols2,
-                        (&sc.g2, c2, 1),
-                        (&l2.weight, 1, c2),
-                        false,
-                    );
-                    col2im(&sc.cols2, s1, c1, &mut sc.g1);
-                    sc.g1.iter_mut().zip(y1).for_each(|(g, y)| {
-                        if *y <= 0.0 {
-                            *g = 0.0
+                        let (m2, k2) = (s2 * s2, 9 * c1);
+                        im2col(y1, s1, c1, &mut sc.cols2);
+                        // dW2 += cols2^T g2; db2 += column sums of g2.
+                        gemm_strided(
+                            k2,
+                            c2,
+                            m2,
+                            &mut sc.dw2,
+                            (&sc.cols2, 1, k2),
+                            (&sc.g2, c2, 1),
+                            true,
+                        );
+                        for px in sc.g2.chunks_exact(c2) {
+                            sc.db2.iter_mut().zip(px).for_each(|(d, g)| *d += g);
                         }
-                    });
-                    let m1 = s1 * s1;
-                    im2col(&self.x[i * s * s..][..s * s], s, 1, &mut sc.cols1);
-                    gemm_strided(
-                        9,
-                        c1,
-                        m1,
-                        &mut sc.dw1,
-                        (&sc.cols1, 1, 9),
-                        (&sc.g1, c1, 1),
-                        true,
-                    );
-                    for px in sc.g1.chunks_exact(c1) {
-                        sc.db1.iter_mut().zip(px).for_each(|(d, g)| *d += g);
-                    }
-                    sc
-                },
-            )
+                        // d cols2 = g2 W2^T, back onto the first layer's map, through its ReLU.
+                        gemm_strided(
+                            m2,
+                            k2,
+                            c2,
+                            &mut sc.cols2,
+                            (&sc.g2, c2, 1),
+                            (&l2.weight, 1, c2),
+                            false,
+                        );
+                        col2im(&sc.cols2, s1, c1, &mut sc.g1);
+                        sc.g1.iter_mut().zip(y1).for_each(|(g, y)| {
+                            if *y <= 0.0 {
+                                *g = 0.0
+                            }
+                        });
+                        let m1 = s1 * s1;
+                        im2col(&self.x[i * s * s..][..s * s], s, 1, &mut sc.cols1);
+                        gemm_strided(
+                            9,
+                            c1,
+                            m1,
+                            &mut sc.dw1,
+                            (&sc.cols1, 1, 9),
+                            (&sc.g1, c1, 1),
+                            true,
+                        );
+                        for px in sc.g1.chunks_exact(c1) {
+                            sc.db1.iter_mut().zip(px).for_each(|(d, g)| *d += g);
+                        }
+                        sc
+                    },
+                )
+            })
             .map(|sc| [sc.dw1, sc.db1, sc.dw2, sc.db2])
-            .reduce_with(|mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
-                }
-                a
-            })?;
+            .collect();
+        let mut partial = partial.into_iter();
+        let mut sums = partial.next()?;
+        for p in partial {
+            for (x, y) in sums.iter_mut().zip(p) {
+                x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+            }
+        }
         let [dw1, db1, dw2, db2] = sums;
         let weight = |l: &Layer, g: &[f32]| {
             Tensor::<4>::from_data(
