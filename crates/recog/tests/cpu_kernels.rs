@@ -2,7 +2,7 @@
 //! refusals of maps they cannot run on. No model files needed.
 
 mod common;
-use common::max_abs_diff;
+use common::{max_abs_diff, zero_map};
 
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
@@ -122,12 +122,7 @@ fn cpu_convolutions_match_burn() {
 #[test]
 fn a_feature_map_of_the_wrong_depth_is_refused_not_read_past() {
     let conv = Conv::new(3, 3, 4, 2, [1, 1], true, vec![0.0; 72], vec![], None).unwrap();
-    let x = FeatureMap {
-        h: 4,
-        w: 4,
-        c: 3,
-        data: vec![0.0; 48],
-    };
+    let x = zero_map(4, 4, 3);
     assert!(conv.run(&x).is_none());
     let short = FeatureMap {
         h: 4,
@@ -136,12 +131,7 @@ fn a_feature_map_of_the_wrong_depth_is_refused_not_read_past() {
         data: vec![0.0; 60],
     };
     assert!(conv.run(&short).is_none());
-    let tiny = FeatureMap {
-        h: 2,
-        w: 2,
-        c: 4,
-        data: vec![0.0; 16],
-    };
+    let tiny = zero_map(2, 2, 4);
     let valid = Conv::new(3, 3, 4, 2, [1, 1], false, vec![0.0; 72], vec![], None).unwrap();
     assert!(valid.run(&tiny).is_none());
 }

@@ -11,7 +11,7 @@ use recog::face::{self, Detector, ModelPaths};
 use recog::Home;
 
 mod common;
-use common::{max_abs_diff, skip};
+use common::{max_abs_diff, skip, zero_map};
 
 fn paths() -> Option<(Home, ModelPaths)> {
     let home = Home::from_env();
@@ -67,16 +67,6 @@ fn fixture(name: &str) -> String {
 /// A tensor's values, row-major.
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// A zero map of a size the CPU path should refuse.
-fn blank_map(h: usize, w: usize) -> recog::nn::cpu::FeatureMap {
-    recog::nn::cpu::FeatureMap {
-        h,
-        w,
-        c: 3,
-        data: vec![0.0; h * w * 3],
-    }
 }
 
 #[test]
@@ -163,7 +153,7 @@ fn blazeface_cpu_kernels_match_burns_ops() {
         assert!(ds < 1e-4 && dr < 1e-3, "{h}x{w}: {ds} / {dr}");
     }
     // A side that is not a multiple of 16 is refused, not run on misaligned anchors.
-    assert!(cpu.forward(&blank_map(120, 128)).is_none());
+    assert!(cpu.forward(&zero_map(120, 128, 3)).is_none());
 }
 
 #[test]
@@ -261,7 +251,7 @@ fn landmark68_cpu_kernels_match_face_api_js_and_burn() {
     eprintln!("landmarks: max |cpu - face-api.js| {dw:.2e}, |cpu - burn| {db:.2e}");
     assert!(dw < 1e-4 && db < 1e-5, "{dw} / {db}");
     // A crop of another size is refused, not read past.
-    assert!(cpu.forward(&blank_map(96, 96)).is_none());
+    assert!(cpu.forward(&zero_map(96, 96, 3)).is_none());
 }
 
 #[test]

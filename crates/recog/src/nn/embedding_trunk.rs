@@ -156,6 +156,86 @@ fn conv_relu(cols: &[f32], l: &Layer, m: usize, y: &mut [f32]) -> Option<()> {
 /// Images per unit of work in the backward pass.
 const CHUNK: usize = 8;
 
+/// The trunk's sizes, derived once from the input side and the two layers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Dims {
+    /// Input side; the maps are `s - 2` and `s - 4` wide, the pooled map `(s - 4) / 2`.
+    s: usize,
+    s1: usize,
+    s2: usize,
+    sp: usize,
+    c1: usize,
+    c2: usize,
+}
+
+impl Dims {
+    fn new(s: usize, l1: &Layer, l2: &Layer) -> Option<Self> {
+        (s >= 6 && l1.cin == 1 && l2.cin == l1.cout).then_some(Self {
+            s,
+            s1: s - 2,
+            s2: s - 4,
+            sp: (s - 4) / 2,
+            c1: l1.cout,
+            c2: l2.cout,
+        })
+    }
+
+    /// Values per image of the first and second layer's outputs and of the pooled features.
+    fn per_image(&self) -> Option<(usize, usize, usize)> {
+        Some((
+            (self.s1 * self.s1).checked_mul(self.c1)?,
+            (self.s2 * self.s2).checked_mul(self.c2)?,
+            (self.sp * self.sp).checked_mul(self.c2)?,
+        ))
+    }
+
+    /// Index in the second layer's channels-last map of input `a` (0..4, row-major in the
+    /// 2x2 window) of pooled pixel `(py, px)`.
+    fn pool_input(&self, py: usize, px: usize, a: usize) -> usize {
+        ((2 * py + a / 2) * self.s2 + 2 * px + a % 2) * self.c2
+    }
+
+    /// 2x2 max pooling of one image's `y2` into `f` (NCHW order), with the winning input of
+    /// each value in `arg`.
+    fn pool(&self, y2: &[f32], f: &mut [f32], arg: &mut [u8]) {
+        let (sp, c2) = (self.sp, self.c2);
+        for py in 0..sp {
+            for px in 0..sp {
+                let taps = [0, 1, 2, 3].map(|a| self.pool_input(py, px, a));
+                for ch in 0..c2 {
+                    let (mut best, mut bi) = (y2[taps[0] + ch], 0u8);
+                    for (i, &t) in taps.iter().enumerate().skip(1) {
+                        if y2[t + ch] > best {
+                            (best, bi) = (y2[t + ch], i as u8);
+                        }
+                    }
+                    let o = (ch * sp + py) * sp + px;
+                    f[o] = best;
+                    arg[o] = bi;
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Dims::pool`] and the ReLU before it: each pooled gradient goes to the
+    /// input it came from, if that input was positive.
+    fn unpool(&self, gf: &[f32], arg: &[u8], y2: &[f32], g2: &mut [f32]) {
+        let sp = self.sp;
+        g2.fill(0.0);
+        for ch in 0..self.c2 {
+            for py in 0..sp {
+                for px in 0..sp {
+                    let o = (ch * sp + py) * sp + px;
+                    let p = self.pool_input(py, px, arg[o] as usize) + ch;
+                    if y2[p] > 0.0 {
+                        g2[p] = gf[o];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A chunk's scratch and gradient sums in the backward pass.
 struct Scratch {
     cols1: Vec<f32>,
@@ -171,8 +251,7 @@ struct Scratch {
 /// The trunk's saved activations and buffers, reused from one training step to the next.
 #[derive(Debug, Default)]
 pub struct HostTrunk {
-    /// Input side.
-    s: usize,
+    dims: Dims,
     /// Images in the last forward pass.
     n: usize,
     l1: Layer,
@@ -199,51 +278,35 @@ impl HostTrunk {
         let device = x.device();
         let [n, c0, h, w] = x.dims();
         let (l1, l2) = (Layer::read(&net.conv1)?, Layer::read(&net.conv2)?);
-        if c0 != 1 || l1.cin != 1 || l2.cin != l1.cout || h != w || h < 6 || n == 0 {
+        if c0 != 1 || h != w || n == 0 {
             return None;
         }
-        let s = h;
-        let (s1, s2) = (s - 2, s - 4);
-        let sp = s2 / 2;
-        let (c1, c2) = (l1.cout, l2.cout);
-        let flat = c2.checked_mul(sp * sp)?;
+        let d = Dims::new(h, &l1, &l2)?;
+        let (n1, n2, flat) = d.per_image()?;
         let x = x.into_data().try_to_vec::<f32>().ok()?;
-        resize(&mut self.y1, n.checked_mul(s1 * s1)?.checked_mul(c1)?);
-        resize(&mut self.y2, n.checked_mul(s2 * s2)?.checked_mul(c2)?);
-        resize(&mut self.arg, n.checked_mul(flat)?);
+        self.y1.resize(n.checked_mul(n1)?, 0.0);
+        self.y2.resize(n.checked_mul(n2)?, 0.0);
+        self.arg.resize(n.checked_mul(flat)?, 0);
         let mut features = vec![0f32; n * flat];
-        let per = |v: &mut Vec<f32>| v.len() / n;
-        let (n1, n2) = (per(&mut self.y1), per(&mut self.y2));
         let ok = features
             .par_chunks_mut(flat)
             .zip(self.arg.par_chunks_mut(flat))
             .zip(self.y1.par_chunks_mut(n1))
             .zip(self.y2.par_chunks_mut(n2))
-            .zip(x.par_chunks(s * s))
+            .zip(x.par_chunks(d.s * d.s))
             .map_init(
-                || (vec![0f32; s1 * s1 * 9], vec![0f32; s2 * s2 * 9 * c1]),
+                || {
+                    (
+                        vec![0f32; d.s1 * d.s1 * 9],
+                        vec![0f32; d.s2 * d.s2 * 9 * d.c1],
+                    )
+                },
                 |(cols1, cols2), ((((f, arg), y1), y2), xi)| {
-                    im2col(xi, s, 1, cols1);
-                    conv_relu(cols1, &l1, s1 * s1, y1)?;
-                    im2col(y1, s1, c1, cols2);
-                    conv_relu(cols2, &l2, s2 * s2, y2)?;
-                    for py in 0..sp {
-                        for px in 0..sp {
-                            let at = |dy: usize, dx: usize| ((2 * py + dy) * s2 + 2 * px + dx) * c2;
-                            let taps = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
-                            for ch in 0..c2 {
-                                let (mut best, mut bi) = (y2[taps[0] + ch], 0u8);
-                                for (i, &t) in taps.iter().enumerate().skip(1) {
-                                    if y2[t + ch] > best {
-                                        (best, bi) = (y2[t + ch], i as u8);
-                                    }
-                                }
-                                let o = (ch * sp + py) * sp + px;
-                                f[o] = best;
-                                arg[o] = bi;
-                            }
-                        }
-                    }
+                    im2col(xi, d.s, 1, cols1);
+                    conv_relu(cols1, &l1, d.s1 * d.s1, y1)?;
+                    im2col(y1, d.s1, d.c1, cols2);
+                    conv_relu(cols2, &l2, d.s2 * d.s2, y2)?;
+                    d.pool(y2, f, arg);
                     Some(())
                 },
             )
@@ -252,11 +315,70 @@ impl HostTrunk {
             return None;
         }
         self.x = x;
-        (self.s, self.n, self.l1, self.l2) = (s, n, l1, l2);
+        (self.dims, self.n, self.l1, self.l2) = (d, n, l1, l2);
         let t =
             Tensor::<2>::from_data(TensorData::new(features, [n, flat]), &device).require_grad();
         self.features = Some(t.clone());
         Some(t)
+    }
+
+    /// One image's share of the backward pass, added to the chunk's sums in `sc`.
+    fn backward_image(&self, i: usize, gf: &[f32], sc: &mut Scratch) -> Option<()> {
+        let (d, l2) = (self.dims, &self.l2);
+        let (n1, n2, flat) = d.per_image()?;
+        let (y1, y2) = (&self.y1[i * n1..][..n1], &self.y2[i * n2..][..n2]);
+        d.unpool(
+            &gf[i * flat..][..flat],
+            &self.arg[i * flat..][..flat],
+            y2,
+            &mut sc.g2,
+        );
+        let (m2, k2, c1, c2) = (d.s2 * d.s2, 9 * d.c1, d.c1, d.c2);
+        im2col(y1, d.s1, c1, &mut sc.cols2);
+        // dW2 += cols2^T g2; db2 += column sums of g2.
+        gemm_strided(
+            k2,
+            c2,
+            m2,
+            &mut sc.dw2,
+            (&sc.cols2, 1, k2),
+            (&sc.g2, c2, 1),
+            true,
+        )?;
+        for px in sc.g2.chunks_exact(c2) {
+            sc.db2.iter_mut().zip(px).for_each(|(d, g)| *d += g);
+        }
+        // d cols2 = g2 W2^T, back onto the first layer's map, through its ReLU.
+        gemm_strided(
+            m2,
+            k2,
+            c2,
+            &mut sc.cols2,
+            (&sc.g2, c2, 1),
+            (&l2.weight, 1, c2),
+            false,
+        )?;
+        col2im(&sc.cols2, d.s1, c1, &mut sc.g1);
+        sc.g1.iter_mut().zip(y1).for_each(|(g, y)| {
+            if *y <= 0.0 {
+                *g = 0.0
+            }
+        });
+        let (s, m1) = (d.s, d.s1 * d.s1);
+        im2col(&self.x[i * s * s..][..s * s], s, 1, &mut sc.cols1);
+        gemm_strided(
+            9,
+            c1,
+            m1,
+            &mut sc.dw1,
+            (&sc.cols1, 1, 9),
+            (&sc.g1, c1, 1),
+            true,
+        )?;
+        for px in sc.g1.chunks_exact(c1) {
+            sc.db1.iter_mut().zip(px).for_each(|(d, g)| *d += g);
+        }
+        Some(())
     }
 
     /// The parameter gradients of `net` from the loss's `grads`: those of the layers burn's
@@ -274,102 +396,34 @@ impl HostTrunk {
             .try_to_vec::<f32>()
             .ok()?;
         let mut params = GradientsParams::from_grads(grads, net);
-        let (s, n, l1, l2) = (self.s, self.n, &self.l1, &self.l2);
-        let (s1, s2) = (s - 2, s - 4);
-        let sp = s2 / 2;
-        let (c1, c2) = (l1.cout, l2.cout);
-        let flat = c2 * sp * sp;
+        let (d, n, l1, l2) = (self.dims, self.n, &self.l1, &self.l2);
+        let (n1, n2, flat) = d.per_image()?;
         if gf.len() != n * flat {
             return None;
         }
-        let (n1, n2) = (s1 * s1 * c1, s2 * s2 * c2);
         // Fixed chunks, summed in order: the gradients do not depend on how rayon shares the
         // work out, so a seeded run is repeatable bit for bit.
         let ids: Vec<usize> = (0..n).collect();
-        let partial: Vec<[Vec<f32>; 4]> = ids
+        let partial: Option<Vec<[Vec<f32>; 4]>> = ids
             .par_chunks(CHUNK)
             .map(|chunk| {
-                chunk.iter().fold(
-                    Scratch {
-                        cols1: vec![0f32; s1 * s1 * 9],
-                        cols2: vec![0f32; s2 * s2 * 9 * c1],
-                        g2: vec![0f32; n2],
-                        g1: vec![0f32; n1],
-                        dw1: vec![0f32; l1.weight.len()],
-                        db1: vec![0f32; c1],
-                        dw2: vec![0f32; l2.weight.len()],
-                        db2: vec![0f32; c2],
-                    },
-                    |mut sc, i| {
-                        let (y1, y2) = (&self.y1[i * n1..][..n1], &self.y2[i * n2..][..n2]);
-                        let (gfi, arg) = (&gf[i * flat..][..flat], &self.arg[i * flat..][..flat]);
-                        // Pooling and ReLU: each pooled gradient goes to the input it came from,
-                        // if that input was positive.
-                        sc.g2.fill(0.0);
-                        for ch in 0..c2 {
-                            for py in 0..sp {
-                                for px in 0..sp {
-                                    let o = (ch * sp + py) * sp + px;
-                                    let a = arg[o] as usize;
-                                    let p = ((2 * py + a / 2) * s2 + 2 * px + a % 2) * c2 + ch;
-                                    if y2[p] > 0.0 {
-                                        sc.g2[p] = gfi[o];
-                                    }
-                                }
-                            }
-                        }
-                        let (m2, k2) = (s2 * s2, 9 * c1);
-                        im2col(y1, s1, c1, &mut sc.cols2);
-                        // dW2 += cols2^T g2; db2 += column sums of g2.
-                        gemm_strided(
-                            k2,
-                            c2,
-                            m2,
-                            &mut sc.dw2,
-                            (&sc.cols2, 1, k2),
-                            (&sc.g2, c2, 1),
-                            true,
-                        );
-                        for px in sc.g2.chunks_exact(c2) {
-                            sc.db2.iter_mut().zip(px).for_each(|(d, g)| *d += g);
-                        }
-                        // d cols2 = g2 W2^T, back onto the first layer's map, through its ReLU.
-                        gemm_strided(
-                            m2,
-                            k2,
-                            c2,
-                            &mut sc.cols2,
-                            (&sc.g2, c2, 1),
-                            (&l2.weight, 1, c2),
-                            false,
-                        );
-                        col2im(&sc.cols2, s1, c1, &mut sc.g1);
-                        sc.g1.iter_mut().zip(y1).for_each(|(g, y)| {
-                            if *y <= 0.0 {
-                                *g = 0.0
-                            }
-                        });
-                        let m1 = s1 * s1;
-                        im2col(&self.x[i * s * s..][..s * s], s, 1, &mut sc.cols1);
-                        gemm_strided(
-                            9,
-                            c1,
-                            m1,
-                            &mut sc.dw1,
-                            (&sc.cols1, 1, 9),
-                            (&sc.g1, c1, 1),
-                            true,
-                        );
-                        for px in sc.g1.chunks_exact(c1) {
-                            sc.db1.iter_mut().zip(px).for_each(|(d, g)| *d += g);
-                        }
-                        sc
-                    },
-                )
+                let mut sc = Scratch {
+                    cols1: vec![0f32; d.s1 * d.s1 * 9],
+                    cols2: vec![0f32; d.s2 * d.s2 * 9 * d.c1],
+                    g2: vec![0f32; n2],
+                    g1: vec![0f32; n1],
+                    dw1: vec![0f32; l1.weight.len()],
+                    db1: vec![0f32; d.c1],
+                    dw2: vec![0f32; l2.weight.len()],
+                    db2: vec![0f32; d.c2],
+                };
+                for &i in chunk {
+                    self.backward_image(i, &gf, &mut sc)?;
+                }
+                Some([sc.dw1, sc.db1, sc.dw2, sc.db2])
             })
-            .map(|sc| [sc.dw1, sc.db1, sc.dw2, sc.db2])
             .collect();
-        let mut partial = partial.into_iter();
+        let mut partial = partial?.into_iter();
         let mut sums = partial.next()?;
         for p in partial {
             for (x, y) in sums.iter_mut().zip(p) {
@@ -393,11 +447,6 @@ impl HostTrunk {
         params.register(net.conv2.bias.as_ref()?.id, bias(db2));
         Some(params)
     }
-}
-
-/// Resizes a reused buffer; its contents are overwritten by the caller.
-fn resize<T: Default + Clone>(v: &mut Vec<T>, len: usize) {
-    v.resize(len, T::default());
 }
 
 #[cfg(test)]

@@ -64,12 +64,12 @@ pub(crate) fn batch_loss(
     let x = images_tensor_aug(data, idx, shift, rotate, rng, device);
     // On the CPU the convolutions run on recog's own kernels (`HostTrunk`); elsewhere, or for
     // a trunk they do not cover, on burn's ops.
-    let host = match trunk {
+    let features = match trunk {
         Some(t) if device.clone().inner() == Device::flex() => t.forward(net, x.clone()),
         _ => None,
     };
-    let emb = match host {
-        Some(features) => net.head(features),
+    let emb = match features {
+        Some(f) => net.head(f),
         None => net.forward(x),
     };
     let n = idx.len();

@@ -19,3 +19,13 @@ pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
         .map(|(g, w)| (g - w).abs())
         .fold(0f32, f32::max)
 }
+
+/// An all-zero channels-last map, for the sizes the CPU kernels must refuse.
+pub fn zero_map(h: usize, w: usize, c: usize) -> recog::nn::cpu::FeatureMap {
+    recog::nn::cpu::FeatureMap {
+        h,
+        w,
+        c,
+        data: vec![0.0; h * w * c],
+    }
+}
