@@ -87,6 +87,12 @@ fn cpu_convolutions_match_burn() {
         (6, 5, 4, 7, 1, 1, false),
         (7, 7, 4, 3, 7, 1, false),
         (10, 9, 6, 6, 1, 2, true),
+        // Large enough to be split into bands of rows that run in parallel (odd row counts,
+        // so the last band is short).
+        (151, 97, 24, 24, 3, 1, true),
+        (151, 97, 24, 32, 1, 1, true),
+        (301, 203, 3, 24, 5, 2, true),
+        (157, 96, 48, 8, 3, 2, false),
     ]
     .iter()
     .enumerate()

@@ -406,3 +406,63 @@ fn projection_applies_to_every_embedding_path() {
     assert_eq!(e.kind(), recog::ErrorKind::ModelMismatch, "{e}");
     assert!(e.to_string().contains("projection input"), "{e}");
 }
+
+/// `recog watch` follows faces between full detections: a face that moved a few pixels is
+/// found where it went, with the descriptor a full detection gives it; a face that left is
+/// dropped (not replaced by whatever the crop holds); two boxes on one face are one face.
+#[test]
+fn a_followed_face_moves_with_its_face_and_is_dropped_when_it_leaves() {
+    let Some((home, _)) = paths() else { return };
+    let Some(img_path) = lfw_image(&home) else {
+        return;
+    };
+    let device = recog::default_device();
+    let pipe = face::FacePipeline::standard(&home, &device, &recog::NoProgress).unwrap();
+    let photo = recog::data::image_file::load_rgb(&img_path).unwrap();
+    let frame = |dx: i64, dy: i64| {
+        let mut f = image::RgbImage::from_pixel(640, 480, image::Rgb([80, 112, 80]));
+        image::imageops::replace(&mut f, &photo, 100 + dx, 120 + dy);
+        f
+    };
+    let first = frame(0, 0);
+    let found = pipe
+        .all_faces(std::slice::from_ref(&first))
+        .unwrap()
+        .remove(0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let last = found[0].0.clone();
+
+    let moved = frame(12, 6);
+    let followed = pipe
+        .followed_faces(&moved, std::slice::from_ref(&last))
+        .unwrap();
+    assert_eq!(followed.len(), 1, "{followed:?}");
+    let (now, e) = &followed[0];
+    let ([x0, y0], [x1, y1]) = (last.centre(), now.centre());
+    assert!(
+        (x1 - x0 - 12.0).abs() < 3.0 && (y1 - y0 - 6.0).abs() < 3.0,
+        "moved by ({}, {})",
+        x1 - x0,
+        y1 - y0
+    );
+    assert_eq!(now.landmarks.len(), 68, "landmarks for the alignment");
+    let full = pipe
+        .all_faces(std::slice::from_ref(&moved))
+        .unwrap()
+        .remove(0);
+    let d = recog::metric::distance::euclidean(e, &full[0].1);
+    assert!(d < 0.1, "followed vs fully detected descriptor: {d}");
+
+    let gone = image::RgbImage::from_pixel(640, 480, image::Rgb([80, 112, 80]));
+    assert!(pipe
+        .follow(&gone, std::slice::from_ref(&last))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        pipe.follow(&moved, &[last.clone(), last.clone()])
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(pipe.follow(&moved, &[]).unwrap().is_empty());
+}

@@ -532,6 +532,31 @@ impl FacePipeline {
     /// Every face of each image with its descriptor, best detection first.
     pub fn all_faces(&self, imgs: &[RgbImage]) -> Result<Vec<Vec<EmbeddedFace>>> {
         let dets = self.locate(imgs)?;
+        self.embed_located(imgs, dets)
+    }
+
+    /// Where the faces of the previous video frame are in `img`, with their descriptors:
+    /// [`FacePipeline::follow`], then landmarks and descriptors as in
+    /// [`FacePipeline::all_faces`].
+    pub fn followed_faces(
+        &self,
+        img: &RgbImage,
+        previous: &[FaceBox],
+    ) -> Result<Vec<EmbeddedFace>> {
+        let imgs = std::slice::from_ref(img);
+        let mut dets = vec![self.follow(img, previous)?];
+        if let Some(lm) = &self.landmarker {
+            lm.annotate(imgs, &mut dets)?;
+        }
+        Ok(self.embed_located(imgs, dets)?.pop().unwrap_or_default())
+    }
+
+    /// Each located face's chip, embedded.
+    fn embed_located(
+        &self,
+        imgs: &[RgbImage],
+        dets: Vec<Vec<FaceBox>>,
+    ) -> Result<Vec<Vec<EmbeddedFace>>> {
         let chips: Vec<RgbImage> = imgs
             .iter()
             .zip(&dets)
@@ -607,45 +632,105 @@ impl FacePipeline {
         let mut owners = Vec::new();
         for (i, (img, faces)) in imgs.iter().zip(&dets).enumerate() {
             for (j, f) in faces.iter().enumerate() {
-                let [cx, cy] = f.centre();
-                let side = (f.x1 - f.x0).max(f.y1 - f.y0) * 2.0;
-                let out = side.round().max(16.0) as usize;
-                let tf = align::Similarity {
-                    a: side / out as f32,
-                    b: 0.0,
-                    t: [cx - side / 2.0, cy - side / 2.0],
-                };
-                crops.push(align::warp(img, &tf, out));
-                owners.push((i, j, tf));
+                crops.push(Crop::around(img, f));
+                owners.push((i, j));
             }
         }
         if crops.is_empty() {
             return Ok(dets);
         }
-        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let refs: Vec<&RgbImage> = crops.iter().map(|c| &c.img).collect();
         let found = self.detector.detect_crops(&refs)?;
         let mut dets = dets;
-        for (k, ((i, j, tf), faces)) in owners.into_iter().zip(found).enumerate() {
+        for ((crop, (i, j)), faces) in crops.iter().zip(owners).zip(found) {
             // The crop's central face is the one being refined.
-            if let Some(best) = pick_central(&crops[k], &faces) {
-                let map = |p: [f32; 2]| tf.apply(p);
-                let tl = map([best.x0, best.y0]);
-                let br = map([best.x1, best.y1]);
-                let refined = FaceBox {
-                    x0: tl[0],
-                    y0: tl[1],
-                    x1: br[0],
-                    y1: br[1],
-                    score: best.score,
-                    keypoints: best.keypoints.iter().map(|&k| map(k)).collect(),
-                    landmarks: Vec::new(),
-                };
+            if let Some(refined) = pick_central(&crop.img, &faces).map(|b| crop.to_image(&b)) {
                 if refined.iou(&dets[i][j]) > 0.3 {
                     dets[i][j] = refined;
                 }
             }
         }
         Ok(dets)
+    }
+
+    /// Where the faces of the previous video frame (`previous`, boxes in `img`'s pixels) are
+    /// now, best first, without landmarks: the detector's single-scale pass on a crop twice
+    /// each face's size around its last box, as in [`FacePipeline::refine_batch`]. That is a
+    /// few 128x128 passes instead of the whole pyramid, which on a 640x480 frame costs about
+    /// as much as 15 of them. A face is followed only if the detector finds one covering its
+    /// crop's centre (the last box's centre), so a face that left is dropped, not replaced
+    /// by a neighbour; two followed boxes that land on one face (overlap above 0.5) count
+    /// once. Faces that entered since the last full detection are not found: the caller
+    /// runs a full detection every few frames (`recog watch --detect-every`).
+    pub fn follow(&self, img: &RgbImage, previous: &[FaceBox]) -> Result<Vec<FaceBox>> {
+        if previous.is_empty() {
+            return Ok(Vec::new());
+        }
+        let crops: Vec<Crop> = previous.iter().map(|f| Crop::around(img, f)).collect();
+        let refs: Vec<&RgbImage> = crops.iter().map(|c| &c.img).collect();
+        let found = self.detector.detect_crops(&refs)?;
+        let mut faces: Vec<FaceBox> = crops
+            .iter()
+            .zip(found)
+            .filter_map(|(crop, fs)| {
+                let (cx, cy) = (
+                    crop.img.width() as f32 / 2.0,
+                    crop.img.height() as f32 / 2.0,
+                );
+                fs.iter()
+                    .filter(|f| f.x0 <= cx && cx <= f.x1 && f.y0 <= cy && cy <= f.y1)
+                    .max_by(|a, b| a.score.total_cmp(&b.score))
+                    .map(|b| crop.to_image(b))
+            })
+            .collect();
+        faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut kept: Vec<FaceBox> = Vec::with_capacity(faces.len());
+        for f in faces {
+            if kept.iter().all(|k| k.iou(&f) <= 0.5) {
+                kept.push(f);
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A square crop around a face, twice its side, where the face fills the detector's input.
+struct Crop {
+    img: RgbImage,
+    /// Crop pixels to image pixels.
+    tf: align::Similarity,
+}
+
+impl Crop {
+    fn around(img: &RgbImage, f: &FaceBox) -> Self {
+        let [cx, cy] = f.centre();
+        let side = (f.x1 - f.x0).max(f.y1 - f.y0) * 2.0;
+        let out = side.round().max(16.0) as usize;
+        let tf = align::Similarity {
+            a: side / out as f32,
+            b: 0.0,
+            t: [cx - side / 2.0, cy - side / 2.0],
+        };
+        Self {
+            img: align::warp(img, &tf, out),
+            tf,
+        }
+    }
+
+    /// A box found in the crop, in image pixels.
+    fn to_image(&self, b: &FaceBox) -> FaceBox {
+        let map = |p: [f32; 2]| self.tf.apply(p);
+        let tl = map([b.x0, b.y0]);
+        let br = map([b.x1, b.y1]);
+        FaceBox {
+            x0: tl[0],
+            y0: tl[1],
+            x1: br[0],
+            y1: br[1],
+            score: b.score,
+            keypoints: b.keypoints.iter().map(|&k| map(k)).collect(),
+            landmarks: Vec::new(),
+        }
     }
 }
 

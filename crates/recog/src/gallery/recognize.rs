@@ -131,6 +131,15 @@ pub(crate) fn recognize_with(
         .all_faces(std::slice::from_ref(img))?
         .pop()
         .unwrap_or_default();
+    decide_all(index, acceptance, faces)
+}
+
+/// Each embedded face named by `index` under `acceptance`.
+fn decide_all(
+    index: &Index,
+    acceptance: &Acceptance,
+    faces: Vec<crate::face::EmbeddedFace>,
+) -> Result<Vec<Recognized>> {
     faces
         .into_iter()
         .map(|(face, e)| {
@@ -234,6 +243,18 @@ impl Recognizer {
     /// Every face in the image with its answer.
     pub fn recognize(&self, img: &RgbImage) -> Result<Vec<Recognized>> {
         recognize_with(&self.pipeline, &self.index, &self.acceptance, img)
+    }
+
+    /// The faces of the previous video frame followed into `img`
+    /// ([`FacePipeline::follow`]), each with its answer: what a video frame between two full
+    /// detections costs.
+    pub fn recognize_followed(
+        &self,
+        img: &RgbImage,
+        previous: &[crate::face::FaceBox],
+    ) -> Result<Vec<Recognized>> {
+        let faces = self.pipeline.followed_faces(img, previous)?;
+        decide_all(&self.index, &self.acceptance, faces)
     }
 
     /// Every face of every file. A file that cannot be read or annotated gets its error and

@@ -8,7 +8,8 @@
 //! contiguous vector loads, a 1x1 convolution is a single GEMM with no data movement, and the
 //! bias and activation are applied while the output is still in cache.
 //!
-//! These kernels run one image at a time; callers parallelise over the images of a batch.
+//! Callers parallelise over the images of a batch; a single large map (a video frame's finest
+//! pyramid level) is split into bands of output rows that run in parallel too.
 //!
 //! ```
 //! use recog::nn::cpu::{Act, Conv, FeatureMap};
@@ -396,40 +397,20 @@ impl Conv {
     /// Runs the convolution; `None` if `x` does not have `cin` channels or is smaller than
     /// the kernel under `VALID` padding.
     pub fn run(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        vectorised(
-            #[inline(always)]
-            || self.run_inline(x),
-        )
-    }
-
-    #[inline(always)]
-    fn run_inline(&self, x: &FeatureMap) -> Option<FeatureMap> {
         if x.c != self.cin || !x.is_consistent() {
             return None;
         }
         let p = self.window.place(x.h, x.w)?;
-        let m = p.oh * p.ow;
         let k = self.window.taps() * self.cin;
-        let mut out = vec![0f32; m.checked_mul(self.cout)?];
-        if self.window.taps() == 1 && self.window.stride == [1, 1] {
-            // Channels-last, a 1x1 convolution is the image as an [h*w, cin] matrix.
-            matmul(&x.data, &self.weight, &mut out, m, k, self.cout)?;
-        } else {
-            let mut cols = vec![0f32; m.checked_mul(k)?];
-            for oy in 0..p.oh {
-                for ox in 0..p.ow {
-                    let row = &mut cols[(oy * p.ow + ox) * k..][..k];
-                    self.window.each_tap(&p, oy, ox, |tap, px| {
-                        row[tap * self.cin..][..self.cin]
-                            .copy_from_slice(&x.data[px * x.c..][..x.c]);
-                    });
-                }
-            }
-            matmul(&cols, &self.weight, &mut out, m, k, self.cout)?;
-        }
-        for px in out.chunks_exact_mut(self.cout) {
-            self.epilogue.apply(px, false);
-        }
+        let mut out = vec![0f32; (p.oh * p.ow).checked_mul(self.cout)?];
+        by_rows(
+            &mut out,
+            p.oh,
+            p.ow * self.cout,
+            p.ow * k * self.cout,
+            #[inline(always)]
+            |oy0, band| self.rows(x, &p, oy0, band),
+        )?;
         Some(FeatureMap {
             h: p.oh,
             w: p.ow,
@@ -437,6 +418,78 @@ impl Conv {
             data: out,
         })
     }
+
+    /// Output rows from `oy0` on, as many as `out` holds.
+    #[inline(always)]
+    fn rows(&self, x: &FeatureMap, p: &Placement, oy0: usize, out: &mut [f32]) -> Option<()> {
+        let m = out.len() / self.cout.max(1);
+        let k = self.window.taps() * self.cin;
+        if self.window.taps() == 1 && self.window.stride == [1, 1] {
+            // Channels-last, a 1x1 convolution is the image as an [h*w, cin] matrix, and a
+            // band of output rows is the same band of input rows.
+            let a = x.data.get(oy0 * p.ow * self.cin..)?.get(..m * k)?;
+            matmul(a, &self.weight, out, m, k, self.cout)?;
+        } else {
+            COLS.with(|cols| {
+                let mut cols = cols.borrow_mut();
+                // Zeros: padding taps are not written.
+                cols.clear();
+                cols.resize(m.checked_mul(k)?, 0.0);
+                for (i, row) in cols.chunks_exact_mut(k.max(1)).enumerate() {
+                    let (oy, ox) = (oy0 + i / p.ow, i % p.ow);
+                    self.window.each_tap(p, oy, ox, |tap, px| {
+                        row[tap * self.cin..][..self.cin]
+                            .copy_from_slice(&x.data[px * x.c..][..x.c]);
+                    });
+                }
+                matmul(&cols, &self.weight, out, m, k, self.cout)
+            })?;
+        }
+        for px in out.chunks_exact_mut(self.cout) {
+            self.epilogue.apply(px, false);
+        }
+        Some(())
+    }
+}
+
+thread_local! {
+    /// Each thread's im2col buffer, reused from call to call: a fresh one per convolution
+    /// was page zeroing and allocator work in the profile.
+    static COLS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Multiply-adds below which a map runs whole on the calling thread: handing a band to
+/// another thread costs more than it saves on small maps.
+const BAND_MACS: usize = 1 << 21;
+
+/// Runs `band(oy0, rows)` over bands of output rows of `out` (`oh` rows of `row_len`
+/// values, `macs_per_row` multiply-adds each), vectorised; a large map's bands run in
+/// parallel, so one large image (a video frame's finest pyramid level) uses every core, while
+/// batches of small maps stay one per thread.
+fn by_rows(
+    out: &mut [f32],
+    oh: usize,
+    row_len: usize,
+    macs_per_row: usize,
+    band: impl Fn(usize, &mut [f32]) -> Option<()> + Sync,
+) -> Option<()> {
+    let rows = (BAND_MACS / macs_per_row.max(1)).max(1);
+    if rows >= oh || row_len == 0 || rayon::current_num_threads() < 2 {
+        return vectorised(
+            #[inline(always)]
+            || band(0, out),
+        );
+    }
+    use rayon::prelude::*;
+    out.par_chunks_mut(rows * row_len)
+        .enumerate()
+        .map(|(i, chunk)| {
+            vectorised(
+                #[inline(always)]
+                || band(i * rows, chunk),
+            )
+        })
+        .collect()
 }
 
 /// A depthwise 2-d convolution, one filter per channel (TensorFlow `DEPTHWISE_CONV_2D` with
@@ -504,41 +557,47 @@ impl Depthwise {
     /// Runs the convolution; `None` if `x` does not have `c` channels or is smaller than the
     /// kernel under `VALID` padding.
     pub fn run(&self, x: &FeatureMap) -> Option<FeatureMap> {
-        vectorised(
-            #[inline(always)]
-            || self.run_inline(x),
-        )
-    }
-
-    #[inline(always)]
-    fn run_inline(&self, x: &FeatureMap) -> Option<FeatureMap> {
         if x.c != self.c || !x.is_consistent() {
             return None;
         }
         let c = self.c;
         let p = self.window.place(x.h, x.w)?;
         let mut out = vec![0f32; (p.oh * p.ow).checked_mul(c)?];
-        for oy in 0..p.oh {
-            for ox in 0..p.ow {
-                let o = &mut out[(oy * p.ow + ox) * c..][..c];
-                o.copy_from_slice(&self.epilogue.bias);
-                self.window.each_tap(&p, oy, ox, |tap, px| {
-                    let xi = &x.data[px * c..][..c];
-                    let wk = &self.weight[tap * c..][..c];
-                    o.iter_mut()
-                        .zip(xi)
-                        .zip(wk)
-                        .for_each(|((o, a), b)| *o += a * b);
-                });
-                self.epilogue.apply(o, true);
-            }
-        }
+        by_rows(
+            &mut out,
+            p.oh,
+            p.ow * c,
+            p.ow * c * self.window.taps(),
+            #[inline(always)]
+            |oy0, band| {
+                self.rows(x, &p, oy0, band);
+                Some(())
+            },
+        )?;
         Some(FeatureMap {
             h: p.oh,
             w: p.ow,
             c,
             data: out,
         })
+    }
+
+    /// Output rows from `oy0` on, as many as `out` holds.
+    #[inline(always)]
+    fn rows(&self, x: &FeatureMap, p: &Placement, oy0: usize, out: &mut [f32]) {
+        let c = self.c;
+        for (i, o) in out.chunks_exact_mut(c.max(1)).enumerate() {
+            let (oy, ox) = (oy0 + i / p.ow, i % p.ow);
+            o.copy_from_slice(&self.epilogue.bias);
+            self.window.each_tap(p, oy, ox, |tap, px| {
+                let xi = &x.data[px * c..][..c];
+                let wk = &self.weight[tap * c..][..c];
+                for ((o, a), b) in o.iter_mut().zip(xi).zip(wk) {
+                    *o += a * b;
+                }
+            });
+            self.epilogue.apply(o, true);
+        }
     }
 }
 
