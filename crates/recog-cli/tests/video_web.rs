@@ -282,9 +282,9 @@ fn watch_tracks_and_names_two_small_faces() {
     ));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 75, "one JSON line per frame");
-    // The full detector on one frame in 5 (the default); the others follow the faces.
+    // The full detector on one frame in 10 (the default); the others follow the faces.
     for (i, l) in lines.iter().enumerate() {
-        assert_eq!(l["detected"].as_bool(), Some(i % 5 == 0), "frame {i}");
+        assert_eq!(l["detected"].as_bool(), Some(i % 10 == 0), "frame {i}");
     }
     let mut both = 0;
     let mut tracks = std::collections::BTreeMap::new();
