@@ -72,6 +72,16 @@ pub struct FaceBenchReport {
     pub embed_ms_per_face: f64,
     /// Faces per second over all stages.
     pub faces_per_s: f64,
+    /// GFLOP/s (two per multiply-add of [`crate::nn::cpu::multiply_adds`]) the detector's
+    /// network achieved over the detect stage's time; `None` where the stage ran no CPU
+    /// kernel (another device, or a network still on burn's ops).
+    pub detect_gflop_per_s: Option<f64>,
+    /// The same for the 68-point landmark network.
+    pub landmarks_gflop_per_s: Option<f64>,
+    /// The same for the descriptor network.
+    pub embed_gflop_per_s: Option<f64>,
+    /// Multiply-adds per face of the descriptor network (with the mirror, if set), millions.
+    pub embed_mmacs_per_face: Option<f64>,
 }
 
 impl ValidFaceBenchParams {
@@ -84,24 +94,28 @@ impl ValidFaceBenchParams {
         let _ = pipe.embed_chips(&[pipe.centre_chip(&warm)])?;
         let _ = pipe.detector.detect(&warm)?;
         let (mut t_dec, mut t_det, mut t_lm, mut t_al, mut t_emb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        let macs = crate::nn::cpu::multiply_adds;
+        let (mut m_det, mut m_lm, mut m_emb) = (0u64, 0u64, 0u64);
         let mut faces = 0usize;
         progress.start("bench face", p.files.len() as u64);
         for chunk in p.files.chunks(p.batch) {
             let t = Instant::now();
             let imgs = chunk.iter().map(|f| load(f)).collect::<Result<Vec<_>>>()?;
             t_dec += t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            let (t, m) = (Instant::now(), macs());
             let refs: Vec<_> = imgs.iter().collect();
             let mut dets = pipe.detector.detect_batch(&refs)?;
             if pipe.refine {
                 dets = pipe.refine_batch(&imgs, dets)?;
             }
             t_det += t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            m_det += macs() - m;
+            let (t, m) = (Instant::now(), macs());
             if let Some(lm) = &pipe.landmarker {
                 lm.annotate(&imgs, &mut dets)?;
             }
             t_lm += t.elapsed().as_secs_f64();
+            m_lm += macs() - m;
             let t = Instant::now();
             let chips: Vec<_> = imgs
                 .iter()
@@ -109,9 +123,10 @@ impl ValidFaceBenchParams {
                 .flat_map(|(img, fs)| fs.iter().map(|f| pipe.chip(img, f)).collect::<Vec<_>>())
                 .collect();
             t_al += t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            let (t, m) = (Instant::now(), macs());
             let _ = pipe.embed_chips(&chips)?;
             t_emb += t.elapsed().as_secs_f64();
+            m_emb += macs() - m;
             faces += chips.len();
             progress.inc(chunk.len() as u64);
         }
@@ -129,8 +144,17 @@ impl ValidFaceBenchParams {
             align_ms_per_face: 1e3 * t_al / nf,
             embed_ms_per_face: 1e3 * t_emb / nf,
             faces_per_s: nf / (t_dec + t_det + t_lm + t_al + t_emb),
+            detect_gflop_per_s: gflop_per_s(m_det, t_det),
+            landmarks_gflop_per_s: gflop_per_s(m_lm, t_lm),
+            embed_gflop_per_s: gflop_per_s(m_emb, t_emb),
+            embed_mmacs_per_face: (m_emb > 0).then(|| m_emb as f64 / nf / 1e6),
         })
     }
+}
+
+/// Two FLOPs per multiply-add over `seconds`, in billions; `None` without any.
+fn gflop_per_s(macs: u64, seconds: f64) -> Option<f64> {
+    (macs > 0 && seconds > 0.0).then(|| 2.0 * macs as f64 / seconds / 1e9)
 }
 
 impl std::fmt::Display for FaceBenchReport {
@@ -140,11 +164,30 @@ impl std::fmt::Display for FaceBenchReport {
             "{} images, {} faces, batch {}, {} threads",
             self.images, self.faces, self.batch, self.threads
         )?;
+        let rate = |g: Option<f64>| g.map_or(String::new(), |g| format!(", {g:.1} GFLOP/s"));
         writeln!(f, "decode  {:7.2} ms/image", self.decode_ms_per_image)?;
-        writeln!(f, "detect  {:7.2} ms/image", self.detect_ms_per_image)?;
-        writeln!(f, "landmarks {:5.2} ms/face", self.landmarks_ms_per_face)?;
+        writeln!(
+            f,
+            "detect  {:7.2} ms/image{}",
+            self.detect_ms_per_image,
+            rate(self.detect_gflop_per_s)
+        )?;
+        writeln!(
+            f,
+            "landmarks {:5.2} ms/face{}",
+            self.landmarks_ms_per_face,
+            rate(self.landmarks_gflop_per_s)
+        )?;
         writeln!(f, "align   {:7.2} ms/face", self.align_ms_per_face)?;
-        writeln!(f, "embed   {:7.2} ms/face", self.embed_ms_per_face)?;
+        writeln!(
+            f,
+            "embed   {:7.2} ms/face{}{}",
+            self.embed_ms_per_face,
+            rate(self.embed_gflop_per_s),
+            self.embed_mmacs_per_face.map_or(String::new(), |m| format!(
+                " ({m:.0} M multiply-adds per face)"
+            ))
+        )?;
         write!(
             f,
             "total   {:7.1} faces/s (decode + detect + landmarks + align + embed)",

@@ -16,7 +16,10 @@
 //! // A 1x1 convolution from 2 channels to 1: out = 1*a + 10*b + 0.5.
 //! let conv = Conv::new(1, 1, 2, 1, [1, 1], false, vec![1.0, 10.0], vec![0.5], None).unwrap();
 //! let x = FeatureMap { h: 1, w: 2, c: 2, data: vec![1.0, 2.0, 3.0, 4.0] };
+//! let before = recog::nn::cpu::multiply_adds();
 //! assert_eq!(conv.run(&x).unwrap().data, vec![21.5, 43.5]);
+//! // 2 pixels x 2 input channels x 1 output channel.
+//! assert!(recog::nn::cpu::multiply_adds() - before >= 4);
 //! # let _ = Act::Relu;
 //! ```
 
@@ -141,6 +144,21 @@ fn geometry(n: usize, k: usize, stride: usize, same: bool) -> Option<(usize, usi
     }
 }
 
+/// Multiply-adds of this module's GEMMs and depthwise convolutions, on every thread, since
+/// the process started (the full kernel window, padding taps included, as FLOP counts of
+/// networks are quoted). `recog bench face` divides the change over a stage by its time for
+/// the GFLOP/s each network achieves; element-wise work (activations, additions, pooling) is
+/// not counted.
+pub fn multiply_adds() -> u64 {
+    MACS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static MACS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_macs(n: usize) {
+    MACS.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// `c[m x n] = a[m x k] * b[k x n]`, all row-major; `None` if a slice is too short.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) -> Option<()> {
     gemm_strided(m, n, k, c, (a, k, 1), (b, n, 1), false)
@@ -178,6 +196,7 @@ pub fn gemm_strided(
     if m == 0 || n == 0 {
         return Some(());
     }
+    count_macs(m.saturating_mul(n).saturating_mul(k));
     if k == 0 {
         if !accumulate {
             c[..m * n].fill(0.0);
@@ -574,6 +593,7 @@ impl Depthwise {
                 Some(())
             },
         )?;
+        count_macs(out.len().saturating_mul(self.window.taps()));
         Some(FeatureMap {
             h: p.oh,
             w: p.ow,
