@@ -454,12 +454,13 @@ impl Conv {
                 // Zeros: padding taps are not written.
                 cols.clear();
                 cols.resize(m.checked_mul(k)?, 0.0);
-                for (i, row) in cols.chunks_exact_mut(k.max(1)).enumerate() {
-                    let (oy, ox) = (oy0 + i / p.ow, i % p.ow);
-                    self.window.each_tap(p, oy, ox, |tap, px| {
-                        row[tap * self.cin..][..self.cin]
-                            .copy_from_slice(&x.data[px * x.c..][..x.c]);
-                    });
+                for (r, band) in cols.chunks_exact_mut((p.ow * k).max(1)).enumerate() {
+                    for (ox, row) in band.chunks_exact_mut(k.max(1)).enumerate() {
+                        self.window.each_tap(p, oy0 + r, ox, |tap, px| {
+                            row[tap * self.cin..][..self.cin]
+                                .copy_from_slice(&x.data[px * x.c..][..x.c]);
+                        });
+                    }
                 }
                 matmul(&cols, &self.weight, out, m, k, self.cout)
             })?;
@@ -606,17 +607,18 @@ impl Depthwise {
     #[inline(always)]
     fn rows(&self, x: &FeatureMap, p: &Placement, oy0: usize, out: &mut [f32]) {
         let c = self.c;
-        for (i, o) in out.chunks_exact_mut(c.max(1)).enumerate() {
-            let (oy, ox) = (oy0 + i / p.ow, i % p.ow);
-            o.copy_from_slice(&self.epilogue.bias);
-            self.window.each_tap(p, oy, ox, |tap, px| {
-                let xi = &x.data[px * c..][..c];
-                let wk = &self.weight[tap * c..][..c];
-                for ((o, a), b) in o.iter_mut().zip(xi).zip(wk) {
-                    *o += a * b;
-                }
-            });
-            self.epilogue.apply(o, true);
+        for (r, band) in out.chunks_exact_mut((p.ow * c).max(1)).enumerate() {
+            for (ox, o) in band.chunks_exact_mut(c.max(1)).enumerate() {
+                o.copy_from_slice(&self.epilogue.bias);
+                self.window.each_tap(p, oy0 + r, ox, |tap, px| {
+                    let xi = &x.data[px * c..][..c];
+                    let wk = &self.weight[tap * c..][..c];
+                    for ((o, a), b) in o.iter_mut().zip(xi).zip(wk) {
+                        *o += a * b;
+                    }
+                });
+                self.epilogue.apply(o, true);
+            }
         }
     }
 }
