@@ -93,6 +93,7 @@ fn cpu_convolutions_match_burn() {
         (151, 97, 24, 32, 1, 1, true),
         (301, 203, 3, 24, 5, 2, true),
         (157, 96, 48, 8, 3, 2, false),
+        (400, 300, 64, 8, 3, 1, true),
     ]
     .iter()
     .enumerate()

@@ -478,9 +478,11 @@ thread_local! {
     static COLS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Multiply-adds below which a map runs whole on the calling thread: handing a band to
-/// another thread costs more than it saves on small maps.
-const BAND_MACS: usize = 1 << 21;
+/// Multiply-adds below which a map runs whole on the calling thread. Batches already keep
+/// every core busy with one image each, where bands only add hand-offs: at 2M (1 << 21)
+/// `recog bench face` on LFW's 250 px photos was 3% slower than unbanded, so only maps the
+/// size of a video frame's finest pyramid level (a 512x384 input) are split.
+const BAND_MACS: usize = 1 << 23;
 
 /// Runs `band(oy0, rows)` over bands of output rows of `out` (`oh` rows of `row_len`
 /// values, `macs_per_row` multiply-adds each), vectorised; a large map's bands run in
