@@ -30,6 +30,20 @@ pub const MAX_ALLOC: u64 = 1 << 30;
 /// it reads a pixel, so a few bytes may claim up to this much.
 pub const MAX_UPLOAD_ALLOC: u64 = 256 << 20;
 
+/// Decoded bytes any file may take, whatever its size: a 21-megapixel RGB photo.
+pub const FREE_ALLOC: u64 = 64 << 20;
+
+/// Above [`FREE_ALLOC`], the largest ratio of decoded to file bytes accepted. Photos are far
+/// below it (a JPEG about 10, a PNG of a screenshot about 100, a plain-colour PNG about
+/// 1,000); a header that claims a gigabyte in a few hundred bytes is a decompression bomb.
+pub const MAX_EXPANSION: u64 = 1024;
+
+/// Whether `decoded` bytes from a file of `file` bytes exceed both [`FREE_ALLOC`] and
+/// [`MAX_EXPANSION`] times the file.
+fn is_bomb(decoded: u64, file: u64) -> bool {
+    decoded > FREE_ALLOC && decoded / MAX_EXPANSION > file
+}
+
 /// File extensions (any case) that folder listings treat as images.
 pub const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"];
 
@@ -84,6 +98,16 @@ pub fn decode_bytes_within(
     if need > max_alloc {
         return Err(format!(
             "the image would take {need} bytes decoded, over the limit of {max_alloc}"
+        ));
+    }
+    // The decoder also fills a claimed size from almost no data, which costs seconds and
+    // gigabytes (the fuzzer's 669-byte JPEG: 7 s, 1.4 GB), so size is checked against the
+    // file's too.
+    let file = bytes.len() as u64;
+    if is_bomb(need, file) {
+        return Err(format!(
+            "the image would take {need} bytes decoded from a file of {file} bytes, more than \
+             {MAX_EXPANSION} times its size: refused as a decompression bomb"
         ));
     }
     // A broken EXIF block is no reason to refuse the pixels.
@@ -167,6 +191,25 @@ mod tests {
         let e = decode_bytes_within(&png_header(4_000, 4_000), MAX_UPLOAD_ALLOC).unwrap_err();
         assert!(!e.contains("over the limit"), "{e}");
     }
+    /// The image_decode fuzzer's timeout (2026-12-04): a 669-byte JPEG whose header claims
+    /// about a gigabyte took 7 s and 1.4 GB to decode, since the decoder fills the claimed
+    /// size from almost no data. It is refused by its size against the file's now.
+    #[test]
+    fn a_669_byte_jpeg_claiming_a_gigabyte_is_refused_as_a_bomb() {
+        let bytes = include_bytes!(
+            "../../tests/fixtures/fuzz/image_decode_669_byte_jpeg_claiming_1_gb.jpg"
+        );
+        let e = decode_bytes(bytes).unwrap_err();
+        assert!(e.contains("decompression bomb"), "{e}");
+        // Sizes a photo can have pass: anything up to 64 MiB, and above it up to 1024
+        // times the file (a 600 MB, 200-megapixel photo from a 60 MB file).
+        assert!(!is_bomb(FREE_ALLOC, 1));
+        assert!(!is_bomb(600 << 20, 60 << 20));
+        assert!(!is_bomb(1024 * (1 << 20), 1 << 20));
+        assert!(is_bomb(1024 * (1 << 20) + 1024, (1 << 20) - 1));
+        assert!(is_bomb(FREE_ALLOC + 1, 669));
+    }
+
     use image::{ImageFormat, Rgb, RgbImage};
 
     fn sample() -> RgbImage {

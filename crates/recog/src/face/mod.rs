@@ -672,16 +672,7 @@ impl FacePipeline {
         let mut faces: Vec<FaceBox> = crops
             .iter()
             .zip(found)
-            .filter_map(|(crop, fs)| {
-                let (cx, cy) = (
-                    crop.img.width() as f32 / 2.0,
-                    crop.img.height() as f32 / 2.0,
-                );
-                fs.iter()
-                    .filter(|f| f.x0 <= cx && cx <= f.x1 && f.y0 <= cy && cy <= f.y1)
-                    .max_by(|a, b| a.score.total_cmp(&b.score))
-                    .map(|b| crop.to_image(b))
-            })
+            .filter_map(|(crop, fs)| covering_centre(&crop.img, &fs).map(|b| crop.to_image(&b)))
             .collect();
         faces.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut kept: Vec<FaceBox> = Vec::with_capacity(faces.len());
@@ -736,11 +727,20 @@ impl Crop {
 
 /// The face covering the image centre with the best score, else the best face.
 pub fn pick_central(img: &RgbImage, faces: &[FaceBox]) -> Option<FaceBox> {
+    covering_centre(img, faces).or_else(|| {
+        faces
+            .iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .cloned()
+    })
+}
+
+/// The best-scoring face whose box covers the image centre.
+fn covering_centre(img: &RgbImage, faces: &[FaceBox]) -> Option<FaceBox> {
     let (cx, cy) = (img.width() as f32 / 2.0, img.height() as f32 / 2.0);
     faces
         .iter()
         .filter(|f| f.x0 <= cx && cx <= f.x1 && f.y0 <= cy && cy <= f.y1)
         .max_by(|a, b| a.score.total_cmp(&b.score))
-        .or_else(|| faces.iter().max_by(|a, b| a.score.total_cmp(&b.score)))
         .cloned()
 }

@@ -78,8 +78,7 @@ impl WatchParams {
         }
     }
 
-    /// Needs a source, a vote of at least one frame and a full detection at least every
-    /// frame.
+    /// Needs a source, a vote of at least one frame and `detect_every` of at least 1.
     pub fn check(self) -> Result<ValidWatchParams> {
         if self.source.trim().is_empty() || self.vote_window == 0 || self.detect_every == 0 {
             return Err(Error::InvalidArgument(
