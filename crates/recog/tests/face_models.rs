@@ -45,6 +45,13 @@ fn lfw_image(home: &Home) -> Option<std::path::PathBuf> {
     }
 }
 
+/// [`paths`] and [`lfw_image`] together, for the tests that run on a real photo.
+fn paths_and_lfw_image() -> Option<(Home, ModelPaths, std::path::PathBuf)> {
+    let (home, p) = paths()?;
+    let img = lfw_image(&home)?;
+    Some((home, p, img))
+}
+
 fn pattern(h: usize, w: usize) -> Vec<f32> {
     // pixel (y, x, c) = (7y + 13x + 29c) mod 256, laid out [c][y][x]
     let mut v = vec![0f32; 3 * h * w];
@@ -158,8 +165,7 @@ fn blazeface_cpu_kernels_match_burns_ops() {
 
 #[test]
 fn blazeface_finds_the_face_and_eyes_in_an_lfw_image() {
-    let Some((home, p)) = paths() else { return };
-    let Some(img_path) = lfw_image(&home) else {
+    let Some((_, p, img_path)) = paths_and_lfw_image() else {
         return;
     };
     let device = recog::default_device();
@@ -361,8 +367,7 @@ fn mobilefacenet_cpu_kernels_match_burns_ops() {
 /// names it.
 #[test]
 fn projection_applies_to_every_embedding_path() {
-    let Some((home, _)) = paths() else { return };
-    let Some(img_path) = lfw_image(&home) else {
+    let Some((home, _, img_path)) = paths_and_lfw_image() else {
         return;
     };
     let device = recog::default_device();
@@ -412,8 +417,7 @@ fn projection_applies_to_every_embedding_path() {
 /// dropped (not replaced by whatever the crop holds); two boxes on one face are one face.
 #[test]
 fn a_followed_face_moves_with_its_face_and_is_dropped_when_it_leaves() {
-    let Some((home, _)) = paths() else { return };
-    let Some(img_path) = lfw_image(&home) else {
+    let Some((home, _, img_path)) = paths_and_lfw_image() else {
         return;
     };
     let device = recog::default_device();
