@@ -100,5 +100,6 @@ def run(loss_name):
     return losses
 
 
-json.dump({"simple": run("simple"), "batchhard": run("batchhard")}, sys.stdout)
-print()
+if __name__ == "__main__":
+    json.dump({"simple": run("simple"), "batchhard": run("batchhard")}, sys.stdout)
+    print()
