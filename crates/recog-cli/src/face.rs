@@ -288,7 +288,7 @@ pub fn run(c: FaceCommand) -> Result<()> {
             };
             let det = a.detector.unwrap_or_default().load(
                 &home,
-                &recog::default_device(),
+                &recog::face_device(),
                 &settings,
                 &Bars::new(false),
             )?;

@@ -227,7 +227,7 @@ fn skipped_note(part: &str, e: &Error) -> String {
 fn cluster_faces(out: &Path, home: &Home, progress: &dyn Progress) -> Result<()> {
     let input = ClusterInput::Lfw(LfwSelection::FourByFour);
     let files = Items::files(&input, home)?;
-    let pipe = FacePipeline::standard(home, &crate::default_device(), progress)?;
+    let pipe = FacePipeline::standard(home, &crate::face_device(), progress)?;
     let items = Items::faces(&files, &pipe, progress)?;
     AnalysisParams::new(out.to_path_buf())
         .check()?
@@ -297,7 +297,7 @@ pub fn one_shot(out: &Path, home: &Home, progress: &dyn Progress) -> Result<Stri
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let db = out.join("gallery.sqlite");
     let _ = std::fs::remove_file(&db);
-    let p = FacePipeline::standard(home, &crate::default_device(), progress)?;
+    let p = FacePipeline::standard(home, &crate::face_device(), progress)?;
     let mut g = Gallery::open(&db)?;
     for (name, files) in enrolled {
         enroll::enroll_person(&mut g, &p, name, &files[..1], progress)?;

@@ -60,7 +60,7 @@ impl Faces {
     /// Another network, or another home, with download progress.
     pub fn load_model(home: &Home, model: FaceModel, progress: &dyn Progress) -> Result<Self> {
         Ok(Self {
-            pipeline: FacePipeline::with_model(home, &crate::default_device(), model, progress)?,
+            pipeline: FacePipeline::with_model(home, &crate::face_device(), model, progress)?,
         })
     }
 

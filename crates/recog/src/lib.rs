@@ -58,3 +58,32 @@ pub use burn::tensor::Device;
 pub fn default_device() -> Device {
     Device::default()
 }
+
+/// The device for the face networks (detection, landmarks, descriptors): the CPU, unless
+/// `BURN_DEVICE` names one.
+///
+/// The face networks run on recog's fused CPU kernels ([`nn::cpu`]) only on the CPU; on a GPU
+/// they run on burn's generic ops. Measured on an H200 (wgpu) against the same machine's 16
+/// cores, the CPU was 4-7x faster (README, "GPU"), so a GPU build still runs faces on the CPU
+/// and keeps the GPU for training, where it was 3-7x faster. In a CPU-only build this is
+/// [`default_device`].
+pub fn face_device() -> Device {
+    if std::env::var_os("BURN_DEVICE").is_some() {
+        Device::default()
+    } else {
+        Device::flex()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn faces_run_on_the_cpu_unless_burn_device_says_otherwise() {
+        if std::env::var_os("BURN_DEVICE").is_none() {
+            assert_eq!(super::face_device(), burn::tensor::Device::flex());
+        }
+        // In a CPU-only build both are the CPU, so the face tests measure what a GPU build runs.
+        #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+        assert_eq!(super::face_device(), super::default_device());
+    }
+}

@@ -642,7 +642,7 @@ impl ValidBenchParams {
         out: &std::path::Path,
         progress: &dyn Progress,
     ) -> Result<BenchReport> {
-        let device = crate::default_device();
+        let device = crate::face_device();
         let load = |k: DetectorKind| k.load(home, &device, settings, progress);
         let scenes = self.scenes(progress)?;
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;

@@ -105,7 +105,7 @@ impl PipelineOptions {
         };
         let mut p = FacePipeline::with_models(
             home,
-            &crate::default_device(),
+            &crate::face_device(),
             model,
             (self.detector, settings),
             progress,
