@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # recog's checks on a machine with a GPU, in one bounded run: the benches on the GPU and on that
 # machine's CPU side by side, a PyTorch peer on both, GPU-vs-CPU embeddings of the same photos,
-# and the test binaries, all built with a GPU feature (`wgpu` or `cuda`). burn picks the GPU
-# first; `BURN_DEVICE=flex` runs the same binary on the CPU.
+# and the test binaries, all built with a GPU feature (`wgpu` or `cuda`, named by GPU=...,
+# default wgpu). `BURN_DEVICE` puts each step on the GPU or, with `flex`, on the CPU.
 #
 # The tarballs are made on the build machine by tools/bench/gpu_bundle.sh (`recog` and test
 # binaries built with the GPU feature, the face models, the first LFW photos).
@@ -41,6 +41,9 @@ echo "vulkan ICD: $([ -f "$icd" ] && echo "$icd" || echo none); loader: $(ldconf
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
 nproc
 R=$X/bin/recog
+# Faces run on the CPU unless BURN_DEVICE names a device (recog::face_device), so every GPU
+# step names it: GPU=cuda for a cuda build.
+G=${GPU:-wgpu}
 # Every step's whole output goes to OUT_DIR/steps.log; the npy files stay here.
 T=$(mktemp -d)
 
@@ -64,23 +67,24 @@ for t in "$X"/bin/test_*; do
 done
 [ -e "$R" ] || { echo "=== done in $SECONDS s"; exit; }
 
-step train_gpu 150 "$R" bench train --steps 30 --warmup 5 --reference-ms 1 --reference-name none
+step train_gpu 150 env BURN_DEVICE=$G "$R" bench train --steps 30 --warmup 5 --reference-ms 1 --reference-name none
 step torch_gpu 90 python3 "$HERE/torch_train_peer.py" --device cuda --steps 30 --warmup 5
-step face_gpu 150 "$R" bench face --n 128
-TAIL=4 step face_gpu_b64 90 "$R" bench face --n 128 --batch 64
+step face_gpu 150 env BURN_DEVICE=$G "$R" bench face --n 128
+TAIL=4 step face_gpu_b64 90 env BURN_DEVICE=$G "$R" bench face --n 128 --batch 64
 step train_cpu16 120 env BURN_DEVICE=flex "$R" bench train --steps 10 --warmup 2 --reference-ms 1 --reference-name none
 step torch_cpu16 90 python3 "$HERE/torch_train_peer.py" --device cpu --steps 10 --warmup 2
 TAIL=4 step face_cpu16 90 env BURN_DEVICE=flex "$R" bench face --n 128
 imgs=$(find "$X/home/data/lfw/images" -name '*.jpg' | sort | head -64)
-TAIL=2 step embed_gpu 90 "$R" face embed --npy "$T/embed_gpu.npy" $imgs
-TAIL=2 step embed_cpu 90 env BURN_DEVICE=flex "$R" face embed --npy "$T/embed_cpu.npy" $imgs
-TAIL=2 step embed_dlib_gpu 90 "$R" face embed --face-model dlib --npy "$T/dlib_gpu.npy" $imgs
-TAIL=2 step embed_dlib_cpu 90 env BURN_DEVICE=flex "$R" face embed --face-model dlib --npy "$T/dlib_cpu.npy" $imgs
+for m in mobilefacenet dlib; do
+  TAIL=2 step "embed_${m}_gpu" 90 env BURN_DEVICE=$G "$R" face embed --face-model $m --npy "$T/${m}_gpu.npy" $imgs
+  TAIL=2 step "embed_${m}_cpu" 90 env BURN_DEVICE=flex "$R" face embed --face-model $m --npy "$T/${m}_cpu.npy" $imgs
+done
 step embed_compare 30 python3 -c "
-import numpy as np, os
-for m in ['embed', 'dlib']:
+import numpy as np
+for m in ['mobilefacenet', 'dlib']:
     a = np.load('$T/' + m + '_gpu.npy'); b = np.load('$T/' + m + '_cpu.npy')
     d = np.linalg.norm(a - b, axis=1)
     print(m, a.shape, 'GPU vs CPU distance: max %.2e mean %.2e' % (d.max(), d.mean()))
-" 
+"
+rm -rf "$T"
 echo "=== done in $SECONDS s"
