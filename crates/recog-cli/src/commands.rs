@@ -150,7 +150,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub augment: Option<usize>,
     /// Outlier exposure: add non-digit images as an extra "unknown" class, comma separated:
-    /// `glyphs` (letters rendered from fitting fonts), `fashion-mnist`, or a folder.
+    /// the fitting part of a generator (`glyphs`, `strokes`, `fonts`, `kana`, `fashion-mnist`,
+    /// `fragments`), `transformed` (training digits turned, mirrored or cut into a jigsaw),
+    /// or a folder.
     #[arg(long)]
     pub unknown: Option<String>,
     /// Images per --unknown source.

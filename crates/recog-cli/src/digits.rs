@@ -78,8 +78,9 @@ pub struct FitArgs {
     #[arg(long, value_enum)]
     pub method: Option<Method>,
     /// Unknown-class sources for the head, comma separated: the fitting parts of the
-    /// generators `glyphs`, `strokes`, `fonts`, `kana`, `fashion-mnist`, `fragments` (`all`:
-    /// every one), or an IDX / image folder.
+    /// generators `glyphs`, `strokes`, `fonts`, `kana`, `fashion-mnist`, `fragments`,
+    /// `transformed` (training digits turned, mirrored, cut or smeared; `all`: every one), or
+    /// an IDX / image folder.
     #[arg(long, default_value = "all")]
     pub unknown: String,
     /// Images taken from each unknown source.

@@ -461,6 +461,14 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
         let au = rep["auroc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&au));
         assert_eq!(rep["confusion"].as_array().unwrap().len(), 4);
+        // Per kind: each letter drawn, its count and share rejected, adding up to the set.
+        let kinds = rep["by_kind"].as_array().unwrap();
+        assert!(kinds.len() > 5, "{kinds:?}");
+        let images: u64 = kinds.iter().map(|k| k["images"].as_u64().unwrap()).sum();
+        assert_eq!(images, 30);
+        assert!(kinds
+            .iter()
+            .all(|k| (0.0..=1.0).contains(&k["rejected"].as_f64().unwrap())));
     }
     for m in [
         "head",

@@ -307,6 +307,10 @@ pub enum UnknownSource {
     /// The fitting part of another generator of [`unknowns`] (`strokes`, `fonts`, `kana`,
     /// `fragments`).
     Generated(unknowns::Generator),
+    /// MNIST training digits turned, mirrored or cut into a jigsaw so that they are no digit
+    /// ([`unknowns::transformed_digits`]; `transformed`): outlier exposure that needs no outside
+    /// data. A training source only, never a held-out generator.
+    Transformed,
     /// A folder: IDX files, or class sub-folders of images.
     Folder(std::path::PathBuf),
 }
@@ -321,6 +325,7 @@ impl std::str::FromStr for UnknownSource {
             "glyphs" => UnknownSource::Glyphs,
             "fashion-mnist" => UnknownSource::FashionMnist,
             "mnist" => UnknownSource::Mnist,
+            "transformed" => UnknownSource::Transformed,
             "strokes" | "fonts" | "kana" | "fragments" => UnknownSource::Generated(s.parse()?),
             dir => UnknownSource::Folder(dir.into()),
         })
@@ -333,6 +338,7 @@ impl std::fmt::Display for UnknownSource {
             UnknownSource::Glyphs => f.write_str("glyphs"),
             UnknownSource::FashionMnist => f.write_str("fashion-mnist"),
             UnknownSource::Mnist => f.write_str("mnist"),
+            UnknownSource::Transformed => f.write_str("transformed"),
             UnknownSource::Generated(g) => write!(f, "{g}"),
             UnknownSource::Folder(p) => write!(f, "{}", p.display()),
         }
@@ -341,12 +347,14 @@ impl std::fmt::Display for UnknownSource {
 
 impl UnknownSource {
     /// A comma-separated list (`fashion-mnist,glyphs`), as the command line and saved
-    /// training configs write it; `all` stands for every generator of [`unknowns`].
+    /// training configs write it; `all` stands for every generator of [`unknowns`] and
+    /// `transformed`.
     pub fn parse_list(s: &str) -> Result<Vec<Self>> {
         let mut out = Vec::new();
         for t in s.split(',').filter(|t| !t.trim().is_empty()) {
             if t.trim() == "all" {
                 out.extend(unknowns::Generator::ALL.map(Self::of));
+                out.push(UnknownSource::Transformed);
             } else {
                 out.push(t.parse()?);
             }
@@ -369,7 +377,7 @@ impl UnknownSource {
             UnknownSource::Glyphs => Some(unknowns::Generator::Glyphs),
             UnknownSource::FashionMnist => Some(unknowns::Generator::Fashion),
             UnknownSource::Generated(g) => Some(*g),
-            UnknownSource::Mnist | UnknownSource::Folder(_) => None,
+            UnknownSource::Mnist | UnknownSource::Transformed | UnknownSource::Folder(_) => None,
         }
     }
 
@@ -424,6 +432,26 @@ pub fn unknown_images(
                 };
                 let d = load(&Source::Known(set), Split::Train, home, progress)?.take(per_source);
                 described.push(format!("{s}: training split, first {} images", d.len()));
+                d
+            }
+            UnknownSource::Transformed => {
+                // The calibration digits (the end of the training split) stay unseen.
+                let digits = load(
+                    &Source::Known(KnownSet::Mnist),
+                    Split::Train,
+                    home,
+                    progress,
+                )?;
+                let fit = digits.take(
+                    digits
+                        .len()
+                        .saturating_sub(crate::openset::CALIBRATION_DIGITS),
+                );
+                let d = unknowns::transformed_digits(&fit, per_source, seed ^ 0x7a5f)?;
+                described.push(format!(
+                    "transformed: {} MNIST training digits turned, mirrored or cut into a jigsaw",
+                    d.len()
+                ));
                 d
             }
             UnknownSource::Generated(g) => {

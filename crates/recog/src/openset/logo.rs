@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::tasks::{fit_recognizer, FitData, FitSettings, EVAL_SEED};
-use super::{evaluate, Method, OpenSetReport};
+use super::{evaluate, Method, OpenSetReport, UnknownEmbeddings};
 use crate::data::unknowns::{self, Generator, Part};
-use crate::data::{self, Source, Split};
+use crate::data::{self, Source, Split, UnknownSource};
 use crate::train::CheckpointDir;
 use crate::{Error, Home, Progress, Result};
 
@@ -46,6 +46,9 @@ pub struct LogoParams {
     pub calibration: usize,
     /// Head training epochs.
     pub head_epochs: usize,
+    /// Sources every fold's recognizer is fit on beside the generators (none of them a
+    /// generator, so none is ever held out): `transformed` by default, as in `digits fit`.
+    pub also_fit: Vec<UnknownSource>,
 }
 
 impl LogoParams {
@@ -59,8 +62,9 @@ impl LogoParams {
             fit_per_generator: 5000,
             eval_per_generator: 5000,
             target_frr: 0.01,
-            calibration: 5000,
+            calibration: super::CALIBRATION_DIGITS,
             head_epochs: 10,
+            also_fit: vec![UnknownSource::Transformed],
         }
     }
 
@@ -95,8 +99,13 @@ pub struct LogoFold {
     pub model_unknowns: Vec<String>,
     /// The generators the recognizer was fit on.
     pub fit_on: Vec<Generator>,
+    /// The other sources it was fit on ([`LogoParams::also_fit`]).
+    pub also_fit: Vec<String>,
     /// Every rule on MNIST test digits + the held-out generator's evaluation part.
     pub reports: Vec<OpenSetReport>,
+    /// Whether the checkpoint's training left the calibration digits out
+    /// ([`super::tasks::calibration_unseen`]).
+    pub calibration_unseen: bool,
 }
 
 /// Every fold; generators no checkpoint held out are listed apart.
@@ -160,6 +169,17 @@ impl ValidLogoParams {
             )?;
             eval_sets.push((g, set));
         }
+        if p.also_fit.iter().any(|s| s.generator().is_some()) {
+            return Err(Error::InvalidArgument(
+                "also_fit takes sources that are not generators (a generator is held out in turn)"
+                    .into(),
+            ));
+        }
+        let also = if p.also_fit.is_empty() {
+            None
+        } else {
+            Some(data::unknown_images(&p.also_fit, p.fit_per_generator, 1, home, progress)?.0)
+        };
         let mut folds = Vec::new();
         let mut done: Vec<Generator> = Vec::new();
         for model in &p.models {
@@ -185,16 +205,20 @@ impl ValidLogoParams {
             let test_emb = embed(&test);
             let fit_parts: Vec<(Generator, Vec<f32>)> =
                 fit_sets.iter().map(|(g, set)| (*g, embed(set))).collect();
+            let also_emb = also.as_ref().map(embed).unwrap_or_default();
             for &g in &mine {
                 progress.start(&format!("fold: {g} held out, {}", model.display()), 1);
                 let eval_set = eval_sets.iter().find(|(x, _)| *x == g).map(|(_, set)| set);
                 let eval_emb = eval_set.map(embed).unwrap_or_default();
+                let (eval_labels, eval_kinds) =
+                    eval_set.map_or((&[][..], &[][..]), |s| (&s.labels[..], &s.classes[..]));
                 let fit_on: Vec<Generator> =
                     p.generators.iter().copied().filter(|x| *x != g).collect();
                 let unknown: Vec<f32> = fit_parts
                     .iter()
                     .filter(|(x, _)| *x != g)
                     .flat_map(|(_, e)| e.iter().copied())
+                    .chain(also_emb.iter().copied())
                     .collect();
                 let rec = fit_recognizer(
                     &FitData {
@@ -216,14 +240,32 @@ impl ValidLogoParams {
                 )?;
                 let reports = Method::ALL
                     .into_iter()
-                    .map(|m| evaluate(&rec, m, &test_emb, &test.labels, &eval_emb, g.name()))
+                    .map(|m| {
+                        let u = UnknownEmbeddings {
+                            name: g.name(),
+                            embeddings: &eval_emb,
+                            labels: eval_labels,
+                            kinds: eval_kinds,
+                        };
+                        evaluate(&rec, m, &test_emb, &test.labels, u)
+                    })
                     .collect();
                 progress.finish();
                 folds.push(LogoFold {
                     held_out: g,
                     model: model.clone(),
-                    model_unknowns: seen.iter().map(|s| s.to_string()).collect(),
+                    model_unknowns: cfg
+                        .unknown
+                        .as_ref()
+                        .map(|u| u.sources.iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default(),
+                    calibration_unseen: super::tasks::calibration_unseen(
+                        &cfg,
+                        train.len(),
+                        p.calibration,
+                    ),
                     fit_on,
+                    also_fit: p.also_fit.iter().map(|s| s.to_string()).collect(),
                     reports,
                 });
                 done.push(g);
@@ -270,10 +312,17 @@ impl std::fmt::Display for LogoReport {
                 },
                 x.fit_on
                     .iter()
-                    .map(|g| g.name())
+                    .map(|g| g.name().to_string())
+                    .chain(x.also_fit.iter().cloned())
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
+            if !x.calibration_unseen {
+                write!(
+                    f,
+                    " (the embedding was trained on the calibration digits too: digits are rejected above the target rate)"
+                )?;
+            }
         }
         if !self.not_held_out.is_empty() {
             let names: Vec<&str> = self.not_held_out.iter().map(|g| g.name()).collect();
@@ -296,6 +345,9 @@ impl std::fmt::Display for LogoReport {
                 )?;
             }
         }
+        if let Some((m, _)) = self.best_rule(0.0) {
+            super::tasks::write_kinds(f, &reports, m)?;
+        }
         Ok(())
     }
 }
@@ -315,6 +367,7 @@ mod tests {
             auroc: 0.5,
             closed_set_accuracy: digit_accuracy,
             confusion: vec![],
+            by_kind: vec![],
         }
     }
 
@@ -327,7 +380,9 @@ mod tests {
             model: "m".into(),
             model_unknowns: vec![],
             fit_on: vec![],
+            also_fit: vec![],
             reports,
+            calibration_unseen: true,
         };
         let r = LogoReport {
             folds: vec![

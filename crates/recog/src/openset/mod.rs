@@ -25,6 +25,10 @@ pub mod logo;
 pub mod rules;
 pub mod tasks;
 
+/// Training digits held out at the end of MNIST's training split to calibrate the thresholds
+/// ([`tasks::FitSettings::calibration`]'s default); no outlier-exposure source draws on them.
+pub const CALIBRATION_DIGITS: usize = 5000;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -316,6 +320,33 @@ pub struct OpenSetReport {
     pub closed_set_accuracy: f64,
     /// Confusion counts `[true][predicted]`, 11 x 11, index 10 = unknown.
     pub confusion: Vec<Vec<usize>>,
+    /// The unknown set's rejection per kind of image (a fragment kind, a letter), in the
+    /// set's class order.
+    pub by_kind: Vec<KindRejection>,
+}
+
+/// How much of one kind of unknown image a rule rejected.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindRejection {
+    /// The kind's name (`two digits`, `m`, ...).
+    pub kind: String,
+    /// Images of this kind.
+    pub images: usize,
+    /// The fraction rejected.
+    pub rejected: f64,
+}
+
+/// An unknown set's embeddings with the kind of each image.
+#[derive(Debug, Clone, Copy)]
+pub struct UnknownEmbeddings<'a> {
+    /// The set's name.
+    pub name: &'a str,
+    /// Embeddings, `[n][dim]`.
+    pub embeddings: &'a [f32],
+    /// The kind of each image, an index into `kinds`.
+    pub labels: &'a [u32],
+    /// The kinds' names.
+    pub kinds: &'a [String],
 }
 
 /// Scores digits (with labels) and unknowns with one method.
@@ -324,8 +355,7 @@ pub fn evaluate(
     method: Method,
     digits: &[f32],
     digit_labels: &[u32],
-    unknown: &[f32],
-    unknown_name: &str,
+    unknown: UnknownEmbeddings<'_>,
 ) -> OpenSetReport {
     let d = rec.dim;
     let k = rec.classes.len();
@@ -344,19 +374,39 @@ pub fn evaluate(
         positive.push(false);
     }
     let mut rej_u = 0usize;
-    for x in unknown.chunks(d) {
+    let mut kinds = vec![(0usize, 0usize); unknown.kinds.len()];
+    for (i, x) in unknown.embeddings.chunks(d).enumerate() {
         let p = rec.predict(x, method);
         let col = p.label.map_or(k, |v| v as usize);
         conf[k][col] += 1;
         rej_u += p.label.is_none() as usize;
+        if let Some(c) = unknown
+            .labels
+            .get(i)
+            .and_then(|&l| kinds.get_mut(l as usize))
+        {
+            c.0 += 1;
+            c.1 += p.label.is_none() as usize;
+        }
         scores.push(p.unknown_score);
         positive.push(true);
     }
     let nd = digit_labels.len().max(1) as f64;
-    let nu = (unknown.len() / d.max(1)).max(1) as f64;
+    let nu = (unknown.embeddings.len() / d.max(1)).max(1) as f64;
+    let by_kind = unknown
+        .kinds
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, c)| c.0 > 0)
+        .map(|(kind, c)| KindRejection {
+            kind: kind.clone(),
+            images: c.0,
+            rejected: c.1 as f64 / c.0 as f64,
+        })
+        .collect();
     OpenSetReport {
         method,
-        unknown_set: unknown_name.to_string(),
+        unknown_set: unknown.name.to_string(),
         digit_accuracy: correct as f64 / nd,
         digit_rejection: rejected as f64 / nd,
         unknown_rejection: rej_u as f64 / nu,
@@ -364,6 +414,7 @@ pub fn evaluate(
         auroc: crate::eval::roc::auroc(&scores, &positive),
         closed_set_accuracy: closed as f64 / nd,
         confusion: conf,
+        by_kind,
     }
 }
 

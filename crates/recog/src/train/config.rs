@@ -84,6 +84,11 @@ pub struct TrainConfig {
     /// non-digits away from the digits.
     #[serde(default)]
     pub unknown: Option<UnknownSpec>,
+    /// The run trained on only the first N images of the training split (`--limit`); `None`:
+    /// all of them. `recog digits fit` reads it to tell whether its calibration digits (the
+    /// split's last [`crate::openset::CALIBRATION_DIGITS`]) were unseen by the embedding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
 }
 
 /// Non-digit images added to training.
@@ -149,6 +154,7 @@ impl TrainConfig {
             seed: 42,
             hard_from_epoch: None,
             unknown: None,
+            train_limit: None,
         }
     }
 

@@ -110,6 +110,10 @@ impl ValidTrainParams {
             cfg.epochs,
             p.out.display()
         ));
+        let cfg = &TrainConfig {
+            train_limit: p.limit,
+            ..cfg.clone()
+        };
         let summary = train(
             cfg,
             &train_set,
