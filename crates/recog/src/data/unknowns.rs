@@ -795,7 +795,7 @@ pub fn transformed_digits(digits: &Dataset, n: usize, seed: u64) -> Result<Datas
                 }
                 // Quadrants of the ink box, each moved to another quadrant's place
                 // (a random derangement of the four).
-                let (mx, my) = ((x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2);
+                let (mx, my) = ((x0 + x1).div_ceil(2), (y0 + y1).div_ceil(2));
                 let perm: [usize; 4] = match rng.random_range(0..4) {
                     0 => [1, 0, 3, 2],
                     1 => [2, 3, 0, 1],
