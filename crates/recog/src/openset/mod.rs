@@ -45,12 +45,11 @@ pub enum Method {
     Head,
     /// Class centres with a calibrated rejection threshold.
     Distance,
-    /// Both must accept (the default before the leave-one-generator-out evaluation).
+    /// Both must accept: the default ([`tasks::default_method`]).
     Both,
     /// Energy of the head's digit logits, calibrated ([`rules::energy`]).
     Energy,
-    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]): the default
-    /// for D > 3 ([`tasks::default_method`]).
+    /// Distance to the 5th nearest fitting digit, calibrated ([`rules::Knn`]).
     Knn,
     /// Class-conditional Mahalanobis distance, calibrated ([`rules::Mahalanobis`]).
     Mahalanobis,
