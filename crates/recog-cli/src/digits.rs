@@ -73,8 +73,8 @@ pub struct FitArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Default decision rule stored in the recognizer [default: both, the best worst case of
-    /// `digits eval-logo` in D = 64 and D = 2].
+    /// Default decision rule stored in the recognizer [default: ensemble for D > 3, both for
+    /// D <= 3: the best worst cases of `digits eval-logo`].
     #[arg(long, value_enum)]
     pub method: Option<Method>,
     /// Unknown-class sources for the head, comma separated: the fitting parts of the

@@ -449,7 +449,7 @@ pub fn unknown_images(
                 );
                 let d = unknowns::transformed_digits(&fit, per_source, seed ^ 0x7a5f)?;
                 described.push(format!(
-                    "transformed: {} MNIST training digits turned, mirrored or cut into a jigsaw",
+                    "transformed: {} MNIST training digits turned, mirrored, cut into a jigsaw or smeared",
                     d.len()
                 ));
                 d

@@ -45,7 +45,7 @@ pub enum Method {
     Head,
     /// Class centres with a calibrated rejection threshold.
     Distance,
-    /// Both must accept: the default ([`tasks::default_method`]).
+    /// Both must accept: the default for D <= 3 ([`tasks::default_method`]).
     Both,
     /// Energy of the head's digit logits, calibrated ([`rules::energy`]).
     Energy,
@@ -54,7 +54,7 @@ pub enum Method {
     /// Class-conditional Mahalanobis distance, calibrated ([`rules::Mahalanobis`]).
     Mahalanobis,
     /// The head must accept, and the largest quantile of energy, k-NN and Mahalanobis among
-    /// held-out digits must be under its calibrated threshold.
+    /// held-out digits must be under its calibrated threshold: the default for D > 3.
     Ensemble,
 }
 
