@@ -307,9 +307,10 @@ pub enum UnknownSource {
     /// The fitting part of another generator of [`unknowns`] (`strokes`, `fonts`, `kana`,
     /// `fragments`).
     Generated(unknowns::Generator),
-    /// MNIST training digits turned, mirrored or cut into a jigsaw so that they are no digit
-    /// ([`unknowns::transformed_digits`]; `transformed`): outlier exposure that needs no outside
-    /// data. A training source only, never a held-out generator.
+    /// MNIST training digits turned, mirrored, cut into a jigsaw or smeared so that they are no
+    /// digit ([`unknowns::transformed_digits`]; `transformed`): outlier exposure that needs no
+    /// outside data. A training source only, never a held-out generator. MNIST's, whatever
+    /// data the embedding is trained on (as `fragments`).
     Transformed,
     /// A folder: IDX files, or class sub-folders of images.
     Folder(std::path::PathBuf),

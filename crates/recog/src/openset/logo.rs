@@ -80,6 +80,12 @@ impl LogoParams {
                 "target_frr must be in [0, 1) and fit_per_generator positive".into(),
             ));
         }
+        if self.also_fit.iter().any(|s| s.generator().is_some()) {
+            return Err(Error::InvalidArgument(
+                "also_fit takes sources that are not generators (a generator is held out in turn)"
+                    .into(),
+            ));
+        }
         Ok(ValidLogoParams(self))
     }
 }
@@ -168,12 +174,6 @@ impl ValidLogoParams {
                 progress,
             )?;
             eval_sets.push((g, set));
-        }
-        if p.also_fit.iter().any(|s| s.generator().is_some()) {
-            return Err(Error::InvalidArgument(
-                "also_fit takes sources that are not generators (a generator is held out in turn)"
-                    .into(),
-            ));
         }
         let also = if p.also_fit.is_empty() {
             None
