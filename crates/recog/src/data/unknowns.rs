@@ -574,17 +574,9 @@ pub fn fragments(digits: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
                 let keep = rng.random_range(0.35f32..0.55);
                 let side = rng.random_range(0..4);
                 // The digit's ink box, so the cut is a fraction of the digit, not the frame.
-                let (mut x0, mut y0, mut x1, mut y1) = (28, 28, 0, 0);
-                for y in 0..28 {
-                    for x in 0..28 {
-                        if d[y * 28 + x] > 40 {
-                            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-                        }
-                    }
-                }
-                if x1 < x0 {
+                let Some((x0, y0, x1, y1)) = ink_box(d) else {
                     continue;
-                }
+                };
                 let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
                 let inside = |x: usize, y: usize| match side {
                     0 => (y as f32) < y0 as f32 + keep * h,
@@ -719,34 +711,21 @@ pub fn transformed_digits(digits: &Dataset, n: usize, seed: u64) -> Result<Datas
         }
         let d = digits.image(i);
         let at = |x: usize, y: usize| d[y * 28 + x];
+        // Each output pixel (x, y) read from the source pixel `from(x, y)`.
+        let remap = |from: &dyn Fn(usize, usize) -> (usize, usize)| -> Vec<u8> {
+            (0..784)
+                .map(|k| {
+                    let (sx, sy) = from(k % 28, k / 28);
+                    at(sx, sy)
+                })
+                .collect()
+        };
         let img: Vec<u8> = match kind {
-            0 => {
-                let clockwise = rng.random_bool(0.5);
-                (0..784)
-                    .map(|k| {
-                        let (x, y) = (k % 28, k / 28);
-                        if clockwise {
-                            at(y, 27 - x)
-                        } else {
-                            at(27 - y, x)
-                        }
-                    })
-                    .collect()
-            }
-            1 => (0..784).map(|k| at(27 - k % 28, 27 - k / 28)).collect(),
-            2 => {
-                let vertical = rng.random_bool(0.25);
-                (0..784)
-                    .map(|k| {
-                        let (x, y) = (k % 28, k / 28);
-                        if vertical {
-                            at(x, 27 - y)
-                        } else {
-                            at(27 - x, y)
-                        }
-                    })
-                    .collect()
-            }
+            0 if rng.random_bool(0.5) => remap(&|x, y| (y, 27 - x)),
+            0 => remap(&|x, y| (27 - y, x)),
+            1 => remap(&|x, y| (27 - x, 27 - y)),
+            2 if rng.random_bool(0.25) => remap(&|x, y| (x, 27 - y)),
+            2 => remap(&|x, y| (27 - x, y)),
             4 => {
                 // A disc-shaped pen of radius r at every inked pixel.
                 let r = rng.random_range(3i32..6);
@@ -782,14 +761,9 @@ pub fn transformed_digits(digits: &Dataset, n: usize, seed: u64) -> Result<Datas
                 }
             }
             _ => {
-                let (mut x0, mut y0, mut x1, mut y1) = (28, 28, 0, 0);
-                for y in 0..28 {
-                    for x in 0..28 {
-                        if at(x, y) > 40 {
-                            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-                        }
-                    }
-                }
+                let Some((x0, y0, x1, y1)) = ink_box(d) else {
+                    continue;
+                };
                 if x1 < x0 + 3 || y1 < y0 + 3 {
                     continue;
                 }
@@ -834,6 +808,19 @@ pub fn transformed_digits(digits: &Dataset, n: usize, seed: u64) -> Result<Datas
         .map(String::from)
         .to_vec();
     Dataset::new(pixels, labels, 28, 28, classes)
+}
+
+/// The box `(x0, y0, x1, y1)` (inclusive) of a 28x28 image's pixels above 40, if any.
+fn ink_box(img: &[u8]) -> Option<(usize, usize, usize, usize)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (28, 28, 0, 0);
+    for y in 0..28 {
+        for x in 0..28 {
+            if img[y * 28 + x] > 40 {
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
+        }
+    }
+    (x1 >= x0).then_some((x0, y0, x1, y1))
 }
 
 /// Whether a square image (`side` x `side`) has background that the frame's background
