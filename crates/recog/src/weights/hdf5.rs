@@ -177,3 +177,33 @@ mod fuzz_regressions {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// HDF5 lets a dataset keep its data in external raw files named inside the file, so an
+    /// untrusted weights file could make the loader read any file's bytes as weights.
+    /// hdf5-reader 0.12 resolves none without a resolver, which the loader never sets; this
+    /// pins that: with the named file beside the fixture (h5py reads 1234.5 from it), the
+    /// load is refused. `tools/reference/hdf5_external_fixture.py` wrote the fixture.
+    #[test]
+    fn a_weight_stored_in_an_external_file_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weights.h5");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/keras_hdf5_external_storage.h5"
+            ),
+            &p,
+        )
+        .unwrap();
+        let floats: Vec<u8> = [1234.5f32, -2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(dir.path().join("external_weights.bin"), &floats).unwrap();
+        let e = super::load_keras(&p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        assert!(e.to_string().contains("external_weights.bin"), "{e}");
+    }
+}
