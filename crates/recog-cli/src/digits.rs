@@ -61,6 +61,10 @@ pub struct LogoArgs {
     /// Write the report as JSON here too.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Draw each rule's operating points (digit accuracy against the worst held-out
+    /// generator, at target FRR 0.25% to 4%) here (.png or .svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -161,6 +165,9 @@ pub fn run(c: DigitsCommand) -> Result<()> {
             .run(&Home::from_env(), &Bars::new(a.json))?;
             if let Some(p) = &a.out {
                 std::fs::write(p, serde_json::to_string_pretty(&r)?)?;
+            }
+            if let Some(p) = &a.plot {
+                r.plot_operating_points(p, recog::openset::logo::GOAL)?;
             }
             emit(a.json, &r)
         }

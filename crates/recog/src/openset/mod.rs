@@ -298,6 +298,72 @@ impl DigitRecognizer {
     }
 }
 
+/// A rule's decision for one embedding before its threshold: what a different target
+/// false-reject rate would decide ([`DigitRecognizer::rule_score`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleScore {
+    /// The score the rule thresholds: above [`DigitRecognizer::rule_threshold`], unknown.
+    pub score: f32,
+    /// The head says unknown, which `both` and `ensemble` obey whatever the threshold.
+    pub gated: bool,
+    /// The digit named when the embedding is accepted.
+    pub label: u32,
+}
+
+impl DigitRecognizer {
+    /// The threshold-free view of `method` on `x`, for rules with a calibrated threshold
+    /// (not `head`, nor a score rule the recognizer lacks): rejected exactly when
+    /// `gated || score > threshold`, and then [`Self::predict`] agrees.
+    pub fn rule_score(&self, x: &[f32], method: Method) -> Option<RuleScore> {
+        let k = self.classes.len();
+        let logits = self.head.logits(x);
+        let argmax = |v: &[f32]| {
+            v.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+                .0
+        };
+        // On the probabilities, as in `predict`, so that ties break alike.
+        let probs = head::softmax(&logits);
+        let head_says_unknown = argmax(&probs) == k;
+        let best_digit = argmax(&probs[..k]) as u32;
+        let (nearest, distance) = nearest_centre(x, &self.centres);
+        let r = self.rules.as_ref();
+        let (score, gated, label) = match method {
+            Method::Head => return None,
+            Method::Distance => (distance, false, nearest),
+            // `both` names the head's digit, which the head accepted.
+            Method::Both => (distance, head_says_unknown, best_digit),
+            Method::Energy => (rules::energy(&logits[..k]), false, best_digit),
+            Method::Knn => (r?.knn.score(x), false, best_digit),
+            Method::Mahalanobis => (r?.mahalanobis.score(x), false, best_digit),
+            Method::Ensemble => {
+                let r = r?;
+                let q = r.ensemble_score(&r.scores(x, &logits[..k]));
+                (q, head_says_unknown, best_digit)
+            }
+        };
+        Some(RuleScore {
+            score,
+            gated,
+            label,
+        })
+    }
+
+    /// The calibrated threshold on [`Self::rule_score`]'s scale.
+    pub fn rule_threshold(&self, method: Method) -> Option<f32> {
+        let r = self.rules.as_ref();
+        match method {
+            Method::Head => None,
+            Method::Distance | Method::Both => Some(self.threshold),
+            Method::Energy => Some(r?.energy.threshold),
+            Method::Knn => Some(r?.knn_calibration.threshold),
+            Method::Mahalanobis => Some(r?.mahalanobis_calibration.threshold),
+            Method::Ensemble => Some(r?.ensemble.threshold),
+        }
+    }
+}
+
 /// Open-set figures of one method on digits plus one unknown set.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenSetReport {
@@ -471,6 +537,42 @@ mod tests {
             &crate::NoProgress,
         )
         .unwrap()
+    }
+
+    /// The sweep of `eval-logo` re-thresholds `rule_score`; at the fitted threshold it must
+    /// decide what `predict` decides, rule by rule.
+    #[test]
+    fn rule_scores_at_the_fitted_threshold_decide_as_predict() {
+        let r = fitted();
+        // The same recognizer with a head that says unknown everywhere: `both` and
+        // `ensemble` must then reject what their thresholds accept.
+        let mut gated = r.clone();
+        let k = gated.classes.len();
+        gated.head.b2[k] += 50.0;
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let mut u = |a: f32, b: f32| rand::Rng::random_range(&mut rng, a..b);
+        for i in 0..600 {
+            // Half anywhere, half near a class centre, where the thresholds accept.
+            let x: Vec<f32> = if i % 2 == 0 {
+                vec![u(-6.0, 6.0), u(-6.0, 6.0)]
+            } else {
+                let c = &r.centres[i % 3];
+                vec![c[0] + u(-0.3, 0.3), c[1] + u(-0.3, 0.3)]
+            };
+            for rec in [&r, &gated] {
+                for m in Method::ALL {
+                    let p = rec.predict(&x, m);
+                    match (rec.rule_score(&x, m), rec.rule_threshold(m)) {
+                        (Some(s), Some(t)) => {
+                            let accepted = !(s.gated || s.score > t);
+                            assert_eq!(p.label, accepted.then_some(s.label), "{m:?} {x:?}");
+                        }
+                        (None, None) => assert_eq!(m, Method::Head),
+                        other => panic!("{m:?}: {other:?}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

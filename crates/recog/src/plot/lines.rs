@@ -1,4 +1,4 @@
-//! Line charts (the loss curve, ROC, DIR-FAR, the elbow).
+//! Line charts (the loss curve, ROC, DIR-FAR, the elbow) and operating points.
 
 use std::path::Path;
 
@@ -73,4 +73,98 @@ where
         draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     }
+}
+
+/// Operating points of several rules (one series per rule, one point per setting), with the
+/// region that meets `goal` = (x, y) shaded: both axes at least the goal's. The view is cut
+/// to 20 points of x and 4 of y below the goal, so that one far-off rule does not flatten
+/// the others (its points outside are left out).
+pub fn operating_points(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    goal: (f64, f64),
+) -> Result<()> {
+    let (gx, gy) = goal;
+    let inside = |&(x, y): &(f64, f64)| x >= gx - 20.0 && y >= gy - 4.0;
+    let kept: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            label: s.label.clone(),
+            points: s.points.iter().copied().filter(inside).collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    render!(
+        path,
+        (900, 600),
+        draw_operating_points(title, x_label, y_label, &kept, goal)
+    )
+}
+
+fn draw_operating_points<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    (gx, gy): (f64, f64),
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let goal_corner = [(gx, gy)];
+    let (x0, x1, y0, y1) = bounds(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .chain(goal_corner),
+    );
+    let (x1, y1) = (x1.max(gx + 0.5), y1.max(gy + 0.1));
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let green = RGBColor(200, 235, 200);
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(gx, gy), (x1, y1)],
+            green.filled(),
+        )))
+        .map_err(|e| e.to_string())?
+        .label("goal")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], green.filled()));
+    for (i, s) in series.iter().enumerate() {
+        let c = class_color(i);
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
 }

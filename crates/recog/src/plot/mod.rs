@@ -24,7 +24,7 @@ pub use cluster::cluster_scatter;
 pub use confusion::confusion_matrix;
 pub use frame::{class_color, Series};
 pub use histogram::histogram;
-pub use lines::line_chart;
+pub use lines::{line_chart, operating_points};
 pub use picture_map::picture_map;
 pub use scatter::scatter;
 pub use sprite::sprite;
