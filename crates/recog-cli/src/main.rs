@@ -47,7 +47,11 @@ fn main() {
         .with_target(false)
         .without_time()
         .init();
-    if let Err(e) = commands::run(cli) {
+    // burn panics on a BURN_DEVICE it cannot use; say so as an error before any work.
+    if let Err(e) = recog::check_device_env()
+        .map_err(anyhow::Error::from)
+        .and_then(|_| commands::run(cli))
+    {
         let mut msg = format!("error: {e}");
         for cause in e.chain().skip(1) {
             let c = cause.to_string();

@@ -338,6 +338,42 @@ fn bad_arguments_are_errors_not_panics() {
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
 }
 
+/// burn panics on a `BURN_DEVICE` it cannot use ("Unknown BURN_DEVICE override", or a
+/// backend whose feature this build lacks); recog reports it as an error naming the
+/// backends it has, before any work, and takes the names in any case, as burn does.
+#[test]
+fn a_burn_device_this_build_lacks_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("nothing");
+    let eval = |device: &str| {
+        Command::new(env!("CARGO_BIN_EXE_recog"))
+            .args(["eval", "--model", model.to_str().unwrap()])
+            .env("RECOG_HOME", tmp.path())
+            .env("BURN_DEVICE", device)
+            .output()
+            .expect("the recog binary runs")
+    };
+    for bad in ["gpu", "cuda-0"] {
+        let o = eval(bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("error: ")
+                && err.contains(&format!("BURN_DEVICE={bad}: this build has flex")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A usable name passes the check: the error is then about the missing model.
+    let o = eval("Flex");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.starts_with("error: ") && !err.contains("BURN_DEVICE"),
+        "{err}"
+    );
+}
+
 fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
     image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]))
         .save(path)
