@@ -246,11 +246,6 @@ impl DigitRecognizer {
         let logits = self.head.logits(x);
         let probs = head::softmax(&logits);
         let unknown = probs.len() - 1;
-        let argmax = |v: &[f32]| {
-            v.iter()
-                .enumerate()
-                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
-        };
         let (arg, pmax) = argmax(&probs);
         let best_digit = argmax(&probs[..unknown]).0 as u32;
         let p_unknown = probs[unknown];
@@ -298,6 +293,13 @@ impl DigitRecognizer {
     }
 }
 
+/// The index and value of the largest entry; the first one on ties.
+fn argmax(v: &[f32]) -> (usize, f32) {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+}
+
 /// A rule's decision for one embedding before its threshold: what a different target
 /// false-reject rate would decide ([`DigitRecognizer::rule_score`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -317,16 +319,10 @@ impl DigitRecognizer {
     pub fn rule_score(&self, x: &[f32], method: Method) -> Option<RuleScore> {
         let k = self.classes.len();
         let logits = self.head.logits(x);
-        let argmax = |v: &[f32]| {
-            v.iter()
-                .enumerate()
-                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
-                .0
-        };
         // On the probabilities, as in `predict`, so that ties break alike.
         let probs = head::softmax(&logits);
-        let head_says_unknown = argmax(&probs) == k;
-        let best_digit = argmax(&probs[..k]) as u32;
+        let head_says_unknown = argmax(&probs).0 == k;
+        let best_digit = argmax(&probs[..k]).0 as u32;
         let (nearest, distance) = nearest_centre(x, &self.centres);
         let r = self.rules.as_ref();
         let (score, gated, label) = match method {

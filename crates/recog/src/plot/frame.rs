@@ -68,8 +68,17 @@ pub(crate) fn prepare(path: &Path) -> Result<Option<String>> {
 pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> DrawResult {
+    draw_legend_at(chart, SeriesLabelPosition::MiddleRight)
+}
+
+/// The legend box at `position` (`draw_legend`: middle right, plotters' default).
+pub(crate) fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
     chart
         .configure_series_labels()
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))

@@ -5,7 +5,9 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::frame::{bounds, class_color, draw_legend, render, DrawResult, Series};
+use plotters::coord::types::RangedCoordf64;
+
+use super::frame::{bounds, class_color, draw_legend, draw_legend_at, render, DrawResult, Series};
 use crate::error::Result;
 
 /// Line chart of several series (the loss curve: train and validation loss per epoch).
@@ -51,25 +53,7 @@ where
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, s) in series.iter().enumerate() {
-            let c = class_color(i);
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(|e| e.to_string())?;
-        }
+        draw_marked_lines(&mut chart, series)?;
         draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())
     }
@@ -147,24 +131,36 @@ where
         .map_err(|e| e.to_string())?
         .label("goal")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], green.filled()));
+    draw_marked_lines(&mut chart, series)?;
+    draw_legend_at(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Each series as a line through its finite points, with a dot on each point, in the class
+/// colours, labelled for the legend.
+fn draw_marked_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &[Series],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     for (i, s) in series.iter().enumerate() {
         let c = class_color(i);
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
         chart
-            .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
             .map_err(|e| e.to_string())?
             .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
-            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    Ok(())
 }
