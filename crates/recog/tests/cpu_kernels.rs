@@ -211,3 +211,80 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got.data, want);
     }
 }
+
+/// `Conv::run_residual` is `add_relu(run(x), shortcut)`, bit for bit, with the shortcut as
+/// it is or max-pooled, with fewer channels than the output, and on maps large enough to
+/// run in bands; a shortcut of the wrong size is refused.
+#[test]
+fn a_fused_residual_equals_the_separate_add_and_relu() {
+    use recog::nn::cpu::{add_relu, max_pool_2x2, Shortcut};
+    for (i, &(h, w, cin, cout, cs, pooled)) in [
+        (8, 6, 5, 7, 5, false),
+        (9, 7, 4, 6, 3, true),
+        (301, 203, 24, 28, 24, false),
+        (300, 202, 24, 32, 24, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = FeatureMap {
+            h,
+            w,
+            c: cin,
+            data: random(h * w * cin, 500 + i as u64),
+        };
+        let (sh, sw) = (h, w);
+        let skip = FeatureMap {
+            h: sh,
+            w: sw,
+            c: cs,
+            data: random(sh * sw * cs, 600 + i as u64),
+        };
+        let (s, dense_in) = if pooled {
+            // The convolution runs on the pooled size, as after a stride-2 depthwise.
+            let small = FeatureMap {
+                h: h / 2,
+                w: w / 2,
+                c: cin,
+                data: random(h / 2 * (w / 2) * cin, 700 + i as u64),
+            };
+            (Shortcut::MaxPool2x2(&skip), small)
+        } else {
+            (Shortcut::Identity(&skip), x.clone())
+        };
+        let conv = Conv::new(
+            1,
+            1,
+            cin,
+            cout,
+            [1, 1],
+            true,
+            random(cin * cout, 800 + i as u64),
+            random(cout, 900 + i as u64),
+            None,
+        )
+        .unwrap();
+        let got = conv.run_residual(&dense_in, s).unwrap();
+        let mut want = conv.run(&dense_in).unwrap();
+        let pooled_skip;
+        let sref = if pooled {
+            pooled_skip = max_pool_2x2(&skip).unwrap();
+            &pooled_skip
+        } else {
+            &skip
+        };
+        add_relu(&mut want, sref).unwrap();
+        assert_eq!(got, want, "case {i}");
+    }
+    let conv = Conv::new(1, 1, 2, 2, [1, 1], true, vec![1.0; 4], vec![], None).unwrap();
+    let x = zero_map(4, 4, 2);
+    assert!(conv
+        .run_residual(&x, Shortcut::Identity(&zero_map(4, 3, 2)))
+        .is_none());
+    assert!(conv
+        .run_residual(&x, Shortcut::Identity(&zero_map(4, 4, 3)))
+        .is_none());
+    assert!(conv
+        .run_residual(&x, Shortcut::MaxPool2x2(&zero_map(4, 4, 2)))
+        .is_none());
+}

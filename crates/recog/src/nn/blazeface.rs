@@ -254,13 +254,12 @@ impl BlazeFaceCpu {
         let mut x = self.stem.run(x)?;
         let mut f16 = None;
         for (i, (dw, pw, stride)) in self.blocks.iter().enumerate() {
-            let mut h = pw.run(&dw.run(&x)?)?;
-            if *stride == 2 {
-                cpu::add_relu(&mut h, &cpu::max_pool_2x2(&x)?)?;
+            let shortcut = if *stride == 2 {
+                cpu::Shortcut::MaxPool2x2(&x)
             } else {
-                cpu::add_relu(&mut h, &x)?;
-            }
-            x = h;
+                cpu::Shortcut::Identity(&x)
+            };
+            x = pw.run_residual(&dw.run(&x)?, shortcut)?;
             if i == self.first_head_after {
                 f16 = Some(x.clone());
             }

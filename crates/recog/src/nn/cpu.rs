@@ -342,6 +342,16 @@ impl Epilogue {
     }
 }
 
+/// A residual shortcut for [`Conv::run_residual`].
+#[derive(Debug, Clone, Copy)]
+pub enum Shortcut<'a> {
+    /// The block's input, at the output's size.
+    Identity(&'a FeatureMap),
+    /// The block's input at twice the output's size, max-pooled 2x2 with stride 2 (as
+    /// [`max_pool_2x2`]).
+    MaxPool2x2(&'a FeatureMap),
+}
+
 /// A dense 2-d convolution (TensorFlow `CONV_2D`), dilation 1.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -416,6 +426,56 @@ impl Conv {
     /// Runs the convolution; `None` if `x` does not have `cin` channels or is smaller than
     /// the kernel under `VALID` padding.
     pub fn run(&self, x: &FeatureMap) -> Option<FeatureMap> {
+        self.run_then(x, |_, _| Some(()))
+    }
+
+    /// `relu(conv(x) + shortcut)`: the convolution with its epilogue, then a residual
+    /// shortcut added and ReLU applied while each band of output rows is still in cache
+    /// (BlazeFace's block ending; the same sums as [`add_relu`] after [`Self::run`], so the
+    /// same bits). The shortcut may have fewer channels than the output (the missing ones
+    /// count as zero); `None` if its size does not match the output's.
+    pub fn run_residual(&self, x: &FeatureMap, shortcut: Shortcut<'_>) -> Option<FeatureMap> {
+        let (s, pooled) = match shortcut {
+            Shortcut::Identity(s) => (s, false),
+            Shortcut::MaxPool2x2(s) => (s, true),
+        };
+        let p = self.window.place(x.h, x.w)?;
+        let (sh, sw) = if pooled {
+            (s.h / 2, s.w / 2)
+        } else {
+            (s.h, s.w)
+        };
+        if (sh, sw) != (p.oh, p.ow) || s.c > self.cout || !s.is_consistent() {
+            return None;
+        }
+        let (c, cs, ow) = (self.cout, s.c, p.ow);
+        self.run_then(x, |oy0, band| {
+            for (i, o) in band.chunks_exact_mut(c.max(1)).enumerate() {
+                let (oy, ox) = (oy0 + i / ow.max(1), i % ow.max(1));
+                if pooled {
+                    let at = |y: usize, xx: usize| s.data.get((y * s.w + xx) * cs..)?.get(..cs);
+                    let (a, b) = (at(2 * oy, 2 * ox)?, at(2 * oy, 2 * ox + 1)?);
+                    let (d, e) = (at(2 * oy + 1, 2 * ox)?, at(2 * oy + 1, 2 * ox + 1)?);
+                    for j in 0..cs {
+                        o[j] += a[j].max(b[j]).max(d[j].max(e[j]));
+                    }
+                } else {
+                    let v = s.data.get((oy * s.w + ox) * cs..)?.get(..cs)?;
+                    o.iter_mut().zip(v).for_each(|(o, v)| *o += v);
+                }
+                o.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            Some(())
+        })
+    }
+
+    /// The convolution, with `then(oy0, band)` run on each band of output rows after it.
+    #[inline(always)]
+    fn run_then(
+        &self,
+        x: &FeatureMap,
+        then: impl Fn(usize, &mut [f32]) -> Option<()> + Sync,
+    ) -> Option<FeatureMap> {
         if x.c != self.cin || !x.is_consistent() {
             return None;
         }
@@ -428,7 +488,10 @@ impl Conv {
             p.ow * self.cout,
             p.ow * k * self.cout,
             #[inline(always)]
-            |oy0, band| self.rows(x, &p, oy0, band),
+            |oy0, band| {
+                self.rows(x, &p, oy0, band)?;
+                then(oy0, band)
+            },
         )?;
         Some(FeatureMap {
             h: p.oh,
