@@ -288,3 +288,70 @@ fn a_fused_residual_equals_the_separate_add_and_relu() {
         .run_residual(&x, Shortcut::MaxPool2x2(&zero_map(4, 4, 2)))
         .is_none());
 }
+
+/// Outputs reuse recycled storage without clearing it, so every kernel must write every
+/// value: with the spare storages full of NaN, each kernel still gives what it gives on
+/// fresh storage (NaN left anywhere would make them differ).
+#[test]
+fn recycled_storage_full_of_nan_leaves_no_trace_in_outputs() {
+    use recog::nn::cpu::{recycle, Shortcut};
+    let x = FeatureMap {
+        h: 23,
+        w: 17,
+        c: 12,
+        data: random(23 * 17 * 12, 1000),
+    };
+    let dense = Conv::new(
+        3,
+        3,
+        12,
+        10,
+        [2, 2],
+        true,
+        random(3 * 3 * 12 * 10, 1001),
+        random(10, 1002),
+        Some(Act::Relu),
+    )
+    .unwrap();
+    let point = Conv::new(
+        1,
+        1,
+        12,
+        16,
+        [1, 1],
+        true,
+        random(12 * 16, 1003),
+        vec![],
+        None,
+    )
+    .unwrap();
+    let dw = Depthwise::new(
+        3,
+        3,
+        12,
+        [1, 1],
+        true,
+        random(9 * 12, 1004),
+        random(12, 1005),
+        None,
+    )
+    .unwrap();
+    let run = || {
+        (
+            dense.run(&x).unwrap(),
+            point.run_residual(&x, Shortcut::Identity(&x)).unwrap(),
+            dw.run(&x).unwrap(),
+        )
+    };
+    let fresh = run();
+    for _ in 0..8 {
+        recycle(FeatureMap {
+            h: 1,
+            w: 1,
+            c: 40_000,
+            data: vec![f32::NAN; 40_000],
+        });
+    }
+    let reused = run();
+    assert_eq!(fresh, reused);
+}

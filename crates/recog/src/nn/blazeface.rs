@@ -259,7 +259,10 @@ impl BlazeFaceCpu {
             } else {
                 cpu::Shortcut::Identity(&x)
             };
-            x = pw.run_residual(&dw.run(&x)?, shortcut)?;
+            let d = dw.run(&x)?;
+            let y = pw.run_residual(&d, shortcut)?;
+            cpu::recycle(d);
+            cpu::recycle(std::mem::replace(&mut x, y));
             if i == self.first_head_after {
                 f16 = Some(x.clone());
             }
@@ -270,6 +273,8 @@ impl BlazeFaceCpu {
         scores.extend(c8.run(&x)?.data);
         let mut regs = r16.run(&f16)?.data;
         regs.extend(r8.run(&x)?.data);
+        cpu::recycle(f16);
+        cpu::recycle(x);
         Some((scores, regs))
     }
 }

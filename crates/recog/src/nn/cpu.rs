@@ -481,7 +481,7 @@ impl Conv {
         }
         let p = self.window.place(x.h, x.w)?;
         let k = self.window.taps() * self.cin;
-        let mut out = vec![0f32; (p.oh * p.ow).checked_mul(self.cout)?];
+        let mut out = output((p.oh * p.ow).checked_mul(self.cout)?);
         by_rows(
             &mut out,
             p.oh,
@@ -547,6 +547,63 @@ impl Conv {
             self.epilogue.apply(px, false);
         }
         Some(())
+    }
+}
+
+thread_local! {
+    /// Storage of maps a network is done with ([`recycle`]), for this thread's next outputs.
+    static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare storages kept per thread: a network holds a few maps at once.
+const SPARE_MAX: usize = 8;
+
+/// Gives a map's storage back, so that the kernels' next output on this thread reuses it
+/// instead of a fresh zeroed allocation: zeroing outputs (the allocator's memset, and the
+/// kernel clearing fresh pages) was a quarter of `recog bench face` in a profile, and every
+/// kernel writes all of its output anyway.
+pub fn recycle(map: FeatureMap) {
+    let v = map.data;
+    if v.capacity() == 0 {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() >= SPARE_MAX {
+            // Keep the larger storages: they are the costly ones to zero.
+            if let Some((i, _)) = s.iter().enumerate().min_by_key(|(_, v)| v.capacity()) {
+                if s[i].capacity() < v.capacity() {
+                    s.swap_remove(i);
+                }
+            }
+        }
+        if s.len() < SPARE_MAX {
+            s.push(v);
+        }
+    });
+}
+
+/// Storage for an output of `n` values: the smallest spare that holds them (its old values
+/// left in place, for the kernel to overwrite), else a new zeroed one.
+fn output(n: usize) -> Vec<f32> {
+    let spare = SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= n)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i)?;
+        Some(s.swap_remove(i))
+    });
+    match spare {
+        Some(mut v) => {
+            // Within the capacity: only values past the old length are zeroed.
+            v.truncate(n);
+            v.resize(n, 0.0);
+            v
+        }
+        None => vec![0f32; n],
     }
 }
 
@@ -662,7 +719,7 @@ impl Depthwise {
         }
         let c = self.c;
         let p = self.window.place(x.h, x.w)?;
-        let mut out = vec![0f32; (p.oh * p.ow).checked_mul(c)?];
+        let mut out = output((p.oh * p.ow).checked_mul(c)?);
         by_rows(
             &mut out,
             p.oh,

@@ -863,6 +863,8 @@ fn owned(
 fn release_at(vals: &mut [Option<super::cpu::FeatureMap>], uses: &mut [usize], i: usize) {
     uses[i] = uses[i].saturating_sub(1);
     if uses[i] == 0 {
-        vals[i] = None;
+        if let Some(v) = vals[i].take() {
+            super::cpu::recycle(v);
+        }
     }
 }
