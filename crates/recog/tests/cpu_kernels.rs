@@ -287,6 +287,14 @@ fn a_fused_residual_equals_the_separate_add_and_relu() {
     assert!(conv
         .run_residual(&x, Shortcut::MaxPool2x2(&zero_map(4, 4, 2)))
         .is_none());
+    // A shortcut of no channels adds nothing, pooled or not: ReLU of the convolution.
+    let relu = conv.run(&x).unwrap().relu();
+    for s in [
+        Shortcut::Identity(&zero_map(4, 4, 0)),
+        Shortcut::MaxPool2x2(&zero_map(8, 9, 0)),
+    ] {
+        assert_eq!(conv.run_residual(&x, s).unwrap(), relu);
+    }
 }
 
 /// Outputs reuse recycled storage without clearing it, so every kernel must write every

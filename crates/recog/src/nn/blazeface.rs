@@ -264,7 +264,7 @@ impl BlazeFaceCpu {
             cpu::recycle(d);
             cpu::recycle(std::mem::replace(&mut x, y));
             if i == self.first_head_after {
-                f16 = Some(x.clone());
+                f16 = Some(cpu::duplicate(&x));
             }
         }
         let f16 = f16.unwrap_or_else(|| x.clone());

@@ -449,21 +449,36 @@ impl Conv {
             return None;
         }
         let (c, cs, ow) = (self.cout, s.c, p.ow);
+        let srow = s.w * cs;
         self.run_then(x, |oy0, band| {
-            for (i, o) in band.chunks_exact_mut(c.max(1)).enumerate() {
-                let (oy, ox) = (oy0 + i / ow.max(1), i % ow.max(1));
-                if pooled {
-                    let at = |y: usize, xx: usize| s.data.get((y * s.w + xx) * cs..)?.get(..cs);
-                    let (a, b) = (at(2 * oy, 2 * ox)?, at(2 * oy, 2 * ox + 1)?);
-                    let (d, e) = (at(2 * oy + 1, 2 * ox)?, at(2 * oy + 1, 2 * ox + 1)?);
-                    for j in 0..cs {
-                        o[j] += a[j].max(b[j]).max(d[j].max(e[j]));
+            for (r, orow) in band.chunks_exact_mut((ow * c).max(1)).enumerate() {
+                let oy = oy0 + r;
+                if cs == 0 {
+                    // A shortcut of no channels adds nothing.
+                } else if pooled {
+                    let top = s.data.get(2 * oy * srow..)?.get(..srow)?;
+                    let bottom = s.data.get((2 * oy + 1) * srow..)?.get(..srow)?;
+                    let pairs = top.chunks_exact(2 * cs).zip(bottom.chunks_exact(2 * cs));
+                    for (o, (t, b)) in orow.chunks_exact_mut(c.max(1)).zip(pairs) {
+                        let (a, bb) = t.split_at(cs);
+                        let (d, e) = b.split_at(cs);
+                        for j in 0..cs {
+                            o[j] += a[j].max(bb[j]).max(d[j].max(e[j]));
+                        }
                     }
+                } else if cs == c {
+                    let v = s.data.get(oy * srow..)?.get(..orow.len())?;
+                    orow.iter_mut().zip(v).for_each(|(o, v)| *o += v);
                 } else {
-                    let v = s.data.get((oy * s.w + ox) * cs..)?.get(..cs)?;
-                    o.iter_mut().zip(v).for_each(|(o, v)| *o += v);
+                    let v = s.data.get(oy * srow..)?.get(..ow * cs)?;
+                    for (o, v) in orow
+                        .chunks_exact_mut(c.max(1))
+                        .zip(v.chunks_exact(cs.max(1)))
+                    {
+                        o.iter_mut().zip(v).for_each(|(o, v)| *o += v);
+                    }
                 }
-                o.iter_mut().for_each(|v| *v = v.max(0.0));
+                orow.iter_mut().for_each(|v| *v = v.max(0.0));
             }
             Some(())
         })
@@ -555,8 +570,9 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Spare storages kept per thread: a network holds a few maps at once.
-const SPARE_MAX: usize = 8;
+/// Spare storages kept per thread: a network holds a few maps at once, and a thread runs
+/// several networks and pyramid levels of different sizes in turn.
+const SPARE_MAX: usize = 16;
 
 /// Gives a map's storage back, so that the kernels' next output on this thread reuses it
 /// instead of a fresh zeroed allocation: zeroing outputs (the allocator's memset, and the
@@ -581,6 +597,13 @@ pub fn recycle(map: FeatureMap) {
             s.push(v);
         }
     });
+}
+
+/// A copy of `map` in spare storage (see [`recycle`]) where there is some.
+pub fn duplicate(map: &FeatureMap) -> FeatureMap {
+    let mut data = output(map.data.len());
+    data.copy_from_slice(&map.data);
+    FeatureMap { data, ..*map }
 }
 
 /// Storage for an output of `n` values: the smallest spare that holds them (its old values

@@ -855,7 +855,7 @@ fn owned(
     if uses[i] == 0 {
         vals[i].take()
     } else {
-        vals[i].clone()
+        vals[i].as_ref().map(super::cpu::duplicate)
     }
 }
 
