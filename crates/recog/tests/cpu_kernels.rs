@@ -363,3 +363,29 @@ fn recycled_storage_full_of_nan_leaves_no_trace_in_outputs() {
     let reused = run();
     assert_eq!(fresh, reused);
 }
+
+/// A server that once met a huge photo must not keep its maps forever: the spare storages of
+/// a thread stay under their cap, whatever is recycled.
+#[test]
+fn spare_storage_stays_bounded_after_huge_maps() {
+    use recog::nn::cpu::{recycle, spare_values};
+    let cap = 16 << 20;
+    for n in [cap + 1, cap / 2, cap / 2, cap / 3, 1000, cap / 4] {
+        recycle(FeatureMap {
+            h: 1,
+            w: 1,
+            c: n,
+            data: vec![0.0; n],
+        });
+        assert!(spare_values() <= cap, "{} values held", spare_values());
+    }
+    for _ in 0..100 {
+        recycle(FeatureMap {
+            h: 1,
+            w: 1,
+            c: 10,
+            data: vec![0.0; 10],
+        });
+    }
+    assert!(spare_values() <= cap);
+}

@@ -574,6 +574,10 @@ thread_local! {
 /// several networks and pyramid levels of different sizes in turn.
 const SPARE_MAX: usize = 16;
 
+/// Values the spares of one thread may hold in all (64 MiB): a long-running server that
+/// once met a very large photo keeps no more than this per thread.
+const SPARE_VALUES_MAX: usize = 16 << 20;
+
 /// Gives a map's storage back, so that the kernels' next output on this thread reuses it
 /// instead of a fresh zeroed allocation: zeroing outputs (the allocator's memset, and the
 /// kernel clearing fresh pages) was a quarter of `recog bench face` in a profile, and every
@@ -583,20 +587,28 @@ pub fn recycle(map: FeatureMap) {
     if v.capacity() == 0 {
         return;
     }
+    if v.capacity() > SPARE_VALUES_MAX {
+        return;
+    }
     SPARE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.len() >= SPARE_MAX {
-            // Keep the larger storages: they are the costly ones to zero.
-            if let Some((i, _)) = s.iter().enumerate().min_by_key(|(_, v)| v.capacity()) {
-                if s[i].capacity() < v.capacity() {
-                    s.swap_remove(i);
-                }
-            }
+        let held = |s: &Vec<Vec<f32>>| s.iter().map(Vec::capacity).sum::<usize>();
+        // Make room by dropping the smallest spares: the larger ones are the costly ones
+        // to zero.
+        while !s.is_empty() && (s.len() >= SPARE_MAX || held(&s) + v.capacity() > SPARE_VALUES_MAX)
+        {
+            let Some((i, _)) = s.iter().enumerate().min_by_key(|(_, v)| v.capacity()) else {
+                break;
+            };
+            s.swap_remove(i);
         }
-        if s.len() < SPARE_MAX {
-            s.push(v);
-        }
+        s.push(v);
     });
+}
+
+/// Values held in this thread's spare storages (see [`recycle`]); at most 64 Mi.
+pub fn spare_values() -> usize {
+    SPARE.with(|s| s.borrow().iter().map(Vec::capacity).sum())
 }
 
 /// A copy of `map` in spare storage (see [`recycle`]) where there is some.
