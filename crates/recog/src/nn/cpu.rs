@@ -606,7 +606,7 @@ pub fn recycle(map: FeatureMap) {
     });
 }
 
-/// Values held in this thread's spare storages (see [`recycle`]); at most 64 Mi.
+/// Values held in this thread's spare storages (see [`recycle`]); at most 16 Mi (64 MiB).
 pub fn spare_values() -> usize {
     SPARE.with(|s| s.borrow().iter().map(Vec::capacity).sum())
 }
