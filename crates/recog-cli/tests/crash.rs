@@ -9,6 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const PEOPLE: usize = 400;
@@ -335,6 +336,15 @@ fn enrol_all(
     addr: std::net::SocketAddr,
     people: &[(String, Vec<std::path::PathBuf>)],
 ) -> Vec<(String, usize)> {
+    enrol_all_counting(addr, people, &AtomicUsize::new(0))
+}
+
+/// [`enrol_all`], counting the enrolments answered 200 in `answered` as they come.
+fn enrol_all_counting(
+    addr: std::net::SocketAddr,
+    people: &[(String, Vec<std::path::PathBuf>)],
+    answered: &AtomicUsize,
+) -> Vec<(String, usize)> {
     std::thread::scope(|sc| {
         let halves: Vec<_> = people
             .chunks(people.len().div_ceil(2))
@@ -347,7 +357,10 @@ fn enrol_all(
                         for p in photos {
                             let body = std::fs::read(p).unwrap();
                             match http.call("POST", &format!("/api/people/{name}"), &body) {
-                                Ok(a) if a.status == 200 => ok += 1,
+                                Ok(a) if a.status == 200 => {
+                                    ok += 1;
+                                    answered.fetch_add(1, Ordering::SeqCst);
+                                }
                                 Ok(a) => panic!(
                                     "{name}: {} {}",
                                     a.status,
@@ -442,10 +455,16 @@ fn sigterm_lets_enrolments_in_flight_finish_and_exits_cleanly() {
     let db = dir.path().join("g.sqlite");
     let (mut server, addr) = serve(&db);
     let pid = server.id() as i32;
+    let progress = AtomicUsize::new(0);
     let answered = std::thread::scope(|sc| {
-        let enrol = sc.spawn(|| enrol_all(addr, &people));
-        // 400 ms in, a few enrolments have been answered and each client has one under way.
-        std::thread::sleep(Duration::from_millis(400));
+        let enrol = sc.spawn(|| enrol_all_counting(addr, &people, &progress));
+        // Once two enrolments have been answered, each client has one under way. (A fixed
+        // 400 ms wait stopped working when the face pipeline got faster: all 18 were done
+        // by then, and nothing was in flight at the signal.)
+        let t0 = Instant::now();
+        while progress.load(Ordering::SeqCst) < 2 && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // SAFETY: kill(2) on our own child's pid, which has not been waited for.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
         enrol.join().unwrap()
