@@ -233,12 +233,11 @@ fn a_fused_residual_equals_the_separate_add_and_relu() {
             c: cin,
             data: random(h * w * cin, 500 + i as u64),
         };
-        let (sh, sw) = (h, w);
         let skip = FeatureMap {
-            h: sh,
-            w: sw,
+            h,
+            w,
             c: cs,
-            data: random(sh * sw * cs, 600 + i as u64),
+            data: random(h * w * cs, 600 + i as u64),
         };
         let (s, dense_in) = if pooled {
             // The convolution runs on the pooled size, as after a stride-2 depthwise.

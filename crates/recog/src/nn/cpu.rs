@@ -796,10 +796,10 @@ impl Depthwise {
             };
             // The span's last tap, checked once here so the sweep reads unchecked.
             let hi = hi.max(lo);
+            // Only called with lo < hi, so `hi - 1` does not wrap.
             let fits = |iy: usize| {
-                lo == hi
-                    || (band.len() >= hi * c
-                        && x.data.len() >= ((iy + 2) * p.w + (hi - 1) * sx - p.pl + 3) * c)
+                band.len() >= hi * c
+                    && x.data.len() >= ((iy + 2) * p.w + (hi - 1) * sx - p.pl + 3) * c
             };
             let iy = iy.filter(|&iy| lo < hi && fits(iy));
             let span = if iy.is_some() { lo..hi } else { 0..0 };
