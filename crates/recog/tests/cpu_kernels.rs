@@ -212,6 +212,42 @@ proptest::proptest! {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(100))]
+    /// A convolution set to bfloat16 gives the f32 convolution's outputs up to the rounding
+    /// of its inputs: each sum within 2^-7 of the sum of its terms' magnitudes (two roundings
+    /// of at most 2^-9 each, and f32 sums), on any size, stride, kernel and channel count,
+    /// bands included. Below 32 output channels it stays f32, bit for bit.
+    #[test]
+    fn a_bf16_convolution_is_the_f32_one_up_to_input_rounding(
+        h in 1usize..40, w in 1usize..40, cin in 1usize..70, cout in 1usize..100,
+        k in proptest::sample::select(vec![1usize, 3]), s in 1usize..3, seed: u64,
+    ) {
+        use recog::nn::cpu::Precision;
+        let x = FeatureMap { h, w, c: cin, data: random(h * w * cin, seed) };
+        let wt = random(k * k * cin * cout, seed ^ 1);
+        let b = random(cout, seed ^ 2);
+        let f32_conv = Conv::new(k, k, cin, cout, [s, s], true, wt.clone(), b.clone(), None).unwrap();
+        let mut bf = f32_conv.clone();
+        bf.set_precision(Precision::Bf16);
+        let want = f32_conv.run(&x).unwrap();
+        let got = bf.run(&x).unwrap();
+        if cout < 32 || Precision::effective(Precision::Bf16) == Precision::F32 {
+            proptest::prop_assert_eq!(bf.precision(), Precision::F32);
+            proptest::prop_assert_eq!(got.data, want.data);
+            return Ok(());
+        }
+        proptest::prop_assert_eq!(bf.precision(), Precision::Bf16);
+        // The magnitude of each output's terms: the same convolution of |x| and |w|.
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let mag_conv = Conv::new(k, k, cin, cout, [s, s], true, abs(&wt), vec![0.0; cout], None).unwrap();
+        let mag = mag_conv.run(&FeatureMap { data: abs(&x.data), ..x.clone() }).unwrap();
+        for ((g, w), m) in got.data.iter().zip(&want.data).zip(&mag.data) {
+            proptest::prop_assert!((g - w).abs() <= m / 128.0 + 1e-6, "{} vs {} (terms {})", g, w, m);
+        }
+    }
+}
+
 /// `Conv::run_residual` is `add_relu(run(x), shortcut)`, bit for bit, with the shortcut as
 /// it is or max-pooled, with fewer channels than the output, and on maps large enough to
 /// run in bands; a shortcut of the wrong size is refused.

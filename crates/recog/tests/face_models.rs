@@ -319,6 +319,62 @@ fn mobilefacenet_matches_tflite() {
     assert!(max_abs_diff(&got[..192], &got[192..]) > 1e-3);
 }
 
+/// MobileFaceNet with its convolutions in bfloat16 (`Precision::Bf16`, the face pipeline's
+/// default) against TensorFlow Lite's float32 outputs: the descriptors' directions, which is
+/// all that recognition compares, agree to a cosine of 0.9999.
+#[test]
+fn mobilefacenet_in_bf16_keeps_tflites_descriptor_directions() {
+    use recog::nn::cpu::Precision;
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let mut net = recog::nn::MobileFaceNetConfig::tflite()
+        .load(&p.mobilefacenet, &device)
+        .unwrap();
+    assert_eq!(
+        net.precision(),
+        Precision::F32,
+        "loaded as the source computes"
+    );
+    net.set_precision(Precision::Bf16);
+    if Precision::effective(Precision::Bf16) != Precision::Bf16 {
+        assert_eq!(net.precision(), Precision::F32);
+        eprintln!("skipped: this CPU has no AVX512-BF16, so Bf16 runs as f32");
+        return;
+    }
+    assert_eq!(net.precision(), Precision::Bf16);
+    let s = 112;
+    let mut v = vec![0f32; 2 * 3 * s * s];
+    for b in 0..2 {
+        for c in 0..3 {
+            for y in 0..s {
+                for x in 0..s {
+                    v[((b * 3 + c) * s + y) * s + x] =
+                        (((7 * y + 13 * x + 29 * c + 3 * b) % 256) as f32 - 127.5) / 128.0;
+                }
+            }
+        }
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, s, s]), &device);
+    let got = values(net.forward_raw(x).unwrap());
+    let want: Vec<f32> = serde_json::from_str(&fixture("mobilefacenet_reference.json")).unwrap();
+    let cosine = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (n(a) * n(b))
+    };
+    for i in 0..2 {
+        let (g, w) = (&got[i * 192..][..192], &want[i * 192..][..192]);
+        let c = cosine(g, w);
+        eprintln!(
+            "MobileFaceNet bf16, input {i}: cosine to tflite {c:.6}, max |diff| {:.2e}",
+            max_abs_diff(g, w)
+        );
+        assert!(c > 0.9999, "input {i}: cosine {c}");
+        // Not the f32 result: the bf16 kernel did run.
+        assert!(max_abs_diff(g, w) > 1e-5);
+    }
+}
+
 /// recog's CPU kernels (`nn::cpu`, what `forward` runs on the CPU device) against burn's own
 /// ops on the same graph: a batch of three, at the model's 112 px and at another size, so that
 /// a kernel that assumed the model's shapes would show.

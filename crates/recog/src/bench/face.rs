@@ -82,6 +82,8 @@ pub struct FaceBenchReport {
     pub embed_gflop_per_s: Option<f64>,
     /// Multiply-adds per face of the descriptor network (with the mirror, if set), millions.
     pub embed_mmacs_per_face: Option<f64>,
+    /// The number format the descriptor network ran in.
+    pub embed_precision: crate::nn::cpu::Precision,
 }
 
 impl ValidFaceBenchParams {
@@ -148,6 +150,7 @@ impl ValidFaceBenchParams {
             landmarks_gflop_per_s: gflop_per_s(m_lm, t_lm),
             embed_gflop_per_s: gflop_per_s(m_emb, t_emb),
             embed_mmacs_per_face: (m_emb > 0).then(|| m_emb as f64 / nf / 1e6),
+            embed_precision: pipe.embedder.precision(),
         })
     }
 }
@@ -181,12 +184,16 @@ impl std::fmt::Display for FaceBenchReport {
         writeln!(f, "align   {:7.2} ms/face", self.align_ms_per_face)?;
         writeln!(
             f,
-            "embed   {:7.2} ms/face{}{}",
+            "embed   {:7.2} ms/face{}{}, {}",
             self.embed_ms_per_face,
             rate(self.embed_gflop_per_s),
             self.embed_mmacs_per_face.map_or(String::new(), |m| format!(
                 " ({m:.0} M multiply-adds per face)"
-            ))
+            )),
+            match self.embed_precision {
+                crate::nn::cpu::Precision::F32 => "f32",
+                crate::nn::cpu::Precision::Bf16 => "bf16",
+            }
         )?;
         write!(
             f,

@@ -46,6 +46,13 @@ pub trait Embedder {
     fn unit_length(&self) -> bool {
         false
     }
+    /// Sets the number format of the network's convolutions where it runs on recog's CPU
+    /// kernels; networks that do not support a format keep `f32`.
+    fn set_precision(&mut self, _precision: crate::nn::cpu::Precision) {}
+    /// The number format the network's convolutions run in.
+    fn precision(&self) -> crate::nn::cpu::Precision {
+        crate::nn::cpu::Precision::F32
+    }
 }
 
 /// Where a network expects the face inside its chip.
@@ -102,6 +109,14 @@ impl Embedder for MobileFaceNetEmbedder {
 
     fn verification_distance(&self) -> f32 {
         FaceModel::MobileFaceNet.verification_distance()
+    }
+
+    fn set_precision(&mut self, precision: crate::nn::cpu::Precision) {
+        self.net.set_precision(precision);
+    }
+
+    fn precision(&self) -> crate::nn::cpu::Precision {
+        self.net.precision()
     }
 
     fn embed(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {

@@ -316,7 +316,7 @@ impl FacePipeline {
         let mut needed = vec![detector.weights(), Pretrained::FaceLandmark68];
         needed.extend(model.weights());
         let p = ModelPaths::ensure(home, &needed, progress)?;
-        let embedder: Box<dyn Embedder> = match model {
+        let mut embedder: Box<dyn Embedder> = match model {
             FaceModel::Dlib => Box::new(FaceResNetEmbedder::load(&p.face_resnet, device)?),
             FaceModel::MobileFaceNet => {
                 Box::new(MobileFaceNetEmbedder::load(&p.mobilefacenet, device)?)
@@ -334,6 +334,7 @@ impl FacePipeline {
                 )?)
             }
         };
+        embedder.set_precision(crate::nn::cpu::Precision::default());
         Ok(Self {
             detector: detector.load(home, device, &settings, progress)?,
             embedder,

@@ -44,6 +44,9 @@ pub struct PipelineOptions {
     pub landmark_min_face: Option<f32>,
     /// A fine-tuned projection folder ([`FacePipeline::set_projection`]).
     pub projection: Option<PathBuf>,
+    /// The descriptor network's number format on the CPU kernels (MobileFaceNet; the
+    /// other networks run in `f32` whatever this says).
+    pub precision: crate::nn::cpu::Precision,
 }
 
 impl Default for PipelineOptions {
@@ -60,6 +63,7 @@ impl Default for PipelineOptions {
             landmark_crop: super::landmarks::DEFAULT_CROP_SCALE,
             landmark_min_face: None,
             projection: None,
+            precision: crate::nn::cpu::Precision::default(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl PipelineOptions {
             (self.detector, settings),
             progress,
         )?;
+        p.embedder.set_precision(self.precision);
         p.points = self.points;
         p.refine = self.refine;
         p.flip = self.flip;

@@ -352,6 +352,31 @@ pub enum Shortcut<'a> {
     MaxPool2x2(&'a FeatureMap),
 }
 
+/// The number format of a convolution's multiplications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// `f32` throughout, as the source frameworks compute.
+    F32,
+    /// Inputs of the dense convolutions' GEMMs rounded to bfloat16, sums in `f32`, on CPUs
+    /// with AVX512-BF16 (AMD Zen 4 and later, Intel Sapphire Rapids and later); twice the
+    /// multiply-adds per cycle. Elsewhere, and for convolutions of fewer than 32 output
+    /// channels (where the kernel's 32-column panels would be mostly padding), `f32`.
+    #[default]
+    Bf16,
+}
+
+impl Precision {
+    /// The precision the kernels use on this CPU for `requested`.
+    pub fn effective(requested: Precision) -> Precision {
+        match requested {
+            Precision::Bf16 if super::bf16::available() => Precision::Bf16,
+            _ => Precision::F32,
+        }
+    }
+}
+
 /// A dense 2-d convolution (TensorFlow `CONV_2D`), dilation 1.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -360,6 +385,8 @@ pub struct Conv {
     cout: usize,
     /// `[kh * kw * cin, cout]`: row `(ky * kw + kx) * cin + ci`.
     weight: Vec<f32>,
+    /// `weight` rounded to bfloat16 and packed, under [`Precision::Bf16`].
+    packed: Option<super::bf16::PackedB>,
     epilogue: Epilogue,
 }
 
@@ -386,8 +413,42 @@ impl Conv {
             cin,
             cout,
             weight,
+            packed: None,
             epilogue: Epilogue::new(cout, bias, act)?,
         })
+    }
+
+    /// Sets the number format of the convolution's multiplications (`f32` at construction).
+    /// [`Precision::Bf16`] applies only where [`Precision::effective`] allows it and the
+    /// convolution has 32 output channels or more.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.packed = match Precision::effective(precision) {
+            Precision::Bf16 if self.cout >= 32 => {
+                super::bf16::PackedB::new(&self.weight, self.weight.len() / self.cout, self.cout)
+            }
+            _ => None,
+        };
+    }
+
+    /// The number format the convolution runs in.
+    pub fn precision(&self) -> Precision {
+        if self.packed.is_some() {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// `out[m x cout] = a[m x k] * weight`, in the convolution's precision.
+    #[inline(always)]
+    fn product(&self, a: &[f32], out: &mut [f32], m: usize, k: usize) -> Option<()> {
+        match &self.packed {
+            Some(b) => {
+                count_macs(m.saturating_mul(k).saturating_mul(self.cout));
+                super::bf16::matmul(a.get(..m.checked_mul(k)?)?, b, out, m)
+            }
+            None => matmul(a, &self.weight, out, m, k, self.cout),
+        }
     }
 
     /// A convolution from burn's (and PyTorch's, ONNX's) `[out, in, kh, kw]` weight layout.
@@ -525,7 +586,7 @@ impl Conv {
             // Channels-last, a 1x1 convolution is the image as an [h*w, cin] matrix, and a
             // band of output rows is the same band of input rows.
             let a = x.data.get(oy0 * p.ow * self.cin..)?.get(..m * k)?;
-            matmul(a, &self.weight, out, m, k, self.cout)?;
+            self.product(a, out, m, k)?;
         } else {
             COLS.with(|cols| {
                 let mut cols = cols.borrow_mut();
@@ -555,7 +616,7 @@ impl Conv {
                         });
                     }
                 }
-                matmul(&cols, &self.weight, out, m, k, self.cout)
+                self.product(&cols, out, m, k)
             })?;
         }
         for px in out.chunks_exact_mut(self.cout) {

@@ -8,6 +8,7 @@
 //! assert_eq!(net.forward(x).dims(), [2, 64]);
 //! ```
 
+mod bf16;
 pub mod blazeface;
 pub mod cpu;
 pub mod embedding_net;

@@ -130,6 +130,34 @@ impl TfGraph {
         self.host.is_some()
     }
 
+    /// The number format of the dense convolutions: [`super::cpu::Precision::Bf16`] if any
+    /// runs in it.
+    pub fn precision(&self) -> super::cpu::Precision {
+        use super::cpu::Precision;
+        let bf16 = self.host.as_ref().is_some_and(|plan| {
+            plan.steps
+                .iter()
+                .any(|s| matches!(&s.op, HostOp::Conv(cv) if cv.precision() == Precision::Bf16))
+        });
+        if bf16 {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Sets the number format of the dense convolutions on [`super::cpu`]'s kernels (`f32`
+    /// at load); burn's path is always `f32`.
+    pub fn set_precision(&mut self, precision: super::cpu::Precision) {
+        if let Some(plan) = self.host.as_mut() {
+            for s in &mut std::sync::Arc::make_mut(plan).steps {
+                if let HostOp::Conv(cv) = &mut s.op {
+                    cv.set_precision(precision);
+                }
+            }
+        }
+    }
+
     fn forward_host(&self, plan: &HostPlan, x: Tensor<4>) -> Result<Tensor<2>> {
         use rayon::prelude::*;
         let device = x.device();
@@ -516,7 +544,7 @@ struct HostStep {
 /// A [`TfGraph`] for [`super::cpu`]'s kernels: the same steps, channels-last, with
 /// TensorFlow Lite's PReLU decomposition (`relu(x) + a * (x - |x|)`) folded back into one
 /// PReLU, and each activation folded into the convolution before it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct HostPlan {
     steps: Vec<HostStep>,
     output: usize,
