@@ -207,7 +207,9 @@ mod x86 {
                 );
                 i += MR;
             }
-            let (ap, cp) = (a.as_ptr().add(i * k2), c.as_mut_ptr().add(i * n + p * NR));
+            // Past the end when no rows are left (then no tile runs): wrapping, not `add`.
+            let ap = a.as_ptr().wrapping_add(i * k2);
+            let cp = c.as_mut_ptr().wrapping_add(i * n + p * NR);
             match m - i {
                 1 => tile::<1>(ap, k2, bp, cp, n, cols),
                 2 => tile::<2>(ap, k2, bp, cp, n, cols),
