@@ -9,7 +9,8 @@
 # FUZZ_TOOLCHAIN=+nightly to use the nightly toolchain. FUZZ_PROFILE=--dev builds without
 # optimisation (CI's smoke run: a quicker build, slower executions); the default is release.
 # TARGETS (space-separated) picks targets. FUZZ_RUNS=N stops each target after N inputs
-# instead, with a fixed seed: the same inputs every time (CI's smoke run).
+# instead, with a fixed seed: the same inputs every time (CI's smoke run). FUZZ_FLAGS adds
+# libFuzzer flags (e.g. "-len_control=0" to allow long inputs from the start).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-600}"
@@ -45,7 +46,7 @@ for t in $TARGETS; do
     mkdir -p "fuzz/corpus-run/$t" "fuzz/corpus-run/$t-real" "fuzz/artifacts/$t"
     for f in $(extra "$t"); do cp -f "$f" "fuzz/corpus-run/$t-real/"; done
     "$BIN/$t" "fuzz/corpus-run/$t" "fuzz/corpus/$t" "fuzz/corpus-run/$t-real" \
-        $LIMIT -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+        $LIMIT ${FUZZ_FLAGS:-} -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
         -max_len=1048576 -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
         >"fuzz/artifacts/$t.log" 2>&1
     rc=$?
