@@ -12,9 +12,12 @@
 //! pyramid level) is split into bands of output rows that run in parallel too.
 //!
 //! ```
-//! use recog::nn::cpu::{Act, Conv, FeatureMap};
+//! use recog::nn::cpu::{Act, Conv, FeatureMap, Precision};
 //! // A 1x1 convolution from 2 channels to 1: out = 1*a + 10*b + 0.5.
-//! let conv = Conv::new(1, 1, 2, 1, [1, 1], false, vec![1.0, 10.0], vec![0.5], None).unwrap();
+//! let mut conv = Conv::new(1, 1, 2, 1, [1, 1], false, vec![1.0, 10.0], vec![0.5], None).unwrap();
+//! // bfloat16 applies from 32 output channels, on CPUs with AVX512-BF16: this one stays f32.
+//! conv.set_precision(Precision::Bf16);
+//! assert_eq!(conv.precision(), Precision::F32);
 //! let x = FeatureMap { h: 1, w: 2, c: 2, data: vec![1.0, 2.0, 3.0, 4.0] };
 //! let before = recog::nn::cpu::multiply_adds();
 //! assert_eq!(conv.run(&x).unwrap().data, vec![21.5, 43.5]);
