@@ -38,6 +38,9 @@ pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
     // 0.12 checks the one found, and builds with overflow checks (Cargo.toml) so any other
     // such product panics instead of wrapping. Its panics end here, as this file's error,
     // instead of taking the process down.
+    // The panic is this file's error, so the panic hook stays quiet for it: a corrupt file
+    // gets one `error:` line, not a panic message and a backtrace before it.
+    let _quiet = QuietPanics::on();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_keras(path))).unwrap_or_else(
         |_| {
             Err(Error::Checkpoint {
@@ -47,6 +50,36 @@ pub fn load_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
             })
         },
     )
+}
+
+thread_local! {
+    /// Whether this thread is inside [`load_keras`]'s `catch_unwind`.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Silences the panic hook on this thread while it lives; other threads, and this one
+/// afterwards, report panics through the hook that was installed before (chained, once).
+struct QuietPanics(bool);
+
+impl QuietPanics {
+    fn on() -> Self {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(std::cell::Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        Self(QUIET.with(|q| q.replace(true)))
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        QUIET.with(|q| q.set(self.0));
+    }
 }
 
 fn read_keras(path: &Path) -> Result<(WeightMap, Vec<KerasLayer>)> {
@@ -158,6 +191,25 @@ mod fuzz_regressions {
             "{e}"
         );
         assert!(e.to_string().contains("attribute raw data size"), "{e}");
+    }
+
+    /// Found by the `keras_hdf5` fuzz target (2026-12-05, a run with `-len_control=0`, after
+    /// 2.87 million executions): a 962-byte file whose data layout message (version 1/2)
+    /// declares dimensions whose product overflows u64. hdf5-reader 0.12.1 (the newest)
+    /// multiplies them unchecked, so with the overflow checks it panics; the panic is caught
+    /// as this file's error, and the hook stays quiet for it, so that the CLI prints one
+    /// `error:` line instead of a panic message and backtrace.
+    #[test]
+    fn layout_dimensions_that_overflow_are_an_error_without_a_panic_message() {
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/keras_hdf5_layout_dims_overflow.h5"
+        ));
+        let e = super::load_keras(p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        assert!(e.to_string().contains("failed on a size"), "{e}");
+        // The quiet flag is this call's only: it is off again afterwards.
+        assert!(!super::QUIET.with(std::cell::Cell::get));
     }
 
     /// Found by the `keras_hdf5` fuzz target: an 8 KB file whose dataset declares a shape
