@@ -276,16 +276,10 @@ fn landmark68_matches_face_api_js() {
     assert!(max_err < 1e-4, "max |rust - face-api.js| = {max_err}");
 }
 
-/// MobileFaceNet (`MobileFaceNet.tflite`) run by recog's graph executor vs TensorFlow Lite's
-/// interpreter (`tools/reference/mobilefacenet_reference.py`, ai-edge-litert) on a batch of
-/// two patterned inputs, raw outputs (before normalisation).
-#[test]
-fn mobilefacenet_matches_tflite() {
-    let Some((_, p)) = paths() else { return };
-    let device = recog::default_device();
-    let emb = face::MobileFaceNetEmbedder::load(&p.mobilefacenet, &device).unwrap();
-    // input (b, y, x, c) = (((7y + 13x + 29c + 3b) mod 256) - 127.5) / 128, as the script
-    // writes it in NHWC; here in NCHW.
+/// The batch `tools/reference/mobilefacenet_reference.py` feeds TensorFlow Lite: two 112x112
+/// inputs (b, y, x, c) = (((7y + 13x + 29c + 3b) mod 256) - 127.5) / 128, written there in NHWC,
+/// here in NCHW.
+fn tflite_reference_input(device: &recog::Device) -> Tensor<4> {
     let s = 112;
     let mut v = vec![0f32; 2 * 3 * s * s];
     for b in 0..2 {
@@ -298,7 +292,18 @@ fn mobilefacenet_matches_tflite() {
             }
         }
     }
-    let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, s, s]), &device);
+    Tensor::<4>::from_data(TensorData::new(v, [2, 3, s, s]), device)
+}
+
+/// MobileFaceNet (`MobileFaceNet.tflite`) run by recog's graph executor vs TensorFlow Lite's
+/// interpreter (`tools/reference/mobilefacenet_reference.py`, ai-edge-litert) on a batch of
+/// two patterned inputs, raw outputs (before normalisation).
+#[test]
+fn mobilefacenet_matches_tflite() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let emb = face::MobileFaceNetEmbedder::load(&p.mobilefacenet, &device).unwrap();
+    let x = tflite_reference_input(&device);
     let got: Vec<f32> = emb
         .net()
         .forward_raw(x)
@@ -342,19 +347,7 @@ fn mobilefacenet_in_bf16_keeps_tflites_descriptor_directions() {
         return;
     }
     assert_eq!(net.precision(), Precision::Bf16);
-    let s = 112;
-    let mut v = vec![0f32; 2 * 3 * s * s];
-    for b in 0..2 {
-        for c in 0..3 {
-            for y in 0..s {
-                for x in 0..s {
-                    v[((b * 3 + c) * s + y) * s + x] =
-                        (((7 * y + 13 * x + 29 * c + 3 * b) % 256) as f32 - 127.5) / 128.0;
-                }
-            }
-        }
-    }
-    let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, s, s]), &device);
+    let x = tflite_reference_input(&device);
     let got = values(net.forward_raw(x).unwrap());
     let want: Vec<f32> = serde_json::from_str(&fixture("mobilefacenet_reference.json")).unwrap();
     let cosine = |a: &[f32], b: &[f32]| {
