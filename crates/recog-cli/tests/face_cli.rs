@@ -690,3 +690,82 @@ fn bench_gallery_reports_graph_against_exact() {
         "{v}"
     );
 }
+
+/// `recog gallery eval-lfw` on the first people of LFW: the figures come with 95% bootstrap
+/// intervals that hold them, in the table and in JSON, and `--reuse` scores the saved
+/// embeddings to the same figures and intervals (the resampling has a fixed seed).
+#[test]
+fn gallery_eval_lfw_reports_intervals_that_reuse_reproduces() {
+    let Some(h) = home() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("openset");
+    let args = [
+        "gallery",
+        "eval-lfw",
+        "--limit-people",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    let first = recog(&args, &h);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(v["embeddings_reused"], false);
+    for rule in ["distance_rule", "ratio_rule"] {
+        let r = &v[rule];
+        assert_eq!(r["enrolled"], 6, "{r}");
+        assert_eq!(r["unknown_probes"], 6, "{r}");
+        for (figure, interval) in [
+            ("dir_at_threshold", "dir_interval"),
+            ("unknown_rejected_at_threshold", "unknown_rejected_interval"),
+        ] {
+            let x = r[figure].as_f64().unwrap();
+            let iv: Vec<f64> = r[interval]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert!(
+                iv[0] <= x && x <= iv[1],
+                "{rule} {figure} {x} outside {iv:?}"
+            );
+        }
+    }
+    assert!(out.join("openset.json").is_file() && out.join("dir_far.png").is_file());
+
+    let mut again = args.to_vec();
+    again.push("--reuse");
+    let second = recog(&again, &h);
+    assert!(second.status.success());
+    let w: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(w["embeddings_reused"], true);
+    for rule in ["distance_rule", "ratio_rule"] {
+        for key in [
+            "dir_at_threshold",
+            "dir_interval",
+            "unknown_rejected_interval",
+        ] {
+            assert_eq!(v[rule][key], w[rule][key], "{rule} {key}");
+        }
+    }
+    // The table names what the brackets are.
+    let text = recog(
+        &args[..args.len() - 1]
+            .iter()
+            .copied()
+            .chain(["--reuse"])
+            .collect::<Vec<_>>(),
+        &h,
+    );
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("95% intervals") && t.contains("bootstrap"),
+        "{t}"
+    );
+}

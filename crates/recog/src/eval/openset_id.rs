@@ -39,6 +39,12 @@ pub struct OpenSetIdReport {
     pub unknown_rejected_at_threshold: f64,
     /// Rank-1 identification rate without a threshold (closed set).
     pub rank1_closed_set: f64,
+    /// 95% interval of [`Self::dir_at_threshold`] (see [`bootstrap_intervals`]).
+    #[serde(default)]
+    pub dir_interval: [f64; 2],
+    /// 95% interval of [`Self::unknown_rejected_at_threshold`] (see [`bootstrap_intervals`]).
+    #[serde(default)]
+    pub unknown_rejected_interval: [f64; 2],
     /// The curve: (FAR on never-enrolled probes, DIR), one point per distinct threshold of the
     /// rule's score.
     pub curve: Vec<(f64, f64)>,
@@ -115,7 +121,18 @@ pub fn evaluate_open_set(
         curve.push((far_at(*th), dir_at(*th)));
     }
     curve.push((far_at(f32::MAX), dir_at(f32::MAX)));
+    let (dir_interval, unknown_rejected_interval) = bootstrap_intervals(
+        enrolled,
+        known,
+        &known_scored,
+        &unknown_d,
+        &pairs,
+        &calibration,
+        verify,
+    );
     Ok(OpenSetIdReport {
+        dir_interval,
+        unknown_rejected_interval,
         enrolled: enrolled.len(),
         known_probes: known.len(),
         unknown_probes: unknown.len(),
@@ -125,6 +142,93 @@ pub fn evaluate_open_set(
         calibration,
         curve,
     })
+}
+
+/// Resamples drawn by [`bootstrap_intervals`].
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// 95% percentile-bootstrap intervals of DIR and of the strangers' rejection at the
+/// calibrated threshold: how far the two figures would move with other people of the same
+/// kind. Each of [`BOOTSTRAP_RESAMPLES`] resamples draws the enrolled people with
+/// replacement, each with its calibration score and all its probes (so the threshold is
+/// calibrated again, on the drawn scores), and the strangers with replacement; the gallery
+/// that is searched stays the same. Probes of one person are not independent, hence the
+/// draw by person. With a fixed seed, so that a report is reproducible.
+fn bootstrap_intervals(
+    enrolled: &[(String, Vec<f32>)],
+    known: &[(String, Vec<f32>)],
+    known_scored: &[(f32, bool)],
+    unknown_scores: &[f32],
+    pairs: &[(f32, Option<f32>)],
+    calibration: &Calibration,
+    verify: f32,
+) -> ([f64; 2], [f64; 2]) {
+    use rand::{Rng, SeedableRng};
+    // Calibration scores come one per enrolled photo, in order, unless a gallery of one
+    // person gave none: then only the test side is resampled.
+    let recalibrate = pairs.len() == enrolled.len() && !pairs.is_empty();
+    let row: std::collections::HashMap<&str, usize> = enrolled
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.as_str(), i))
+        .collect();
+    let mut probes_of: Vec<Vec<(f32, bool)>> = vec![Vec::new(); enrolled.len()];
+    for ((name, _), scored) in known.iter().zip(known_scored) {
+        if let Some(&i) = row.get(name.as_str()) {
+            probes_of[i].push(*scored);
+        }
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (mut dirs, mut rejected) = (Vec::new(), Vec::new());
+    let mut drawn_pairs = Vec::with_capacity(pairs.len());
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        let drawn: Vec<usize> = (0..enrolled.len())
+            .map(|_| rng.random_range(0..enrolled.len().max(1)))
+            .collect();
+        let t = if recalibrate {
+            drawn_pairs.clear();
+            drawn_pairs.extend(drawn.iter().map(|&i| pairs[i]));
+            calibrate_rule(
+                &drawn_pairs,
+                calibration.far,
+                calibration.metric,
+                calibration.rule,
+                verify,
+                "bootstrap",
+            )
+            .threshold
+        } else {
+            calibration.threshold
+        };
+        let (mut named, mut total) = (0usize, 0usize);
+        for &i in &drawn {
+            if let Some(probes) = probes_of.get(i) {
+                total += probes.len();
+                named += probes.iter().filter(|(d, ok)| *ok && *d <= t).count();
+            }
+        }
+        if total > 0 {
+            dirs.push(named as f64 / total as f64);
+        }
+        if !unknown_scores.is_empty() {
+            let n = unknown_scores.len();
+            let kept = (0..n)
+                .filter(|_| unknown_scores[rng.random_range(0..n)] > t)
+                .count();
+            rejected.push(kept as f64 / n as f64);
+        }
+    }
+    (percentile_interval(dirs), percentile_interval(rejected))
+}
+
+/// The 2.5th and 97.5th percentiles (`[0, 0]` for no values).
+fn percentile_interval(mut v: Vec<f64>) -> [f64; 2] {
+    if v.is_empty() {
+        return [0.0, 0.0];
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    [at(0.025), at(0.975)]
 }
 
 impl std::fmt::Display for LfwOpenSetReport {
@@ -151,12 +255,22 @@ impl std::fmt::Display for LfwOpenSetReport {
         ] {
             write!(
                 f,
-                "\n{name} rule: threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos): DIR {:.2}%, never-enrolled answered unknown {:.2}%",
+                "\n{name} rule: threshold {:.4} (FAR {} per probe, from {} leave-one-person-out scores of the enrolled photos): DIR {:.2}% ({:.2}-{:.2}), never-enrolled answered unknown {:.2}% ({:.2}-{:.2})",
                 r.calibration.threshold,
                 r.calibration.far,
                 r.calibration.impostors,
                 100.0 * r.dir_at_threshold,
-                100.0 * r.unknown_rejected_at_threshold
+                100.0 * r.dir_interval[0],
+                100.0 * r.dir_interval[1],
+                100.0 * r.unknown_rejected_at_threshold,
+                100.0 * r.unknown_rejected_interval[0],
+                100.0 * r.unknown_rejected_interval[1],
+            )?;
+        }
+        if self.distance_rule.unknown_probes > 0 {
+            write!(
+                f,
+                "\n(in brackets: 95% intervals, {BOOTSTRAP_RESAMPLES} bootstrap resamples of the enrolled people with their probes and calibration scores, and of the strangers)"
             )?;
         }
         Ok(())
@@ -187,6 +301,61 @@ mod open_set_tests {
         assert_eq!(r.dir_at_threshold, 0.5);
         // sqrt(50) = 7.07 is below the threshold: the unknown probe is (wrongly) accepted.
         assert_eq!(r.unknown_rejected_at_threshold, 0.0);
+        // One stranger, always accepted: every resample agrees.
+        assert_eq!(r.unknown_rejected_interval, [0.0, 0.0]);
+    }
+
+    /// 200 people on a line 10-16 apart, two probes each at 0.5-7.7 from their photo along
+    /// it, 300 strangers off the line at 0-13, FAR 10%: the intervals hold the figures, are not points, and
+    /// narrow when there are four times as many strangers.
+    #[test]
+    fn bootstrap_intervals_hold_the_figures_and_narrow_with_more_strangers() {
+        let place = |i: usize| 10.0 * i as f32 + (i * i % 7) as f32;
+        let enrolled: Vec<(String, Vec<f32>)> = (0..200)
+            .map(|i| (format!("p{i}"), vec![place(i), 0.0]))
+            .collect();
+        let known: Vec<(String, Vec<f32>)> = (0..400)
+            .map(|j| {
+                let i = j / 2;
+                (
+                    format!("p{i}"),
+                    vec![place(i) + 0.5 + (j % 9) as f32 * 0.9, 0.0],
+                )
+            })
+            .collect();
+        let strangers = |n: usize| -> Vec<Vec<f32>> {
+            (0..n)
+                .map(|k| vec![(k as f32 * 7.3) % 2000.0, (k % 11) as f32 * 1.3])
+                .collect()
+        };
+        let width = |iv: [f64; 2]| iv[1] - iv[0];
+        let few = evaluate_open_set(&enrolled, &known, &strangers(300), 0.1, Rule::Distance, 0.6)
+            .unwrap();
+        for (point, iv) in [
+            (few.dir_at_threshold, few.dir_interval),
+            (
+                few.unknown_rejected_at_threshold,
+                few.unknown_rejected_interval,
+            ),
+        ] {
+            assert!(iv[0] <= point && point <= iv[1], "{point} outside {iv:?}");
+            assert!(width(iv) > 0.0, "{iv:?}");
+        }
+        let many = evaluate_open_set(
+            &enrolled,
+            &known,
+            &strangers(1200),
+            0.1,
+            Rule::Distance,
+            0.6,
+        )
+        .unwrap();
+        assert!(
+            width(many.unknown_rejected_interval) < 0.75 * width(few.unknown_rejected_interval),
+            "{:?} against {:?}",
+            many.unknown_rejected_interval,
+            few.unknown_rejected_interval
+        );
     }
 }
 
