@@ -39,10 +39,11 @@ pub struct OpenSetIdReport {
     pub unknown_rejected_at_threshold: f64,
     /// Rank-1 identification rate without a threshold (closed set).
     pub rank1_closed_set: f64,
-    /// 95% interval of [`Self::dir_at_threshold`] (see [`bootstrap_intervals`]).
+    /// 95% interval of [`Self::dir_at_threshold`] (the bootstrap of [`BOOTSTRAP_RESAMPLES`]).
     #[serde(default)]
     pub dir_interval: [f64; 2],
-    /// 95% interval of [`Self::unknown_rejected_at_threshold`] (see [`bootstrap_intervals`]).
+    /// 95% interval of [`Self::unknown_rejected_at_threshold`] (the bootstrap of
+    /// [`BOOTSTRAP_RESAMPLES`]).
     #[serde(default)]
     pub unknown_rejected_interval: [f64; 2],
     /// The curve: (FAR on never-enrolled probes, DIR), one point per distinct threshold of the
@@ -144,16 +145,17 @@ pub fn evaluate_open_set(
     })
 }
 
-/// Resamples drawn by [`bootstrap_intervals`].
+/// Resamples behind [`OpenSetIdReport::dir_interval`] and
+/// [`OpenSetIdReport::unknown_rejected_interval`]: 95% percentile-bootstrap intervals of DIR
+/// and of the strangers' rejection at the calibrated threshold, i.e. how far the two figures
+/// would move with other people of the same kind. Each resample draws the enrolled people
+/// with replacement, each with its calibration score and all its probes (so the threshold
+/// is calibrated again, on the drawn scores), and the strangers with replacement; the
+/// gallery that is searched stays the same. Probes of one person are not independent, hence
+/// the draw by person. The seed is fixed, so that a report is reproducible.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 
-/// 95% percentile-bootstrap intervals of DIR and of the strangers' rejection at the
-/// calibrated threshold: how far the two figures would move with other people of the same
-/// kind. Each of [`BOOTSTRAP_RESAMPLES`] resamples draws the enrolled people with
-/// replacement, each with its calibration score and all its probes (so the threshold is
-/// calibrated again, on the drawn scores), and the strangers with replacement; the gallery
-/// that is searched stays the same. Probes of one person are not independent, hence the
-/// draw by person. With a fixed seed, so that a report is reproducible.
+/// The intervals of [`BOOTSTRAP_RESAMPLES`].
 fn bootstrap_intervals(
     enrolled: &[(String, Vec<f32>)],
     known: &[(String, Vec<f32>)],

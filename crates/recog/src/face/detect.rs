@@ -318,7 +318,7 @@ impl BlazeFaceDetector {
 
 /// Anchor centres in network pixels for a `w x h` input: for each (stride, count), a grid
 /// of `w/stride x h/stride` cells with `count` anchors per cell, row-major, in the order
-/// of [`crate::nn::BlazeOutput`].
+/// of [`crate::nn::blazeface::BlazeOutput`].
 pub fn anchor_grid(w: usize, h: usize, layers: &[(usize, usize)]) -> Vec<[f32; 2]> {
     let mut out = Vec::new();
     for &(stride, per) in layers {

@@ -123,7 +123,7 @@ pub(crate) fn ranked_people<'g>(
 
 /// Nearest identity (minimum over each person's photos) with the runner-up person's
 /// distance, by Euclidean distance: the plain reference implementation (a hash map per query)
-/// that [`Index::search`] is tested and benchmarked against.
+/// that [`crate::gallery::Index::search`] is tested and benchmarked against.
 pub fn identify(gallery: &[(String, Vec<f32>)], query: &[f32], threshold: f32) -> Match {
     let ranked = ranked_people(gallery, query, Distance::Euclidean, None);
     let (nearest, distance) = ranked

@@ -39,7 +39,7 @@ pub struct Recognized {
 /// `recog watch` and the server's answers (HTTP and WebSocket) share this shape.
 ///
 /// `name` is the answer to show: the face's own answer, or in a video (where a
-/// [`crate::video::Tracker`] follows the face) the answer voted over its track, with the
+/// [`crate::video::track::Tracker`] follows the face) the answer voted over its track, with the
 /// frame's own answer in `frame_name`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FaceAnswer {

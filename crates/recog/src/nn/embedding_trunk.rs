@@ -1,4 +1,4 @@
-//! The convolution trunk of [`EmbeddingNet`](super::EmbeddingNet) (conv 3x3 + ReLU, conv
+//! The convolution trunk of [`super::EmbeddingNet`] (conv 3x3 + ReLU, conv
 //! 3x3 + ReLU, 2x2 max pooling), forward and backward by hand on the CPU, for training.
 //!
 //! Why: on the `flex` device burn runs these two convolutions as 3-d convolutions with one
