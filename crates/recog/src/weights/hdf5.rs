@@ -174,17 +174,22 @@ fn walk(
 
 #[cfg(test)]
 mod fuzz_regressions {
+    /// [`super::load_keras`]'s error on the fuzz fixture `name`, which must be `Corrupt`.
+    fn corrupt_fixture(name: &str) -> crate::Error {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz")
+            .join(name);
+        let e = super::load_keras(&p).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        e
+    }
+
     /// Found by the `keras_hdf5` fuzz target: an attribute whose element count times type
     /// size overflows panicked inside hdf5-reader 0.5 (caught here then). hdf5-reader 0.12
     /// checks that product: the reader's own error, naming the file.
     #[test]
     fn an_attribute_size_that_overflows_is_an_error_not_a_panic() {
-        let p = std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/fuzz/keras_hdf5_attribute_size_overflow.h5"
-        ));
-        let e = super::load_keras(p).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        let e = corrupt_fixture("keras_hdf5_attribute_size_overflow.h5");
         assert!(
             e.to_string()
                 .contains("keras_hdf5_attribute_size_overflow.h5"),
@@ -201,12 +206,7 @@ mod fuzz_regressions {
     /// `error:` line instead of a panic message and backtrace.
     #[test]
     fn layout_dimensions_that_overflow_are_an_error_without_a_panic_message() {
-        let p = std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/fuzz/keras_hdf5_layout_dims_overflow.h5"
-        ));
-        let e = super::load_keras(p).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        let e = corrupt_fixture("keras_hdf5_layout_dims_overflow.h5");
         assert!(e.to_string().contains("failed on a size"), "{e}");
         // The quiet flag is this call's only: it is off again afterwards.
         assert!(!super::QUIET.with(std::cell::Cell::get));
@@ -217,12 +217,7 @@ mod fuzz_regressions {
     /// allocation aborted the process (no panic to catch). Now refused from the shape.
     #[test]
     fn a_shape_larger_than_the_file_is_refused_before_allocating() {
-        let p = std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/fuzz/keras_hdf5_shape_of_20_petabytes.h5"
-        ));
-        let e = super::load_keras(p).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+        let e = corrupt_fixture("keras_hdf5_shape_of_20_petabytes.h5");
         assert!(
             e.to_string().contains("more than a 8087-byte file holds"),
             "{e}"
