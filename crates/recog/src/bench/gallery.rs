@@ -348,7 +348,7 @@ pub struct GalleryBenchReport {
     pub genuine: usize,
     /// Stranger probes.
     pub strangers: usize,
-    /// Mean distance between two photos of one identity.
+    /// Mean distance between two photos of one identity; 0 with one photo per identity.
     pub same_person_mean: f64,
     /// Mean distance between photos of two identities.
     pub other_person_mean: f64,
@@ -739,7 +739,7 @@ impl ValidGalleryBenchParams {
             dim: d,
             genuine,
             strangers,
-            same_person_mean: mean(&same),
+            same_person_mean: if same.is_empty() { 0.0 } else { mean(&same) },
             other_person_mean: mean(&other),
             threshold,
             far: p.far,
@@ -990,10 +990,19 @@ impl std::fmt::Display for GalleryBenchReport {
             },
             self.generate_s
         )?;
+        if self.photos > self.people {
+            write!(
+                f,
+                "  distances: same person {:.3} mean, ",
+                self.same_person_mean
+            )?;
+        } else {
+            write!(f, "  distances: one photo per identity, ")?;
+        }
         writeln!(
             f,
-            "  distances: same person {:.3} mean, other person {:.3} mean; threshold {:.3} for FAR {} per probe",
-            self.same_person_mean, self.other_person_mean, self.threshold, self.far
+            "other person {:.3} mean; threshold {:.3} for FAR {} per probe",
+            self.other_person_mean, self.threshold, self.far
         )?;
         writeln!(
             f,
@@ -1127,6 +1136,28 @@ mod tests {
         assert!(x.recall_at_1 >= 0.99, "{}", x.recall_at_1);
         assert!(x.decision_agreement >= 0.99, "{}", x.decision_agreement);
         assert!(h.file_bytes > 0 && h.build_s.is_some());
+    }
+
+    /// One photo per identity has no same-person pairs: the report says so instead of a
+    /// mean of nothing (it printed "same person -0.000 mean" at 10 million).
+    #[test]
+    fn one_photo_per_identity_reports_no_same_person_distance() {
+        let r = GalleryBenchParams {
+            people: 500,
+            per_person: 1,
+            probes: 100,
+            index: IndexKind::Exact,
+            ..GalleryBenchParams::default()
+        }
+        .check()
+        .unwrap()
+        .run(&crate::NoProgress)
+        .unwrap();
+        assert_eq!(r.same_person_mean, 0.0);
+        assert!(r.same_person_mean.is_sign_positive());
+        let text = r.to_string();
+        assert!(text.contains("one photo per identity"), "{text}");
+        assert!(!text.contains("same person"), "{text}");
     }
 
     /// A graph built over several calls (as 10 million photos must be on 2 cores): each
