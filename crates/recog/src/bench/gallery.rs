@@ -739,7 +739,7 @@ impl ValidGalleryBenchParams {
             dim: d,
             genuine,
             strangers,
-            same_person_mean: if same.is_empty() { 0.0 } else { mean(&same) },
+            same_person_mean: mean(&same),
             other_person_mean: mean(&other),
             threshold,
             far: p.far,

@@ -25,5 +25,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// The mean; 0 for none.
 pub fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
+    // A float sum of nothing is -0.0, which prints as "-0.000".
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.iter().sum::<f64>() / v.len() as f64
 }
