@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use recog::data::unknowns::Generator;
 use recog::data::UnknownSource;
+use recog::openset::committee::CommitteeParams;
 use recog::openset::logo::LogoParams;
 use recog::openset::tasks::{DigitReader, EvalParams, FitParams};
 use recog::openset::{self, Method};
@@ -26,6 +27,22 @@ pub enum DigitsCommand {
     /// Leave-one-generator-out: each generator held out from both the embedding's training
     /// and the recognizer's fitting, every rule, one row per held-out generator.
     EvalLogo(LogoArgs),
+    /// Form a committee of checkpoints trained alike with different seeds: their embeddings
+    /// concatenated; `fit`, `predict`, `eval` and `eval-logo` take its folder as --model.
+    Committee(CommitteeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommitteeArgs {
+    /// Member checkpoint folders (`recog train --out`), two or more.
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    /// The committee folder (committee.json is written there).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which unknown generators, and how many images of each part.
@@ -45,9 +62,9 @@ pub struct GeneratorArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LogoArgs {
-    /// Embedding checkpoints trained with outlier exposure from different generators
-    /// (`recog train --unknown ...`); each generator is held out with the first one that
-    /// was not trained on it.
+    /// Embedding checkpoints (or committees) trained with outlier exposure from different
+    /// generators (`recog train --unknown ...`); each generator is held out with the first
+    /// one that was not trained on it.
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
     #[command(flatten)]
@@ -72,7 +89,8 @@ pub struct LogoArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct FitArgs {
-    /// Embedding checkpoint folder (`recog train --out`).
+    /// Embedding checkpoint folder (`recog train --out`) or committee folder (`recog digits
+    /// committee`).
     #[arg(long, default_value = "runs/mnist")]
     pub model: PathBuf,
     #[command(flatten)]
@@ -112,7 +130,7 @@ pub struct PredictArgs {
     /// DigitRecognizer file (default: <model>/recognizer.json).
     #[arg(long)]
     pub recognizer: Option<PathBuf>,
-    /// Embedding checkpoint folder the recognizer was fit on.
+    /// Embedding checkpoint or committee folder the recognizer was fit on.
     #[arg(long, default_value = "runs/mnist")]
     pub model: PathBuf,
     /// Override the recognizer's decision rule.
@@ -131,7 +149,7 @@ pub struct EvalArgs {
     /// DigitRecognizer file (default: <model>/recognizer.json).
     #[arg(long)]
     pub recognizer: Option<PathBuf>,
-    /// Embedding checkpoint folder the recognizer was fit on.
+    /// Embedding checkpoint or committee folder the recognizer was fit on.
     #[arg(long, default_value = "runs/mnist")]
     pub model: PathBuf,
     #[command(flatten)]
@@ -153,6 +171,12 @@ pub fn run(c: DigitsCommand) -> Result<()> {
         DigitsCommand::Fit(a) => fit(&a).map(|_| ()),
         DigitsCommand::Predict(a) => predict(&a),
         DigitsCommand::Eval(a) => eval(&a).map(|_| ()),
+        DigitsCommand::Committee(a) => {
+            let r = CommitteeParams::new(a.models.clone(), a.out.clone())
+                .check()?
+                .run()?;
+            emit(a.json, &r)
+        }
         DigitsCommand::EvalLogo(a) => {
             let r = LogoParams {
                 generators: a.unknowns.generators.clone(),

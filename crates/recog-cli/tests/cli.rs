@@ -540,6 +540,123 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
     assert!(err.contains("fit on the checkpoint"), "{err}");
 }
 
+/// A committee of two checkpoints: its embedding is both members' (twice the dimension), a
+/// recognizer fits and answers on it, and a member trained again afterwards is refused.
+#[test]
+fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 90, 30);
+    let d = data.to_str().unwrap();
+    let unk = tmp.path().join("unk");
+    std::fs::create_dir_all(unk.join("diag")).unwrap();
+    for i in 0..12u32 {
+        write_png(
+            &unk.join("diag").join(format!("{i}.png")),
+            28,
+            28,
+            |x, y| if x + i % 3 == y { 255 } else { 0 },
+        );
+    }
+    let runs = tmp.path().join("runs");
+    let member = |name: &str, seed: &str| {
+        let out = runs.join(name);
+        let mut args = TRAIN.to_vec();
+        args.extend(["--data", d, "--out", out.to_str().unwrap(), "--seed", seed]);
+        stdout_json(&recog(&args, tmp.path()));
+        out
+    };
+    let a = member("a", "1");
+    let b = member("b", "2");
+    let c = runs.join("ab");
+    let (sa, sb, sc) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        c.to_str().unwrap(),
+    );
+    let o = recog(
+        &[
+            "digits",
+            "committee",
+            "--model",
+            sa,
+            "--model",
+            sb,
+            "--out",
+            sc,
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v["dim"], 16);
+    // Kept relative, so that the runs folder can move as a whole.
+    assert_eq!(v["members"][0]["checkpoint"], "../a");
+    let o = recog(
+        &["digits", "committee", "--model", sa, "--out", sc],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
+
+    let o = recog(
+        &[
+            "digits",
+            "fit",
+            "--model",
+            sc,
+            "--data",
+            d,
+            "--unknown",
+            unk.to_str().unwrap(),
+            "--calibration",
+            "15",
+            "--head-epochs",
+            "2",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    stdout_json(&o);
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.join("recognizer.json")).unwrap()).unwrap();
+    assert_eq!(rec["dim"], 16);
+    let bar = tmp.path().join("bar.png");
+    write_png(
+        &bar,
+        60,
+        60,
+        |x, _| if (25..33).contains(&x) { 255 } else { 0 },
+    );
+    let predict = || {
+        recog(
+            &[
+                "digits",
+                "predict",
+                "--model",
+                sc,
+                "--json",
+                bar.to_str().unwrap(),
+            ],
+            tmp.path(),
+        )
+    };
+    let o = predict();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert!(line["answer"].is_string(), "{line}");
+
+    // The second member trained again: the committee no longer holds the weights it was
+    // formed with.
+    std::fs::remove_dir_all(&b).unwrap();
+    member("b", "3");
+    let o = predict();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("trained again"), "{err}");
+}
+
 fn write_npy(path: &Path, rows: &[Vec<f32>]) {
     let d = rows[0].len();
     let mut header = format!(

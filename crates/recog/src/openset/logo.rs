@@ -27,19 +27,20 @@ use serde::Serialize;
 
 use rayon::prelude::*;
 
+use super::committee::Embedder;
 use super::tasks::{fit_recognizer, FitData, FitSettings, EVAL_SEED};
 use super::{
     calibrate_threshold, evaluate, DigitRecognizer, Method, OpenSetReport, UnknownEmbeddings,
 };
 use crate::data::unknowns::{self, Generator, Part};
 use crate::data::{self, Source, Split, UnknownSource};
-use crate::train::CheckpointDir;
 use crate::{Error, Home, Progress, Result};
 
 /// The leave-one-generator-out evaluation.
 #[derive(Debug, Clone)]
 pub struct LogoParams {
-    /// Embedding checkpoints; each generator is held out with the first one not trained on it.
+    /// Embedding checkpoints or committees ([`super::committee`]); each generator is held out
+    /// with the first one not trained on it (no member of a committee trained on it).
     pub models: Vec<PathBuf>,
     /// The digits.
     pub source: Source,
@@ -349,13 +350,8 @@ impl ValidLogoParams {
         let mut folds = Vec::new();
         let mut done: Vec<Generator> = Vec::new();
         for model in &p.models {
-            let ck = CheckpointDir::new(model);
-            let (cfg, net) = ck.load_model(&device)?;
-            let seen: Vec<Generator> = cfg
-                .unknown
-                .as_ref()
-                .map(|u| u.sources.iter().filter_map(|s| s.generator()).collect())
-                .unwrap_or_default();
+            let net = Embedder::load(model, &device)?;
+            let seen = net.seen_generators();
             let mine: Vec<Generator> = p
                 .generators
                 .iter()
@@ -366,7 +362,7 @@ impl ValidLogoParams {
                 continue;
             }
             let embed = |d: &data::Dataset| net.embed_dataset(d, 500, &device, progress);
-            let d = cfg.net.dim;
+            let d = net.dim;
             let train_emb = embed(&train);
             let test_emb = embed(&test);
             let fit_parts: Vec<(Generator, Vec<f32>)> =
@@ -393,14 +389,14 @@ impl ValidLogoParams {
                         classes: &train.classes,
                         unknown: &unknown,
                         dim: d,
-                        normalized: cfg.net.normalize,
+                        normalized: net.normalized,
                     },
                     &FitSettings {
                         method: Method::Head,
                         target_frr: p.target_frr,
                         calibration: p.calibration,
                         head_epochs: p.head_epochs,
-                        seed: cfg.seed,
+                        seed: net.seed,
                     },
                     progress,
                 )?;
@@ -429,16 +425,8 @@ impl ValidLogoParams {
                 folds.push(LogoFold {
                     held_out: g,
                     model: model.clone(),
-                    model_unknowns: cfg
-                        .unknown
-                        .as_ref()
-                        .map(|u| u.sources.iter().map(|s| s.to_string()).collect())
-                        .unwrap_or_default(),
-                    calibration_unseen: super::tasks::calibration_unseen(
-                        &cfg,
-                        train.len(),
-                        p.calibration,
-                    ),
+                    model_unknowns: net.unknown.iter().map(|s| s.to_string()).collect(),
+                    calibration_unseen: net.calibration_unseen(train.len(), p.calibration),
                     fit_on,
                     also_fit: p.also_fit.iter().map(|s| s.to_string()).collect(),
                     reports,

@@ -20,6 +20,7 @@
 //! assert_eq!(d.iter().filter(|&&x| x > t).count(), 1);
 //! ```
 
+pub mod committee;
 pub mod head;
 pub mod logo;
 pub mod rules;

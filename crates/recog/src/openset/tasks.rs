@@ -16,27 +16,28 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::committee::Embedder;
 use super::{
     calibrate_threshold, class_centres, evaluate, head, nearest_centre, rules, DigitRecognizer,
     Method, OpenSetReport, UnknownEmbeddings,
 };
 use crate::data::unknowns::{self, Generator, Part};
 use crate::data::{self, Source, Split, UnknownSource};
-use crate::nn::EmbeddingNet;
-use crate::train::{CheckpointDir, TrainConfig};
+use crate::train::TrainConfig;
 use crate::{Error, Home, Progress, Result};
 
 /// Digits embedded in batches of this many (the result does not depend on it).
 const EMBED_BATCH: usize = 500;
 
-fn embed(net: &EmbeddingNet, d: &data::Dataset, progress: &dyn Progress) -> Vec<f32> {
+fn embed(net: &Embedder, d: &data::Dataset, progress: &dyn Progress) -> Vec<f32> {
     net.embed_dataset(d, EMBED_BATCH, &crate::default_device(), progress)
 }
 
 /// Fitting a recognizer.
 #[derive(Debug, Clone)]
 pub struct FitParams {
-    /// Embedding checkpoint folder (`recog train --out`).
+    /// Embedding checkpoint folder (`recog train --out`) or committee folder
+    /// ([`super::committee`]).
     pub model: PathBuf,
     /// The digits (their training split).
     pub source: Source,
@@ -125,8 +126,13 @@ pub struct FitReport {
 /// Whether an embedding trained with `cfg` never saw the last `calibration` of `n` training
 /// digits (a checkpoint from before [`TrainConfig::train_limit`] counts as having seen them).
 pub fn calibration_unseen(cfg: &TrainConfig, n: usize, calibration: usize) -> bool {
-    cfg.train_limit
-        .is_some_and(|l| l <= n.saturating_sub(calibration))
+    limit_leaves_out(cfg.train_limit, n, calibration)
+}
+
+/// Whether training on the first `limit` of `n` digits (`None`: all) leaves the last
+/// `calibration` out.
+pub(crate) fn limit_leaves_out(limit: Option<usize>, n: usize, calibration: usize) -> bool {
+    limit.is_some_and(|l| l <= n.saturating_sub(calibration))
 }
 
 impl ValidFitParams {
@@ -134,9 +140,7 @@ impl ValidFitParams {
     /// held-out ones; writes the recognizer.
     pub fn run(&self, home: &Home, progress: &dyn Progress) -> Result<FitReport> {
         let a = &self.0;
-        let device = crate::default_device();
-        let ck = CheckpointDir::new(&a.model);
-        let (cfg, net) = ck.load_model(&device)?;
+        let net = Embedder::load(&a.model, &crate::default_device())?;
         let digits = data::load(&a.source, Split::Train, home, progress)?;
         if a.calibration >= digits.len() {
             return Err(Error::InvalidArgument(format!(
@@ -145,7 +149,7 @@ impl ValidFitParams {
                 digits.len()
             )));
         }
-        let d = cfg.net.dim;
+        let d = net.dim;
         let emb = embed(&net, &digits, progress);
         let (extra, sources) =
             data::unknown_images(&a.unknown, a.unknown_per_source, 1, home, progress)?;
@@ -156,18 +160,18 @@ impl ValidFitParams {
             classes: &digits.classes,
             unknown: &unknown,
             dim: d,
-            normalized: cfg.net.normalize,
+            normalized: net.normalized,
         };
         let settings = FitSettings {
             method: a.method.unwrap_or(default_method(d)),
             target_frr: a.target_frr,
             calibration: a.calibration,
             head_epochs: a.head_epochs,
-            seed: cfg.seed,
+            seed: net.seed,
         };
         let mut rec = fit_recognizer(&fit, &settings, progress)?;
         rec.checkpoint = a.model.clone();
-        rec.checkpoint_sha256 = crate::digest::sha256_file(&ck.model())?;
+        rec.checkpoint_sha256 = crate::digest::sha256_file(&net.identity)?;
         rec.unknown_sources = sources.clone();
         let (threshold, calibration_frr) = (rec.threshold, rec.calibration_frr);
         let out = a
@@ -182,7 +186,7 @@ impl ValidFitParams {
             calibration_frr,
             unknown_sources: sources,
             held_out: a.calibration,
-            calibration_unseen: calibration_unseen(&cfg, digits.len(), a.calibration),
+            calibration_unseen: net.calibration_unseen(digits.len(), a.calibration),
             split_digits: digits.len(),
         })
     }
@@ -363,8 +367,7 @@ pub struct PredictLine {
 
 /// A fitted recognizer with the checkpoint it was fit on.
 pub struct DigitReader {
-    net: EmbeddingNet,
-    dim: usize,
+    net: Embedder,
     /// The recognizer.
     pub recognizer: DigitRecognizer,
     /// The generators whose fitting part the embedding's training or the recognizer's
@@ -373,19 +376,13 @@ pub struct DigitReader {
 }
 
 impl DigitReader {
-    /// Loads the checkpoint and the recognizer (default `<model>/recognizer.json`), refusing
-    /// a recognizer fit on other weights.
+    /// Loads the checkpoint or committee and the recognizer (default
+    /// `<model>/recognizer.json`), refusing a recognizer fit on other weights.
     pub fn load(model: &Path, recognizer: Option<&Path>) -> Result<Self> {
-        let device = crate::default_device();
-        let ck = CheckpointDir::new(model);
-        let (cfg, net) = ck.load_model(&device)?;
+        let net = Embedder::load(model, &crate::default_device())?;
         let rp = recognizer.map_or_else(|| model.join("recognizer.json"), Path::to_path_buf);
-        let recognizer = DigitRecognizer::load_for(&rp, &ck.model())?;
-        let mut seen: Vec<Generator> = cfg
-            .unknown
-            .iter()
-            .flat_map(|u| u.sources.iter().filter_map(UnknownSource::generator))
-            .collect();
+        let recognizer = DigitRecognizer::load_for(&rp, &net.identity)?;
+        let mut seen = net.seen_generators();
         // The recognizer's sources are descriptions that start with the source's name.
         for d in &recognizer.unknown_sources {
             let name = d.split([':', ' ']).next().unwrap_or("");
@@ -397,7 +394,6 @@ impl DigitReader {
         seen.dedup();
         Ok(Self {
             net,
-            dim: cfg.net.dim,
             recognizer,
             seen,
         })
@@ -431,7 +427,8 @@ impl DigitReader {
                 };
                 match row {
                     Ok(i) => {
-                        let x = &emb[i * self.dim..(i + 1) * self.dim];
+                        let d = self.net.dim;
+                        let x = &emb[i * d..(i + 1) * d];
                         let p = self.recognizer.predict(x, method);
                         line.answer = Some(p.label.map_or("unknown".to_string(), |v| {
                             self.recognizer.classes[v as usize].clone()

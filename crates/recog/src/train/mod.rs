@@ -20,7 +20,8 @@ pub mod task;
 
 pub(crate) use batches::{batch_loss, gradients, sample_batch};
 pub use batches::{images_tensor, images_tensor_aug};
-use checkpoint::{read_json, write_json, RunState};
+pub(crate) use checkpoint::read_json;
+use checkpoint::{write_json, RunState};
 pub use checkpoint::{CheckpointDir, EpochMetrics};
 pub use config::{Sampling, Schedule, TrainConfig, UnknownSpec};
 pub use task::{TrainParams, TrainReport};

@@ -1,0 +1,384 @@
+//! The embedding a digit recognizer is fit on: one checkpoint, or a committee of checkpoints.
+//!
+//! A committee is several embedding networks trained alike with different seeds ("deep
+//! ensembles": Lakshminarayanan, Pritzel and Blundell, "Simple and Scalable Predictive
+//! Uncertainty Estimation using Deep Ensembles", NeurIPS 2017). Each image is embedded by every
+//! member, and the members' embeddings are concatenated and scaled by `1/sqrt(M)`: unit-length
+//! members give a unit-length committee embedding whose squared distance is the mean of the
+//! members' squared distances. Every decision rule then works unchanged on it. (The rule
+//! that combines scores is [`super::Method::Ensemble`]; "committee" names the networks.)
+//!
+//! A committee lives in a folder holding [`COMMITTEE_FILE`], which lists its members and the
+//! SHA-256 of each one's weights, so a member trained again afterwards is refused. Every
+//! command that takes a checkpoint folder for digits (`fit`, `predict`, `eval`, `eval-logo`)
+//! takes a committee folder too.
+//!
+//! ```no_run
+//! use recog::openset::committee::{CommitteeParams, Embedder};
+//! let p = CommitteeParams::new(vec!["runs/a".into(), "runs/b".into()], "runs/ab".into());
+//! let report = p.check()?.run()?;
+//! let e = Embedder::load(&report.folder, &recog::default_device())?;
+//! assert_eq!(e.dim, report.dim);
+//! # Ok::<(), recog::Error>(())
+//! ```
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::unknowns::Generator;
+use crate::data::{Dataset, UnknownSource};
+use crate::nn::EmbeddingNet;
+use crate::train::{CheckpointDir, TrainConfig};
+use crate::{Device, Error, Progress, Result};
+
+/// The file in a committee folder that lists the members.
+pub const COMMITTEE_FILE: &str = "committee.json";
+
+/// One member as [`COMMITTEE_FILE`] records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's checkpoint folder, relative to the committee folder when they share a
+    /// root (so that the two can move together), else absolute.
+    pub checkpoint: PathBuf,
+    /// SHA-256 of its `model.bpk` when the committee was formed.
+    pub sha256: String,
+}
+
+/// [`COMMITTEE_FILE`]'s content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeFile {
+    /// Format version (1).
+    pub version: u32,
+    /// The members, in the order their embeddings are concatenated.
+    pub members: Vec<Member>,
+}
+
+/// An embedding from one checkpoint or a committee, with what fitting and evaluation need to
+/// know about its training.
+pub struct Embedder {
+    nets: Vec<EmbeddingNet>,
+    /// Embedding dimension (the sum of the members').
+    pub dim: usize,
+    /// Whether the embeddings are unit-length.
+    pub normalized: bool,
+    /// The first member's training seed (seeds the recognizer's head).
+    pub seed: u64,
+    /// Every outlier-exposure source any member's training used.
+    pub unknown: Vec<UnknownSource>,
+    /// Each member's `--limit` (`None`: it trained on every digit).
+    pub train_limits: Vec<Option<usize>>,
+    /// The file whose SHA-256 a recognizer records: the checkpoint's weights, or the
+    /// committee file (which holds every member's).
+    pub identity: PathBuf,
+    /// The member checkpoint folders.
+    pub members: Vec<PathBuf>,
+}
+
+impl Embedder {
+    /// Loads `folder`: a committee when it holds [`COMMITTEE_FILE`], else one checkpoint.
+    pub fn load(folder: &Path, device: &Device) -> Result<Self> {
+        let file = folder.join(COMMITTEE_FILE);
+        if !file.exists() {
+            let ck = CheckpointDir::new(folder);
+            let (cfg, net) = ck.load_model(device)?;
+            return Ok(Self::from_members(
+                vec![(folder.to_path_buf(), cfg, net)],
+                ck.model(),
+            ));
+        }
+        let c: CommitteeFile = crate::train::read_json(&file)?;
+        if c.members.is_empty() {
+            return Err(Error::Checkpoint {
+                path: file,
+                problem: "the committee has no members".into(),
+            });
+        }
+        let mut members = Vec::new();
+        for m in &c.members {
+            let dir = folder.join(&m.checkpoint);
+            if dir.join(COMMITTEE_FILE).exists() {
+                return Err(Error::Checkpoint {
+                    path: file,
+                    problem: format!("member {} is itself a committee", dir.display()),
+                });
+            }
+            let ck = CheckpointDir::new(&dir);
+            let (cfg, net) = ck.load_model(device)?;
+            let sha = crate::digest::sha256_file(&ck.model())?;
+            if sha != m.sha256 {
+                return Err(Error::Checkpoint {
+                    path: file,
+                    problem: format!(
+                        "member {} was trained again after the committee was formed (sha256 {}…, recorded {}…); form it again with `recog digits committee`",
+                        dir.display(),
+                        &sha[..12],
+                        &m.sha256[..12.min(m.sha256.len())]
+                    ),
+                });
+            }
+            members.push((dir, cfg, net));
+        }
+        Ok(Self::from_members(members, file))
+    }
+
+    fn from_members(members: Vec<(PathBuf, TrainConfig, EmbeddingNet)>, identity: PathBuf) -> Self {
+        let mut unknown: Vec<UnknownSource> = Vec::new();
+        for (_, cfg, _) in &members {
+            for s in cfg.unknown.iter().flat_map(|u| &u.sources) {
+                if !unknown.contains(s) {
+                    unknown.push(s.clone());
+                }
+            }
+        }
+        Self {
+            dim: members.iter().map(|(_, c, _)| c.net.dim).sum(),
+            normalized: members.iter().all(|(_, c, _)| c.net.normalize),
+            seed: members.first().map_or(0, |(_, c, _)| c.seed),
+            unknown,
+            train_limits: members.iter().map(|(_, c, _)| c.train_limit).collect(),
+            identity,
+            members: members.iter().map(|(p, _, _)| p.clone()).collect(),
+            nets: members.into_iter().map(|(_, _, n)| n).collect(),
+        }
+    }
+
+    /// The generators any member's outlier exposure used.
+    pub fn seen_generators(&self) -> Vec<Generator> {
+        self.unknown
+            .iter()
+            .filter_map(UnknownSource::generator)
+            .collect()
+    }
+
+    /// Whether every member's training left out the last `calibration` of `n` training
+    /// digits ([`super::tasks::calibration_unseen`]).
+    pub fn calibration_unseen(&self, n: usize, calibration: usize) -> bool {
+        self.train_limits
+            .iter()
+            .all(|&l| super::tasks::limit_leaves_out(l, n, calibration))
+    }
+
+    /// Embeds every image of `data`, `[n][dim]` row-major: each member's embedding, in
+    /// member order, scaled by `1/sqrt(M)`.
+    pub fn embed_dataset(
+        &self,
+        data: &Dataset,
+        batch: usize,
+        device: &Device,
+        progress: &dyn Progress,
+    ) -> Vec<f32> {
+        if let [net] = self.nets.as_slice() {
+            return net.embed_dataset(data, batch, device, progress);
+        }
+        let parts: Vec<Vec<f32>> = self
+            .nets
+            .iter()
+            .map(|net| net.embed_dataset(data, batch, device, progress))
+            .collect();
+        concatenate(&parts, data.len())
+    }
+}
+
+/// Row `i` of the result is row `i` of every part, in order, scaled by `1/sqrt(parts)`; each
+/// part is `[n][d_j]`.
+pub fn concatenate(parts: &[Vec<f32>], n: usize) -> Vec<f32> {
+    let scale = 1.0 / (parts.len().max(1) as f32).sqrt();
+    let dims: Vec<usize> = parts.iter().map(|p| p.len() / n.max(1)).collect();
+    let mut out = Vec::with_capacity(n * dims.iter().sum::<usize>());
+    for i in 0..n {
+        for (p, &d) in parts.iter().zip(&dims) {
+            out.extend(p[i * d..(i + 1) * d].iter().map(|v| v * scale));
+        }
+    }
+    out
+}
+
+/// `path` relative to `base` when both are absolute and share a root, else `path`.
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let p: Vec<Component> = path.components().collect();
+    let b: Vec<Component> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return path.to_path_buf();
+    }
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Forming a committee.
+#[derive(Debug, Clone)]
+pub struct CommitteeParams {
+    /// The member checkpoint folders (`recog train --out`), two or more.
+    pub members: Vec<PathBuf>,
+    /// The committee folder to write [`COMMITTEE_FILE`] into.
+    pub folder: PathBuf,
+}
+
+impl CommitteeParams {
+    /// The members and the folder.
+    pub fn new(members: Vec<PathBuf>, folder: PathBuf) -> Self {
+        Self { members, folder }
+    }
+
+    /// At least two members, none repeated.
+    pub fn check(self) -> Result<ValidCommitteeParams> {
+        if self.members.len() < 2 {
+            return Err(Error::InvalidArgument(
+                "a committee needs at least two checkpoints (--model a --model b)".into(),
+            ));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members[..i].contains(m) {
+                return Err(Error::InvalidArgument(format!(
+                    "checkpoint {} is given twice",
+                    m.display()
+                )));
+            }
+        }
+        Ok(ValidCommitteeParams(self))
+    }
+}
+
+/// Checked [`CommitteeParams`].
+#[derive(Debug, Clone)]
+pub struct ValidCommitteeParams(CommitteeParams);
+
+/// What forming a committee wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitteeReport {
+    /// The committee folder.
+    pub folder: PathBuf,
+    /// Its [`COMMITTEE_FILE`].
+    pub file: PathBuf,
+    /// The members as recorded.
+    pub members: Vec<Member>,
+    /// The committee embedding's dimension.
+    pub dim: usize,
+}
+
+impl ValidCommitteeParams {
+    /// Reads each member's configuration and weights (so a committee of missing or unreadable
+    /// checkpoints is refused now, not at fitting) and writes the committee file.
+    pub fn run(&self) -> Result<CommitteeReport> {
+        let p = &self.0;
+        std::fs::create_dir_all(&p.folder).map_err(|e| Error::io(&p.folder, e))?;
+        let base = std::fs::canonicalize(&p.folder).map_err(|e| Error::io(&p.folder, e))?;
+        let mut members = Vec::new();
+        let mut dim = 0usize;
+        let mut size = None;
+        for m in &p.members {
+            if m.join(COMMITTEE_FILE).exists() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a committee; give its members instead",
+                    m.display()
+                )));
+            }
+            let ck = CheckpointDir::new(m);
+            let cfg = ck.read_config()?;
+            if *size.get_or_insert(cfg.net.input_size) != cfg.net.input_size {
+                return Err(Error::InvalidArgument(format!(
+                    "{} takes {}-pixel images, the first member {:?}",
+                    m.display(),
+                    cfg.net.input_size,
+                    size
+                )));
+            }
+            dim = dim
+                .checked_add(cfg.net.dim)
+                .ok_or_else(|| Error::InvalidArgument("the members' dimensions overflow".into()))?;
+            let sha = crate::digest::sha256_file(&ck.model())?;
+            let abs = std::fs::canonicalize(m).map_err(|e| Error::io(m, e))?;
+            members.push(Member {
+                checkpoint: relative_to(&abs, &base),
+                sha256: sha,
+            });
+        }
+        let file = p.folder.join(COMMITTEE_FILE);
+        let c = CommitteeFile {
+            version: 1,
+            members: members.clone(),
+        };
+        let text = serde_json::to_string_pretty(&c).map_err(|e| Error::Json {
+            path: file.clone(),
+            source: e,
+        })?;
+        std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
+        Ok(CommitteeReport {
+            folder: p.folder.clone(),
+            file,
+            members,
+            dim,
+        })
+    }
+}
+
+impl std::fmt::Display for CommitteeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "committee of {} checkpoints, {}-d embedding: {}",
+            self.members.len(),
+            self.dim,
+            self.file.display()
+        )?;
+        for m in &self.members {
+            write!(
+                f,
+                "\n  {} (sha256 {}…)",
+                m.checkpoint.display(),
+                &m.sha256[..12.min(m.sha256.len())]
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committee_rows_are_members_rows_scaled_to_unit_length() {
+        // Two members, three images, unit-length 2-d embeddings.
+        let a = vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
+        let b = vec![0.0, 1.0, 1.0, 0.0, 0.8, 0.6];
+        let c = concatenate(&[a, b], 3);
+        assert_eq!(c.len(), 12);
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        assert_eq!(&c[..4], &[s, 0.0, 0.0, s]);
+        for row in c.chunks(4) {
+            let n: f32 = row.iter().map(|v| v * v).sum();
+            assert!((n - 1.0).abs() < 1e-6);
+        }
+        // Squared distance is the mean of the members' squared distances.
+        let d2 =
+            |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q) * (p - q)).sum::<f32>();
+        let (r0, r1) = (&c[0..4], &c[4..8]);
+        assert!((d2(r0, r1) - (2.0 + 2.0) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn member_paths_are_kept_relative_to_the_committee() {
+        let rel = relative_to(Path::new("/w/runs/a"), Path::new("/w/runs/ab"));
+        assert_eq!(rel, PathBuf::from("../a"));
+        assert_eq!(
+            relative_to(Path::new("rel/a"), Path::new("/w")),
+            PathBuf::from("rel/a")
+        );
+    }
+
+    #[test]
+    fn a_committee_needs_two_different_members() {
+        let one = CommitteeParams::new(vec!["a".into()], "c".into());
+        assert!(one.check().is_err());
+        let twice = CommitteeParams::new(vec!["a".into(), "a".into()], "c".into());
+        assert!(twice.check().is_err());
+    }
+}
