@@ -39,3 +39,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     }
     Ok(hex(&h.finalize()))
 }
+
+/// The first 12 characters of a digest, for messages. It takes characters, not bytes, since
+/// a digest read from a file may hold anything.
+pub fn short(digest: &str) -> String {
+    digest.chars().take(12).collect()
+}

@@ -112,8 +112,8 @@ impl Embedder {
                     problem: format!(
                         "member {} was trained again after the committee was formed (sha256 {}…, recorded {}…); form it again with `recog digits committee`",
                         dir.display(),
-                        &sha[..12],
-                        &m.sha256[..12.min(m.sha256.len())]
+                        crate::digest::short(&sha),
+                        crate::digest::short(&m.sha256)
                     ),
                 });
             }
@@ -333,7 +333,7 @@ impl std::fmt::Display for CommitteeReport {
                 f,
                 "\n  {} (sha256 {}…)",
                 m.checkpoint.display(),
-                &m.sha256[..12.min(m.sha256.len())]
+                crate::digest::short(&m.sha256)
             )?;
         }
         Ok(())

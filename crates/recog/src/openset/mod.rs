@@ -214,9 +214,9 @@ impl DigitRecognizer {
                 problem: format!(
                     "this recognizer was fit on the checkpoint {} (model sha256 {}…), not on {} (sha256 {}…); fit it again with `recog digits fit`",
                     r.checkpoint.display(),
-                    &r.checkpoint_sha256[..12.min(r.checkpoint_sha256.len())],
+                    crate::digest::short(&r.checkpoint_sha256),
                     model_file.display(),
-                    &sha[..12]
+                    crate::digest::short(&sha)
                 ),
             });
         }
@@ -598,5 +598,23 @@ mod tests {
             e.contains("ensemble") && e.contains("recog digits fit"),
             "{e}"
         );
+    }
+
+    /// The refusal message quoted the recorded digest by byte slicing, so a recognizer file
+    /// whose digest field held non-ASCII text panicked instead of being refused.
+    #[test]
+    fn a_recognizer_with_a_non_ascii_digest_is_refused_without_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("model.bpk");
+        std::fs::write(&weights, b"weights").unwrap();
+        let mut r = fitted();
+        r.checkpoint_sha256 = "xéééééééé".into();
+        let p = dir.path().join("recognizer.json");
+        std::fs::write(&p, serde_json::to_string(&r).unwrap()).unwrap();
+        let e = DigitRecognizer::load_for(&p, &weights)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("xéééééééé"), "{e}");
     }
 }
