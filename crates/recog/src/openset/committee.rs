@@ -14,10 +14,10 @@
 //! takes a committee folder too.
 //!
 //! ```no_run
-//! use recog::openset::committee::{CommitteeParams, Embedder};
+//! use recog::openset::committee::{CommitteeParams, DigitEmbedder};
 //! let p = CommitteeParams::new(vec!["runs/a".into(), "runs/b".into()], "runs/ab".into());
 //! let report = p.check()?.run()?;
-//! let e = Embedder::load(&report.folder, &recog::default_device())?;
+//! let e = DigitEmbedder::load(&report.folder, &recog::default_device())?;
 //! assert_eq!(e.dim, report.dim);
 //! # Ok::<(), recog::Error>(())
 //! ```
@@ -56,7 +56,7 @@ pub struct CommitteeFile {
 
 /// An embedding from one checkpoint or a committee, with what fitting and evaluation need to
 /// know about its training.
-pub struct Embedder {
+pub struct DigitEmbedder {
     nets: Vec<EmbeddingNet>,
     /// Embedding dimension (the sum of the members').
     pub dim: usize,
@@ -75,7 +75,7 @@ pub struct Embedder {
     pub members: Vec<PathBuf>,
 }
 
-impl Embedder {
+impl DigitEmbedder {
     /// Loads `folder`: a committee when it holds [`COMMITTEE_FILE`], else one checkpoint.
     pub fn load(folder: &Path, device: &Device) -> Result<Self> {
         let file = folder.join(COMMITTEE_FILE);

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use rayon::prelude::*;
 
-use super::committee::Embedder;
+use super::committee::DigitEmbedder;
 use super::tasks::{fit_recognizer, FitData, FitSettings, EVAL_SEED};
 use super::{
     calibrate_threshold, evaluate, DigitRecognizer, Method, OpenSetReport, UnknownEmbeddings,
@@ -350,7 +350,7 @@ impl ValidLogoParams {
         let mut folds = Vec::new();
         let mut done: Vec<Generator> = Vec::new();
         for model in &p.models {
-            let net = Embedder::load(model, &device)?;
+            let net = DigitEmbedder::load(model, &device)?;
             let seen = net.seen_generators();
             let mine: Vec<Generator> = p
                 .generators

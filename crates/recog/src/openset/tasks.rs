@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::committee::Embedder;
+use super::committee::DigitEmbedder;
 use super::{
     calibrate_threshold, class_centres, evaluate, head, nearest_centre, rules, DigitRecognizer,
     Method, OpenSetReport, UnknownEmbeddings,
@@ -29,7 +29,7 @@ use crate::{Error, Home, Progress, Result};
 /// Digits embedded in batches of this many (the result does not depend on it).
 const EMBED_BATCH: usize = 500;
 
-fn embed(net: &Embedder, d: &data::Dataset, progress: &dyn Progress) -> Vec<f32> {
+fn embed(net: &DigitEmbedder, d: &data::Dataset, progress: &dyn Progress) -> Vec<f32> {
     net.embed_dataset(d, EMBED_BATCH, &crate::default_device(), progress)
 }
 
@@ -140,7 +140,7 @@ impl ValidFitParams {
     /// held-out ones; writes the recognizer.
     pub fn run(&self, home: &Home, progress: &dyn Progress) -> Result<FitReport> {
         let a = &self.0;
-        let net = Embedder::load(&a.model, &crate::default_device())?;
+        let net = DigitEmbedder::load(&a.model, &crate::default_device())?;
         let digits = data::load(&a.source, Split::Train, home, progress)?;
         if a.calibration >= digits.len() {
             return Err(Error::InvalidArgument(format!(
@@ -367,7 +367,7 @@ pub struct PredictLine {
 
 /// A fitted recognizer with the checkpoint it was fit on.
 pub struct DigitReader {
-    net: Embedder,
+    net: DigitEmbedder,
     /// The recognizer.
     pub recognizer: DigitRecognizer,
     /// The generators whose fitting part the embedding's training or the recognizer's
@@ -379,7 +379,7 @@ impl DigitReader {
     /// Loads the checkpoint or committee and the recognizer (default
     /// `<model>/recognizer.json`), refusing a recognizer fit on other weights.
     pub fn load(model: &Path, recognizer: Option<&Path>) -> Result<Self> {
-        let net = Embedder::load(model, &crate::default_device())?;
+        let net = DigitEmbedder::load(model, &crate::default_device())?;
         let rp = recognizer.map_or_else(|| model.join("recognizer.json"), Path::to_path_buf);
         let recognizer = DigitRecognizer::load_for(&rp, &net.identity)?;
         let mut seen = net.seen_generators();
