@@ -1,7 +1,7 @@
 //! End-to-end tests of the `recog` binary on tiny data generated here.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn recog(args: &[&str], home: &Path) -> Output {
@@ -380,14 +380,12 @@ fn write_png(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
         .unwrap();
 }
 
-#[test]
-fn digits_fit_predict_eval_and_checkpoint_guard() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("toy");
+/// A toy digit set (`toy/`, 90 training and 30 test images) and an image folder of
+/// unknowns (`unk/diag/`: 12 diagonal strokes) under `dir`.
+fn write_digits_fixture(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("toy");
     write_toy_set(&data, 90, 30);
-    let d = data.to_str().unwrap();
-    // Unknowns: an image folder of diagonal strokes.
-    let unk = tmp.path().join("unk");
+    let unk = dir.join("unk");
     std::fs::create_dir_all(unk.join("diag")).unwrap();
     for i in 0..12u32 {
         write_png(
@@ -397,20 +395,19 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
             |x, y| if x + i % 3 == y { 255 } else { 0 },
         );
     }
-    let run = tmp.path().join("run");
-    let r = run.to_str().unwrap();
-    let mut args = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", r]);
-    stdout_json(&recog(&args, tmp.path()));
+    (data, unk)
+}
 
-    let o = recog(
+/// `recog digits fit` on a toy set: 15 calibration digits, 2 head epochs, JSON out.
+fn digits_fit(model: &str, data: &str, unk: &Path, cwd: &Path) -> Output {
+    recog(
         &[
             "digits",
             "fit",
             "--model",
-            r,
+            model,
             "--data",
-            d,
+            data,
             "--unknown",
             unk.to_str().unwrap(),
             "--calibration",
@@ -419,8 +416,22 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
             "2",
             "--json",
         ],
-        tmp.path(),
-    );
+        cwd,
+    )
+}
+
+#[test]
+fn digits_fit_predict_eval_and_checkpoint_guard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, unk) = write_digits_fixture(tmp.path());
+    let d = data.to_str().unwrap();
+    let run = tmp.path().join("run");
+    let r = run.to_str().unwrap();
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", d, "--out", r]);
+    stdout_json(&recog(&args, tmp.path()));
+
+    let o = digits_fit(r, d, &unk, tmp.path());
     let v = stdout_json(&o);
     assert!(v["threshold"].as_f64().unwrap() > 0.0);
     assert!(run.join("recognizer.json").exists());
@@ -545,19 +556,8 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
 #[test]
 fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("toy");
-    write_toy_set(&data, 90, 30);
+    let (data, unk) = write_digits_fixture(tmp.path());
     let d = data.to_str().unwrap();
-    let unk = tmp.path().join("unk");
-    std::fs::create_dir_all(unk.join("diag")).unwrap();
-    for i in 0..12u32 {
-        write_png(
-            &unk.join("diag").join(format!("{i}.png")),
-            28,
-            28,
-            |x, y| if x + i % 3 == y { 255 } else { 0 },
-        );
-    }
     let runs = tmp.path().join("runs");
     let member = |name: &str, seed: &str| {
         let out = runs.join(name);
@@ -599,24 +599,7 @@ fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
 
-    let o = recog(
-        &[
-            "digits",
-            "fit",
-            "--model",
-            sc,
-            "--data",
-            d,
-            "--unknown",
-            unk.to_str().unwrap(),
-            "--calibration",
-            "15",
-            "--head-epochs",
-            "2",
-            "--json",
-        ],
-        tmp.path(),
-    );
+    let o = digits_fit(sc, d, &unk, tmp.path());
     stdout_json(&o);
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.join("recognizer.json")).unwrap()).unwrap();

@@ -71,8 +71,6 @@ pub struct DigitEmbedder {
     /// The file whose SHA-256 a recognizer records: the checkpoint's weights, or the
     /// committee file (which holds every member's).
     pub identity: PathBuf,
-    /// The member checkpoint folders.
-    pub members: Vec<PathBuf>,
 }
 
 impl DigitEmbedder {
@@ -82,10 +80,7 @@ impl DigitEmbedder {
         if !file.exists() {
             let ck = CheckpointDir::new(folder);
             let (cfg, net) = ck.load_model(device)?;
-            return Ok(Self::from_members(
-                vec![(folder.to_path_buf(), cfg, net)],
-                ck.model(),
-            ));
+            return Ok(Self::from_members(vec![(cfg, net)], ck.model()));
         }
         let c: CommitteeFile = crate::train::read_json(&file)?;
         if c.members.is_empty() {
@@ -117,14 +112,14 @@ impl DigitEmbedder {
                     ),
                 });
             }
-            members.push((dir, cfg, net));
+            members.push((cfg, net));
         }
         Ok(Self::from_members(members, file))
     }
 
-    fn from_members(members: Vec<(PathBuf, TrainConfig, EmbeddingNet)>, identity: PathBuf) -> Self {
+    fn from_members(members: Vec<(TrainConfig, EmbeddingNet)>, identity: PathBuf) -> Self {
         let mut unknown: Vec<UnknownSource> = Vec::new();
-        for (_, cfg, _) in &members {
+        for (cfg, _) in &members {
             for s in cfg.unknown.iter().flat_map(|u| &u.sources) {
                 if !unknown.contains(s) {
                     unknown.push(s.clone());
@@ -132,14 +127,13 @@ impl DigitEmbedder {
             }
         }
         Self {
-            dim: members.iter().map(|(_, c, _)| c.net.dim).sum(),
-            normalized: members.iter().all(|(_, c, _)| c.net.normalize),
-            seed: members.first().map_or(0, |(_, c, _)| c.seed),
+            dim: members.iter().map(|(c, _)| c.net.dim).sum(),
+            normalized: members.iter().all(|(c, _)| c.net.normalize),
+            seed: members.first().map_or(0, |(c, _)| c.seed),
             unknown,
-            train_limits: members.iter().map(|(_, c, _)| c.train_limit).collect(),
+            train_limits: members.iter().map(|(c, _)| c.train_limit).collect(),
             identity,
-            members: members.iter().map(|(p, _, _)| p.clone()).collect(),
-            nets: members.into_iter().map(|(_, _, n)| n).collect(),
+            nets: members.into_iter().map(|(_, n)| n).collect(),
         }
     }
 
@@ -264,7 +258,7 @@ pub struct CommitteeReport {
 }
 
 impl ValidCommitteeParams {
-    /// Reads each member's configuration and weights (so a committee of missing or unreadable
+    /// Reads each member's configuration and hashes its weights (so a committee of missing
     /// checkpoints is refused now, not at fitting) and writes the committee file.
     pub fn run(&self) -> Result<CommitteeReport> {
         let p = &self.0;
@@ -282,12 +276,12 @@ impl ValidCommitteeParams {
             }
             let ck = CheckpointDir::new(m);
             let cfg = ck.read_config()?;
-            if *size.get_or_insert(cfg.net.input_size) != cfg.net.input_size {
+            let first = *size.get_or_insert(cfg.net.input_size);
+            if first != cfg.net.input_size {
                 return Err(Error::InvalidArgument(format!(
-                    "{} takes {}-pixel images, the first member {:?}",
+                    "{} takes {}-pixel images, the first member {first}-pixel ones",
                     m.display(),
                     cfg.net.input_size,
-                    size
                 )));
             }
             dim = dim
