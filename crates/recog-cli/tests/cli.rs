@@ -98,20 +98,26 @@ const TRAIN: &[&str] = &[
     "--json",
 ];
 
+/// `recog train` with [`TRAIN`]'s tiny settings on `data` into `out`, plus `extra`: its JSON.
+fn train_toy(data: &str, out: &str, extra: &[&str], cwd: &Path) -> serde_json::Value {
+    let mut args = TRAIN.to_vec();
+    args.extend(["--data", data, "--out", out]);
+    args.extend(extra);
+    stdout_json(&recog(&args, cwd))
+}
+
 #[test]
 fn train_eval_plot_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("toy");
     write_toy_set(&data, 90, 30);
     let run = tmp.path().join("run");
-    let mut args = TRAIN.to_vec();
-    args.extend([
-        "--data",
+    let v = train_toy(
         data.to_str().unwrap(),
-        "--out",
         run.to_str().unwrap(),
-    ]);
-    let v = stdout_json(&recog(&args, tmp.path()));
+        &[],
+        tmp.path(),
+    );
     let epochs = v["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2);
     assert!(epochs[1]["train_loss"].as_f64().unwrap() >= 0.0);
@@ -185,9 +191,7 @@ fn same_seed_same_loss_and_resume_matches() {
     let mut first_epoch = Vec::new();
     for name in ["a", "b"] {
         let out = tmp.path().join(name);
-        let mut args = TRAIN.to_vec();
-        args.extend(["--data", d, "--out", out.to_str().unwrap()]);
-        let v = stdout_json(&recog(&args, tmp.path()));
+        let v = train_toy(d, out.to_str().unwrap(), &[], tmp.path());
         losses.push(v["epochs"][1]["train_loss"].as_f64().unwrap());
         first_epoch.push(v["epochs"][0]["train_loss"].as_f64().unwrap());
     }
@@ -196,12 +200,8 @@ fn same_seed_same_loss_and_resume_matches() {
     // One epoch, then --resume to two, equals two straight epochs.
     let out = tmp.path().join("c");
     let o = out.to_str().unwrap();
-    let mut args: Vec<&str> = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", o, "--stop-after", "1"]);
-    stdout_json(&recog(&args, tmp.path()));
-    let mut args = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", o, "--resume"]);
-    let v = stdout_json(&recog(&args, tmp.path()));
+    train_toy(d, o, &["--stop-after", "1"], tmp.path());
+    let v = train_toy(d, o, &["--resume"], tmp.path());
     assert_eq!(v["epochs"].as_array().unwrap().len(), 2);
     assert_eq!(
         v["epochs"][0]["train_loss"].as_f64().unwrap(),
@@ -215,9 +215,7 @@ fn same_seed_same_loss_and_resume_matches() {
 
     // A different seed gives a different run.
     let out = tmp.path().join("e");
-    let mut args = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", out.to_str().unwrap(), "--seed", "7"]);
-    let v = stdout_json(&recog(&args, tmp.path()));
+    let v = train_toy(d, out.to_str().unwrap(), &["--seed", "7"], tmp.path());
     assert_ne!(v["epochs"][1]["train_loss"].as_f64().unwrap(), losses[0]);
 }
 
@@ -427,9 +425,7 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
     let d = data.to_str().unwrap();
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
-    let mut args = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", r]);
-    stdout_json(&recog(&args, tmp.path()));
+    train_toy(d, r, &[], tmp.path());
 
     let o = digits_fit(r, d, &unk, tmp.path());
     let v = stdout_json(&o);
@@ -531,9 +527,7 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
 
     // Another checkpoint is refused.
     let other = tmp.path().join("other");
-    let mut args = TRAIN.to_vec();
-    args.extend(["--data", d, "--out", other.to_str().unwrap(), "--seed", "9"]);
-    stdout_json(&recog(&args, tmp.path()));
+    train_toy(d, other.to_str().unwrap(), &["--seed", "9"], tmp.path());
     let o = recog(
         &[
             "digits",
@@ -561,9 +555,7 @@ fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
     let runs = tmp.path().join("runs");
     let member = |name: &str, seed: &str| {
         let out = runs.join(name);
-        let mut args = TRAIN.to_vec();
-        args.extend(["--data", d, "--out", out.to_str().unwrap(), "--seed", seed]);
-        stdout_json(&recog(&args, tmp.path()));
+        train_toy(d, out.to_str().unwrap(), &["--seed", seed], tmp.path());
         out
     };
     let a = member("a", "1");
