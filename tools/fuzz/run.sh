@@ -10,7 +10,8 @@
 # optimisation (CI's smoke run: a quicker build, slower executions); the default is release.
 # TARGETS (space-separated) picks targets. FUZZ_RUNS=N stops each target after N inputs
 # instead, with a fixed seed: the same inputs every time (CI's smoke run). FUZZ_FLAGS adds
-# libFuzzer flags (e.g. "-len_control=0" to allow long inputs from the start).
+# libFuzzer flags (e.g. "-len_control=0" to allow long inputs from the start). FUZZ_MAX_LEN
+# caps an input's length in bytes (default 1 MB; longer corpus files are read truncated).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-600}"
@@ -47,7 +48,7 @@ for t in $TARGETS; do
     for f in $(extra "$t"); do cp -f "$f" "fuzz/corpus-run/$t-real/"; done
     "$BIN/$t" "fuzz/corpus-run/$t" "fuzz/corpus/$t" "fuzz/corpus-run/$t-real" \
         $LIMIT ${FUZZ_FLAGS:-} -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
-        -max_len=1048576 -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
+        -max_len="${FUZZ_MAX_LEN:-1048576}" -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 \
         >"fuzz/artifacts/$t.log" 2>&1
     rc=$?
     echo "$t rc=$rc $(grep -E '^#[0-9]+' "fuzz/artifacts/$t.log" | tail -1)"

@@ -109,6 +109,10 @@ pub struct TrainArgs {
     /// Embedding dimension D [default: 64, or 2 with --notebook].
     #[arg(long)]
     pub dim: Option<usize>,
+    /// Width multiplier of the network: 32 x N and 64 x N convolution channels, 128 x N
+    /// hidden units.
+    #[arg(long, default_value_t = 1)]
+    pub width: usize,
     /// Triplet source.
     #[arg(long, value_enum, default_value_t = MinerArg::SemiHard)]
     pub miner: MinerArg,
@@ -253,6 +257,7 @@ impl TrainArgs {
         if let Some(r) = self.rotate {
             cfg.augment_rotate = r;
         }
+        cfg.net.width = self.width;
         cfg.seed = self.seed;
         Ok(cfg)
     }

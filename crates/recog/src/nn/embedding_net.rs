@@ -4,7 +4,8 @@
 //! (Schroff et al., "FaceNet: A Unified Embedding for Face Recognition and Clustering", 2015;
 //! Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification", 2017):
 //! Conv 32 3x3 relu, Conv 64 3x3 relu, MaxPool 2, Dropout 0.25, Dense 128 relu, Dropout 0.5,
-//! Dense D, optionally L2-normalised.
+//! Dense D, optionally L2-normalised. [`EmbeddingNetConfig::width`] multiplies the channel and
+//! unit counts (a wider trunk, same depth).
 //!
 //! ```
 //! use recog::nn::EmbeddingNetConfig;
@@ -32,6 +33,15 @@ pub struct EmbeddingNetConfig {
     pub dropout_conv: f64,
     /// Dropout after the dense hidden layer.
     pub dropout_dense: f64,
+    /// Width multiplier: the convolutions have 32 x width and 64 x width channels and the
+    /// dense hidden layer 128 x width units (1 = the notebook's; configs saved before the
+    /// option existed read as 1).
+    #[serde(default = "notebook_width")]
+    pub width: usize,
+}
+
+fn notebook_width() -> usize {
+    1
 }
 
 impl EmbeddingNetConfig {
@@ -43,6 +53,7 @@ impl EmbeddingNetConfig {
             normalize: false,
             dropout_conv: 0.25,
             dropout_dense: 0.5,
+            width: 1,
         }
     }
 
@@ -55,22 +66,28 @@ impl EmbeddingNetConfig {
         }
     }
 
+    /// Channels of the two convolutions and units of the dense hidden layer.
+    pub fn widths(&self) -> [usize; 3] {
+        [32 * self.width, 64 * self.width, 128 * self.width]
+    }
+
     /// Flattened size after the convolutions and pooling.
     pub fn flat_features(&self) -> usize {
         let s = (self.input_size.saturating_sub(4)) / 2;
-        64 * s * s
+        self.widths()[1] * s * s
     }
 
     /// Builds the network with fresh weights.
     pub fn init(&self, device: &Device) -> EmbeddingNet {
+        let [c1, c2, hidden] = self.widths();
         EmbeddingNet {
-            conv1: Conv2dConfig::new([1, 32], [3, 3]).init(device),
-            conv2: Conv2dConfig::new([32, 64], [3, 3]).init(device),
+            conv1: Conv2dConfig::new([1, c1], [3, 3]).init(device),
+            conv2: Conv2dConfig::new([c1, c2], [3, 3]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             drop1: DropoutConfig::new(self.dropout_conv).init(),
-            fc1: LinearConfig::new(self.flat_features(), 128).init(device),
+            fc1: LinearConfig::new(self.flat_features(), hidden).init(device),
             drop2: DropoutConfig::new(self.dropout_dense).init(),
-            fc2: LinearConfig::new(128, self.dim).init(device),
+            fc2: LinearConfig::new(hidden, self.dim).init(device),
             relu: Relu::new(),
             normalize: self.normalize,
         }
@@ -80,15 +97,15 @@ impl EmbeddingNetConfig {
 /// The embedding network. Parameter names follow the notebook's layers.
 #[derive(Module, Debug)]
 pub struct EmbeddingNet {
-    /// First convolution, 1 -> 32 channels.
+    /// First convolution, 1 -> 32 (x width) channels.
     pub conv1: Conv2d,
-    /// Second convolution, 32 -> 64 channels.
+    /// Second convolution, 32 -> 64 (x width) channels.
     pub conv2: Conv2d,
     /// 2x2 max pooling.
     pub pool: MaxPool2d,
     /// Dropout 0.25.
     pub drop1: Dropout,
-    /// Dense 128.
+    /// Dense 128 (x width).
     pub fc1: Linear,
     /// Dropout 0.5.
     pub drop2: Dropout,
@@ -160,4 +177,36 @@ impl EmbeddingNet {
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().square().sum_dim(1).add_scalar(1e-12).sqrt();
     x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_saved_before_width_existed_reads_as_the_notebooks_width() {
+        let old = r#"{"input_size":28,"dim":64,"normalize":true,"dropout_conv":0.25,"dropout_dense":0.0}"#;
+        let cfg: EmbeddingNetConfig = serde_json::from_str(old).expect("an old config");
+        assert_eq!(cfg.width, 1);
+        assert_eq!(cfg.widths(), [32, 64, 128]);
+    }
+
+    #[test]
+    fn width_multiplies_channels_and_hidden_units() {
+        let cfg = EmbeddingNetConfig {
+            width: 2,
+            ..EmbeddingNetConfig::retrieval64()
+        };
+        let device = crate::default_device();
+        let net = cfg.init(&device);
+        assert_eq!(net.conv1.weight.dims(), [64, 1, 3, 3]);
+        assert_eq!(net.conv2.weight.dims(), [128, 64, 3, 3]);
+        assert_eq!(net.fc1.weight.dims(), [128 * 12 * 12, 256]);
+        assert_eq!(net.fc2.weight.dims(), [256, 64]);
+        let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        assert_eq!(net.forward(x).dims(), [3, 64]);
+        let mut train = crate::train::TrainConfig::for_dim(64);
+        train.net.width = 0;
+        assert!(train.validate().is_err());
+    }
 }

@@ -474,13 +474,15 @@ mod tests {
     fn host_trunk_gradients_match_burns_autodiff() {
         // No dropout, so that both passes see the same network; 26 px checks that nothing
         // assumes MNIST's 28.
-        for (size, dim) in [(28, 64), (26, 2)] {
+        // Width 2 checks that nothing assumes the notebook's 32 and 64 channels.
+        for (size, dim, width) in [(28, 64, 1), (26, 2, 1), (28, 8, 2)] {
             let cfg = EmbeddingNetConfig {
                 input_size: size,
                 dropout_conv: 0.0,
                 dropout_dense: 0.0,
                 dim,
                 normalize: dim > 2,
+                width,
             };
             let device = crate::default_device().autodiff();
             device.seed(7);
