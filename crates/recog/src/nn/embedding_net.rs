@@ -45,6 +45,10 @@ fn notebook_width() -> usize {
 }
 
 impl EmbeddingNetConfig {
+    /// The most weights [`Self::validate`] accepts (1 GiB of f32; the notebook's network has
+    /// 1.2 million, width 2 about 4.8 million).
+    pub const MAX_PARAMETERS: usize = 1 << 28;
+
     /// The notebook's setting: D = 2, no normalisation.
     pub fn notebook() -> Self {
         Self {
@@ -75,6 +79,46 @@ impl EmbeddingNetConfig {
     pub fn flat_features(&self) -> usize {
         let s = (self.input_size.saturating_sub(4)) / 2;
         self.widths()[1] * s * s
+    }
+
+    /// Checks the sizes before [`Self::init`] allocates anything: they come from a
+    /// checkpoint's `config.json` as well as from flags, so a widths product that overflows or
+    /// asks for more than [`Self::MAX_PARAMETERS`] weights is refused instead of aborting on the
+    /// allocation.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.dim == 0 {
+            return Err("embedding dimension must be at least 1".into());
+        }
+        if !(1..=8).contains(&self.width) {
+            return Err(format!("width must be in 1..=8, got {}", self.width));
+        }
+        if self.input_size < 6 {
+            return Err(format!(
+                "input side must be at least 6 pixels (two 3x3 convolutions and a 2x2 pooling), \
+                 got {}",
+                self.input_size
+            ));
+        }
+        let [c1, c2, hidden] = self.widths();
+        let s = (self.input_size - 4) / 2;
+        let parameters = c2
+            .checked_mul(s)
+            .and_then(|v| v.checked_mul(s))
+            .and_then(|flat| flat.checked_mul(hidden))
+            .and_then(|v| v.checked_add(hidden.checked_mul(self.dim)?))
+            .and_then(|v| v.checked_add(9 * c1 * (1 + c2)))
+            .filter(|&v| v <= Self::MAX_PARAMETERS);
+        if parameters.is_none() {
+            return Err(format!(
+                "a {}x{} input with width {} and D = {} needs more than {} weights",
+                self.input_size,
+                self.input_size,
+                self.width,
+                self.dim,
+                Self::MAX_PARAMETERS
+            ));
+        }
+        Ok(())
     }
 
     /// Builds the network with fresh weights.
@@ -208,5 +252,35 @@ mod tests {
         let mut train = crate::train::TrainConfig::for_dim(64);
         train.net.width = 0;
         assert!(train.validate().is_err());
+    }
+
+    #[test]
+    fn sizes_that_overflow_or_exceed_the_budget_are_refused() {
+        let ok = EmbeddingNetConfig::retrieval64();
+        assert!(ok.validate().is_ok());
+        for bad in [
+            EmbeddingNetConfig {
+                dim: usize::MAX,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                input_size: usize::MAX,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                input_size: 4096,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                input_size: 5,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                width: usize::MAX,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -93,6 +93,10 @@ impl CheckpointDir {
     /// Loads the trained network on `device`.
     pub fn load_model(&self, device: &Device) -> Result<(TrainConfig, EmbeddingNet)> {
         let cfg = self.read_config()?;
+        cfg.net.validate().map_err(|problem| Error::Checkpoint {
+            path: self.config(),
+            problem,
+        })?;
         let path = self.model();
         if !path.exists() {
             return Err(Error::Checkpoint {
@@ -126,4 +130,25 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
         source: e,
     })?;
     std::fs::write(path, s).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_claiming_a_huge_width_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ckpt = CheckpointDir::new(dir.path());
+        let mut cfg = TrainConfig::for_dim(64);
+        cfg.net.width = 1 << 40;
+        write_json(&ckpt.config(), &cfg).expect("config written");
+        std::fs::write(ckpt.model(), b"not reached").expect("weights written");
+        let err = match ckpt.load_model(&crate::default_device()) {
+            Ok(_) => panic!("a width of 2^40 was loaded"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, Error::Checkpoint { ref path, .. } if path.ends_with("config.json")));
+        assert!(err.to_string().contains("width"), "{err}");
+    }
 }

@@ -178,12 +178,7 @@ impl TrainConfig {
     /// Checks ranges before any work starts.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.net.dim == 0 {
-            return bad("embedding dimension must be at least 1".into());
-        }
-        if !(1..=8).contains(&self.net.width) {
-            return bad(format!("width must be in 1..=8, got {}", self.net.width));
-        }
+        self.net.validate().map_err(Error::InvalidArgument)?;
         if !(0.0..1.0).contains(&self.net.dropout_conv)
             || !(0.0..1.0).contains(&self.net.dropout_dense)
         {
