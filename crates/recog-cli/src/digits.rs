@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use recog::data::unknowns::Generator;
 use recog::data::UnknownSource;
-use recog::openset::committee::CommitteeParams;
+use recog::openset::committee::{CommitteeParams, Views};
 use recog::openset::logo::LogoParams;
 use recog::openset::tasks::{DigitReader, EvalParams, FitParams};
 use recog::openset::{self, Method};
@@ -34,12 +34,16 @@ pub enum DigitsCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct CommitteeArgs {
-    /// Member checkpoint folders (`recog train --out`), two or more.
+    /// Member checkpoint folders (`recog train --out`), two or more (one with --views).
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
     /// The committee folder (committee.json is written there).
     #[arg(long)]
     pub out: PathBuf,
+    /// Views of each image every member embeds (test-time augmentation): `shift1` adds the
+    /// four one-pixel shifts, at five times the embedding work.
+    #[arg(long, value_enum, default_value = "one")]
+    pub views: Views,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -172,9 +176,12 @@ pub fn run(c: DigitsCommand) -> Result<()> {
         DigitsCommand::Predict(a) => predict(&a),
         DigitsCommand::Eval(a) => eval(&a).map(|_| ()),
         DigitsCommand::Committee(a) => {
-            let r = CommitteeParams::new(a.models.clone(), a.out.clone())
-                .check()?
-                .run()?;
+            let r = CommitteeParams {
+                views: a.views,
+                ..CommitteeParams::new(a.models.clone(), a.out.clone())
+            }
+            .check()?
+            .run()?;
             emit(a.json, &r)
         }
         DigitsCommand::EvalLogo(a) => {

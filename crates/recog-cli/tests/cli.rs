@@ -546,7 +546,8 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
 }
 
 /// A committee of two checkpoints: its embedding is both members' (twice the dimension), a
-/// recognizer fits and answers on it, and a member trained again afterwards is refused.
+/// recognizer fits and answers on it, and a member trained again afterwards is refused. One
+/// checkpoint with `--views shift1` is a committee of five views.
 #[test]
 fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
     let tmp = tempfile::tempdir().unwrap();
@@ -590,6 +591,31 @@ fn digits_committee_fits_predicts_and_refuses_a_retrained_member() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
+    // One checkpoint with test-time views: five embeddings of each image, concatenated.
+    let views = runs.join("a-views");
+    let sv = views.to_str().unwrap();
+    let o = recog(
+        &[
+            "digits",
+            "committee",
+            "--model",
+            sa,
+            "--views",
+            "shift1",
+            "--out",
+            sv,
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v["dim"], 40);
+    assert_eq!(v["views"], "shift1");
+    stdout_json(&digits_fit(sv, d, &unk, tmp.path()));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(views.join("recognizer.json")).unwrap())
+            .unwrap();
+    assert_eq!(rec["dim"], 40);
 
     let o = digits_fit(sc, d, &unk, tmp.path());
     stdout_json(&o);

@@ -52,13 +52,72 @@ pub struct CommitteeFile {
     pub version: u32,
     /// The members, in the order their embeddings are concatenated.
     pub members: Vec<Member>,
+    /// The views of each image every member embeds (files written before views existed
+    /// read as [`Views::One`]).
+    #[serde(default)]
+    pub views: Views,
+}
+
+/// Which views of an image are embedded: test-time augmentation, whose embeddings are
+/// concatenated like members' (so the squared distance is the mean over views and members).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Views {
+    /// The image as given.
+    #[default]
+    One,
+    /// The image and its four one-pixel shifts (left, right, up, down), the shifts the
+    /// training's augmentation draws from.
+    Shift1,
+}
+
+impl Views {
+    /// The `(dx, dy)` pixel shift of each view, the identity first.
+    pub fn shifts(self) -> &'static [(i32, i32)] {
+        match self {
+            Views::One => &[(0, 0)],
+            Views::Shift1 => &[(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
+        }
+    }
+}
+
+/// `data` with every image moved by `(dx, dy)` pixels, uncovered pixels background.
+pub fn shifted(data: &Dataset, (dx, dy): (i32, i32)) -> Dataset {
+    let (h, w) = (data.height, data.width);
+    let mut pixels = vec![0u8; data.pixels.len()];
+    if h > 0 && w > 0 {
+        for (src, dst) in data.pixels.chunks(h * w).zip(pixels.chunks_mut(h * w)) {
+            for y in 0..h {
+                let sy = y as i64 - i64::from(dy);
+                if sy < 0 || sy >= h as i64 {
+                    continue;
+                }
+                for x in 0..w {
+                    let sx = x as i64 - i64::from(dx);
+                    if sx >= 0 && sx < w as i64 {
+                        dst[y * w + x] = src[sy as usize * w + sx as usize];
+                    }
+                }
+            }
+        }
+    }
+    Dataset {
+        pixels,
+        labels: data.labels.clone(),
+        height: h,
+        width: w,
+        classes: data.classes.clone(),
+    }
 }
 
 /// An embedding from one checkpoint or a committee, with what fitting and evaluation need to
 /// know about its training.
 pub struct DigitEmbedder {
     nets: Vec<EmbeddingNet>,
-    /// Embedding dimension (the sum of the members').
+    /// The views of each image every member embeds.
+    pub views: Views,
+    /// Embedding dimension (the sum of the members', times the number of views).
     pub dim: usize,
     /// Whether the embeddings are unit-length.
     pub normalized: bool,
@@ -80,7 +139,7 @@ impl DigitEmbedder {
         if !file.exists() {
             let ck = CheckpointDir::new(folder);
             let (cfg, net) = ck.load_model(device)?;
-            return Ok(Self::from_members(vec![(cfg, net)], ck.model()));
+            return Ok(Self::from_members(vec![(cfg, net)], Views::One, ck.model()));
         }
         let c: CommitteeFile = crate::train::read_json(&file)?;
         if c.members.is_empty() {
@@ -114,10 +173,14 @@ impl DigitEmbedder {
             }
             members.push((cfg, net));
         }
-        Ok(Self::from_members(members, file))
+        Ok(Self::from_members(members, c.views, file))
     }
 
-    fn from_members(members: Vec<(TrainConfig, EmbeddingNet)>, identity: PathBuf) -> Self {
+    fn from_members(
+        members: Vec<(TrainConfig, EmbeddingNet)>,
+        views: Views,
+        identity: PathBuf,
+    ) -> Self {
         let mut unknown: Vec<UnknownSource> = Vec::new();
         for (cfg, _) in &members {
             for s in cfg.unknown.iter().flat_map(|u| &u.sources) {
@@ -127,7 +190,8 @@ impl DigitEmbedder {
             }
         }
         Self {
-            dim: members.iter().map(|(c, _)| c.net.dim).sum(),
+            dim: members.iter().map(|(c, _)| c.net.dim).sum::<usize>() * views.shifts().len(),
+            views,
             normalized: members.iter().all(|(c, _)| c.net.normalize),
             seed: members.first().map_or(0, |(c, _)| c.seed),
             unknown,
@@ -153,8 +217,8 @@ impl DigitEmbedder {
             .all(|&l| super::tasks::limit_leaves_out(l, n, calibration))
     }
 
-    /// Embeds every image of `data`, `[n][dim]` row-major: each member's embedding, in
-    /// member order, scaled by `1/sqrt(M)`.
+    /// Embeds every image of `data`, `[n][dim]` row-major: for each view in turn, each
+    /// member's embedding in member order, all scaled by `1/sqrt(views * members)`.
     pub fn embed_dataset(
         &self,
         data: &Dataset,
@@ -162,14 +226,22 @@ impl DigitEmbedder {
         device: &Device,
         progress: &dyn Progress,
     ) -> Vec<f32> {
-        if let [net] = self.nets.as_slice() {
+        if let ([net], Views::One) = (self.nets.as_slice(), self.views) {
             return net.embed_dataset(data, batch, device, progress);
         }
-        let parts: Vec<Vec<f32>> = self
-            .nets
-            .iter()
-            .map(|net| net.embed_dataset(data, batch, device, progress))
-            .collect();
+        let mut parts = Vec::new();
+        for &shift in self.views.shifts() {
+            let moved;
+            let view = if shift == (0, 0) {
+                data
+            } else {
+                moved = shifted(data, shift);
+                &moved
+            };
+            for net in &self.nets {
+                parts.push(net.embed_dataset(view, batch, device, progress));
+            }
+        }
         concatenate(&parts, data.len())
     }
 }
@@ -213,19 +285,25 @@ pub struct CommitteeParams {
     pub members: Vec<PathBuf>,
     /// The committee folder to write [`COMMITTEE_FILE`] into.
     pub folder: PathBuf,
+    /// The views of each image every member embeds.
+    pub views: Views,
 }
 
 impl CommitteeParams {
-    /// The members and the folder.
+    /// The members and the folder, each image embedded as given.
     pub fn new(members: Vec<PathBuf>, folder: PathBuf) -> Self {
-        Self { members, folder }
+        Self {
+            members,
+            folder,
+            views: Views::One,
+        }
     }
 
-    /// At least two members, none repeated.
+    /// At least two members (one is enough with more than one view), none repeated.
     pub fn check(self) -> Result<ValidCommitteeParams> {
-        if self.members.len() < 2 {
+        if self.members.is_empty() || (self.members.len() < 2 && self.views == Views::One) {
             return Err(Error::InvalidArgument(
-                "a committee needs at least two checkpoints (--model a --model b)".into(),
+                "a committee needs at least two checkpoints (--model a --model b), or one with --views".into(),
             ));
         }
         for (i, m) in self.members.iter().enumerate() {
@@ -253,6 +331,8 @@ pub struct CommitteeReport {
     pub file: PathBuf,
     /// The members as recorded.
     pub members: Vec<Member>,
+    /// The views of each image every member embeds.
+    pub views: Views,
     /// The committee embedding's dimension.
     pub dim: usize,
 }
@@ -284,8 +364,11 @@ impl ValidCommitteeParams {
                     cfg.net.input_size,
                 )));
             }
-            dim = dim
-                .checked_add(cfg.net.dim)
+            dim = cfg
+                .net
+                .dim
+                .checked_mul(p.views.shifts().len())
+                .and_then(|d| d.checked_add(dim))
                 .ok_or_else(|| Error::InvalidArgument("the members' dimensions overflow".into()))?;
             let sha = crate::digest::sha256_file(&ck.model())?;
             let abs = std::fs::canonicalize(m).map_err(|e| Error::io(m, e))?;
@@ -298,6 +381,7 @@ impl ValidCommitteeParams {
         let c = CommitteeFile {
             version: 1,
             members: members.clone(),
+            views: p.views,
         };
         let text = serde_json::to_string_pretty(&c).map_err(|e| Error::Json {
             path: file.clone(),
@@ -308,6 +392,7 @@ impl ValidCommitteeParams {
             folder: p.folder.clone(),
             file,
             members,
+            views: p.views,
             dim,
         })
     }
@@ -317,8 +402,9 @@ impl std::fmt::Display for CommitteeReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "committee of {} checkpoints, {}-d embedding: {}",
+            "committee of {} checkpoint{}, {}-d embedding: {}",
             self.members.len(),
+            if self.members.len() == 1 { "" } else { "s" },
             self.dim,
             self.file.display()
         )?;
@@ -328,6 +414,13 @@ impl std::fmt::Display for CommitteeReport {
                 "\n  {} (sha256 {}…)",
                 m.checkpoint.display(),
                 crate::digest::short(&m.sha256)
+            )?;
+        }
+        let n = self.views.shifts().len();
+        if n > 1 {
+            write!(
+                f,
+                "\n  each image embedded in {n} views (itself and its one-pixel shifts)"
             )?;
         }
         Ok(())
@@ -369,9 +462,43 @@ mod tests {
     }
 
     #[test]
+    fn a_shifted_view_moves_the_ink_and_fills_with_background() {
+        // One 3x3 image with ink in the centre column, rows 0..3 = 1..=9.
+        let d = Dataset::new((1..=9).collect(), vec![0], 3, 3, vec!["0".into()]).unwrap();
+        assert_eq!(shifted(&d, (0, 0)).pixels, d.pixels);
+        assert_eq!(shifted(&d, (1, 0)).pixels, vec![0, 1, 2, 0, 4, 5, 0, 7, 8]);
+        assert_eq!(shifted(&d, (-1, 0)).pixels, vec![2, 3, 0, 5, 6, 0, 8, 9, 0]);
+        assert_eq!(shifted(&d, (0, 1)).pixels, vec![0, 0, 0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(shifted(&d, (0, -1)).pixels, vec![4, 5, 6, 7, 8, 9, 0, 0, 0]);
+        assert_eq!(shifted(&d, (5, 0)).pixels, vec![0; 9]);
+        assert_eq!(Views::Shift1.shifts().len(), 5);
+        assert_eq!(Views::Shift1.shifts()[0], (0, 0));
+    }
+
+    #[test]
+    fn a_committee_file_written_before_views_existed_reads_as_one_view() {
+        let old = r#"{"version": 1, "members": [{"checkpoint": "../a", "sha256": "00"}]}"#;
+        let c: CommitteeFile = serde_json::from_str(old).unwrap();
+        assert_eq!(c.views, Views::One);
+        let new = r#"{"version": 1, "members": [], "views": "shift1"}"#;
+        let c: CommitteeFile = serde_json::from_str(new).unwrap();
+        assert_eq!(c.views, Views::Shift1);
+    }
+
+    #[test]
     fn a_committee_needs_two_different_members() {
         let one = CommitteeParams::new(vec!["a".into()], "c".into());
         assert!(one.check().is_err());
+        let none = CommitteeParams {
+            views: Views::Shift1,
+            ..CommitteeParams::new(vec![], "c".into())
+        };
+        assert!(none.check().is_err());
+        let one_with_views = CommitteeParams {
+            views: Views::Shift1,
+            ..CommitteeParams::new(vec!["a".into()], "c".into())
+        };
+        assert!(one_with_views.check().is_ok());
         let twice = CommitteeParams::new(vec!["a".into(), "a".into()], "c".into());
         assert!(twice.check().is_err());
     }
