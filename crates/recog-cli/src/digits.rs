@@ -27,8 +27,9 @@ pub enum DigitsCommand {
     /// Leave-one-generator-out: each generator held out from both the embedding's training
     /// and the recognizer's fitting, every rule, one row per held-out generator.
     EvalLogo(LogoArgs),
-    /// Form a committee of checkpoints trained alike with different seeds: their embeddings
-    /// concatenated; `fit`, `predict`, `eval` and `eval-logo` take its folder as --model.
+    /// Form a committee of checkpoints trained alike with different seeds, optionally over
+    /// shifted views of each image: their embeddings concatenated; `fit`, `predict`, `eval`
+    /// and `eval-logo` take its folder as --model.
     Committee(CommitteeArgs),
 }
 

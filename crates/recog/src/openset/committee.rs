@@ -8,6 +8,10 @@
 //! members' squared distances. Every decision rule then works unchanged on it. (The rule
 //! that combines scores is [`super::Method::Ensemble`]; "committee" names the networks.)
 //!
+//! A committee may also embed several [`Views`] of each image (test-time augmentation: the
+//! image and its one-pixel shifts), concatenated the same way; one checkpoint with views is
+//! a committee of one.
+//!
 //! A committee lives in a folder holding [`COMMITTEE_FILE`], which lists its members and the
 //! SHA-256 of each one's weights, so a member trained again afterwards is refused. Every
 //! command that takes a checkpoint folder for digits (`fit`, `predict`, `eval`, `eval-logo`)
