@@ -92,18 +92,7 @@ pub fn shifted(data: &Dataset, (dx, dy): (i32, i32)) -> Dataset {
     let mut pixels = vec![0u8; data.pixels.len()];
     if h > 0 && w > 0 {
         for (src, dst) in data.pixels.chunks(h * w).zip(pixels.chunks_mut(h * w)) {
-            for y in 0..h {
-                let sy = y as i64 - i64::from(dy);
-                if sy < 0 || sy >= h as i64 {
-                    continue;
-                }
-                for x in 0..w {
-                    let sx = x as i64 - i64::from(dx);
-                    if sx >= 0 && sx < w as i64 {
-                        dst[y * w + x] = src[sy as usize * w + sx as usize];
-                    }
-                }
-            }
+            crate::train::augment::shift_image(src, dst, h, w, i64::from(dx), i64::from(dy));
         }
     }
     Dataset {

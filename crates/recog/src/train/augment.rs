@@ -78,20 +78,33 @@ pub fn random_shift(px: &mut [f32], h: usize, w: usize, max: usize, rng: &mut im
         if dx == 0 && dy == 0 {
             continue;
         }
-        tmp.iter_mut().for_each(|v| *v = 0.0);
-        for y in 0..h as i64 {
-            let sy = y - dy;
-            if sy < 0 || sy >= h as i64 {
-                continue;
-            }
-            for x in 0..w as i64 {
-                let sx = x - dx;
-                if sx >= 0 && sx < w as i64 {
-                    tmp[(y * w as i64 + x) as usize] = img[(sy * w as i64 + sx) as usize];
-                }
+        shift_image(img, &mut tmp, h, w, dx, dy);
+        img.copy_from_slice(&tmp);
+    }
+}
+
+/// Writes `src` (`h x w`) moved by `(dx, dy)` pixels into `dst`, uncovered pixels
+/// `T::default()` (background).
+pub fn shift_image<T: Copy + Default>(
+    src: &[T],
+    dst: &mut [T],
+    h: usize,
+    w: usize,
+    dx: i64,
+    dy: i64,
+) {
+    dst.iter_mut().for_each(|v| *v = T::default());
+    for y in 0..h as i64 {
+        let sy = y - dy;
+        if sy < 0 || sy >= h as i64 {
+            continue;
+        }
+        for x in 0..w as i64 {
+            let sx = x - dx;
+            if sx >= 0 && sx < w as i64 {
+                dst[(y * w as i64 + x) as usize] = src[(sy * w as i64 + sx) as usize];
             }
         }
-        img.copy_from_slice(&tmp);
     }
 }
 
