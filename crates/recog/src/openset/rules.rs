@@ -95,6 +95,27 @@ pub struct Mahalanobis {
     pub means: Vec<Vec<f32>>,
     /// The inverse of the shared covariance, `[dim][dim]` row-major.
     pub precision: Vec<f64>,
+    /// The precision's factor and the means mapped through it, made on first use (a
+    /// recognizer read from JSON carries the precision only).
+    #[serde(skip)]
+    whitening: Whitening,
+}
+
+/// `U`, the transpose of the precision's Cholesky factor (`precision = U^T U`), and `U m` for
+/// each class mean `m`, so that a squared distance is `|U x - U m|^2`: one triangular product
+/// per image instead of one full quadratic form per class (20x fewer operations for ten
+/// classes), which is what `eval-logo` spent most of its time on with committees.
+#[derive(Debug, Clone, Default)]
+struct Whitening(std::sync::OnceLock<Option<Whitened>>);
+
+/// `U` (`[dim][dim]` row-major, upper triangular) and `U m` for each class mean `m`.
+type Whitened = (Vec<f64>, Vec<Vec<f64>>);
+
+/// A cache: two equal models are equal whether or not either has made it yet.
+impl PartialEq for Whitening {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Mahalanobis {
@@ -140,11 +161,61 @@ impl Mahalanobis {
                 .map(|m| m.iter().map(|&v| v as f32).collect())
                 .collect(),
             precision: invert_spd(&cov, dim)?,
+            whitening: Whitening::default(),
         })
     }
 
-    /// The smallest squared Mahalanobis distance to a class mean.
+    /// The smallest squared Mahalanobis distance to a class mean; infinite (reject) when the
+    /// sizes of `x`, the means and the precision (perhaps read from an edited file) disagree.
     pub fn score(&self, x: &[f32]) -> f32 {
+        let d = self.dim;
+        if x.len() != d
+            || d.checked_mul(d) != Some(self.precision.len())
+            || self.means.iter().any(|m| m.len() != d)
+        {
+            return f32::INFINITY;
+        }
+        if let Some((u, whitened_means)) = self.whitening.0.get_or_init(|| self.whiten()) {
+            // z = U x, U upper triangular.
+            let z: Vec<f64> = (0..d)
+                .map(|i| {
+                    let row = &u[i * d + i..(i + 1) * d];
+                    row.iter().zip(&x[i..d]).map(|(a, &v)| a * v as f64).sum()
+                })
+                .collect();
+            return whitened_means
+                .iter()
+                .map(|w| z.iter().zip(w).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                .fold(f64::INFINITY, f64::min) as f32;
+        }
+        self.score_direct(x)
+    }
+
+    /// `U` and the whitened means; `None` (score directly) if the precision read from a file
+    /// does not factor.
+    fn whiten(&self) -> Option<Whitened> {
+        let d = self.dim;
+        let l = cholesky(&self.precision, d).ok()?;
+        let mut u = vec![0f64; d * d];
+        for i in 0..d {
+            for j in i..d {
+                u[i * d + j] = l[j * d + i];
+            }
+        }
+        let whitened_means = self
+            .means
+            .iter()
+            .map(|m| {
+                (0..d)
+                    .map(|i| (i..d).map(|j| u[i * d + j] * m[j] as f64).sum())
+                    .collect()
+            })
+            .collect();
+        Some((u, whitened_means))
+    }
+
+    /// The quadratic form `(x - m)^T P (x - m)` for each class, the smallest.
+    fn score_direct(&self, x: &[f32]) -> f32 {
         let d = self.dim;
         let mut best = f64::INFINITY;
         let mut c = vec![0f64; d];
@@ -165,6 +236,27 @@ impl Mahalanobis {
 
 /// The inverse of a symmetric positive definite matrix, through its Cholesky factor.
 fn invert_spd(a: &[f64], n: usize) -> Result<Vec<f64>> {
+    let l = cholesky(a, n)?;
+    // inv(A) = inv(L)^T inv(L); inv(L) by forward substitution, column by column.
+    let mut li = vec![0f64; n * n];
+    for c in 0..n {
+        for i in c..n {
+            let s: f64 = (c..i).map(|k| l[i * n + k] * li[k * n + c]).sum();
+            let e = if i == c { 1.0 } else { 0.0 };
+            li[i * n + c] = (e - s) / l[i * n + i];
+        }
+    }
+    let mut inv = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            inv[i * n + j] = (i.max(j)..n).map(|k| li[k * n + i] * li[k * n + j]).sum();
+        }
+    }
+    Ok(inv)
+}
+
+/// The lower-triangular `L` with `A = L L^T`, row-major, for a symmetric positive definite `A`.
+fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
     let mut l = vec![0f64; n * n];
     for i in 0..n {
         for j in 0..=i {
@@ -182,22 +274,7 @@ fn invert_spd(a: &[f64], n: usize) -> Result<Vec<f64>> {
             }
         }
     }
-    // inv(A) = inv(L)^T inv(L); inv(L) by forward substitution, column by column.
-    let mut li = vec![0f64; n * n];
-    for c in 0..n {
-        for i in c..n {
-            let s: f64 = (c..i).map(|k| l[i * n + k] * li[k * n + c]).sum();
-            let e = if i == c { 1.0 } else { 0.0 };
-            li[i * n + c] = (e - s) / l[i * n + i];
-        }
-    }
-    let mut inv = vec![0f64; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            inv[i * n + j] = (i.max(j)..n).map(|k| li[k * n + i] * li[k * n + j]).sum();
-        }
-    }
-    Ok(inv)
+    Ok(l)
 }
 
 /// The rules a recognizer carries beside its head and centre distance.
@@ -253,6 +330,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_whitened_score_is_the_quadratic_form(
+            points in proptest::collection::vec(-1.0f32..1.0, 4 * 3 * 5),
+            query in proptest::collection::vec(-2.0f32..2.0, 5),
+        ) {
+            let labels: Vec<u32> = (0..12).map(|i| i % 3).collect();
+            let m = Mahalanobis::fit(&points, &labels, 5, 3).unwrap();
+            let (fast, direct) = (m.score(&query) as f64, m.score_direct(&query) as f64);
+            proptest::prop_assert!((fast - direct).abs() <= 1e-5 * direct.max(1.0), "{fast} {direct}");
+        }
+    }
+
+    #[test]
+    fn a_mahalanobis_read_from_json_scores_as_fitted() {
+        let x = [
+            0.0f32, 0.1, 1.0, 0.2, 0.3, 1.1, 0.9, 1.2, 0.4, 0.0, 1.3, 0.8,
+        ];
+        let m = Mahalanobis::fit(&x, &[0, 0, 1, 1, 0, 1], 2, 2).unwrap();
+        let before = m.score(&[0.5, 0.5]);
+        let read: Mahalanobis = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(read, m);
+        assert_eq!(read.score(&[0.5, 0.5]), before);
+    }
+
+    #[test]
+    fn a_precision_that_does_not_factor_is_scored_directly() {
+        // Not positive definite: no Cholesky factor, so the quadratic form is used as is.
+        let m = Mahalanobis {
+            dim: 2,
+            means: vec![vec![0.0, 0.0]],
+            precision: vec![1.0, 0.0, 0.0, -1.0],
+            whitening: Whitening::default(),
+        };
+        assert_eq!(m.score(&[1.0, 2.0]), -3.0);
+    }
+
+    #[test]
+    fn a_mahalanobis_whose_sizes_disagree_rejects_instead_of_panicking() {
+        let m = Mahalanobis {
+            dim: 2,
+            means: vec![vec![0.0, 0.0]],
+            precision: vec![1.0],
+            whitening: Whitening::default(),
+        };
+        assert_eq!(m.score(&[1.0, 2.0]), f32::INFINITY);
+        let m = Mahalanobis {
+            precision: vec![1.0, 0.0, 0.0, 1.0],
+            ..m
+        };
+        assert_eq!(m.score(&[1.0]), f32::INFINITY);
+        assert_eq!(m.score(&[1.0, 2.0]), 5.0);
     }
 
     #[test]
