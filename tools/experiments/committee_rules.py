@@ -90,13 +90,16 @@ def main():
         for target in TARGETS:
             s = {p: info[p][score] for p in info}
             g = {p: info[p]["gate"] if gated else np.zeros(len(s[p]), bool) for p in info}
-            # The smallest threshold whose rejections, gate included, stay within the target.
-            t = np.inf
-            for cand in np.sort(s["cal"][~g["cal"]])[::-1]:
-                if (g["cal"] | (s["cal"] > cand)).mean() > target:
-                    break
-                t = cand
-            if not gated:
+            if gated:
+                # The smallest threshold whose rejections, gate included, stay within the
+                # target: the gate spends part of the budget, the scores of the digits it
+                # passes the rest.
+                t = np.inf
+                for cand in np.sort(s["cal"][~g["cal"]])[::-1]:
+                    if (g["cal"] | (s["cal"] > cand)).mean() > target:
+                        break
+                    t = cand
+            else:
                 t = threshold(s["cal"], target)
             rej_test = g["test"] | (s["test"] > t)
             right = (~rej_test & (info["test"]["label"] == y_test)).mean() * 100
