@@ -220,7 +220,70 @@ impl DigitRecognizer {
                 ),
             });
         }
+        r.check_shapes().map_err(|problem| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problem,
+        })?;
         Ok(r)
+    }
+
+    /// Checks that every array has the size its dimensions say, so that an edited or
+    /// truncated file is refused on load instead of panicking on a slice index later. The
+    /// problem names the field with the size expected and the size found.
+    pub fn check_shapes(&self) -> std::result::Result<(), String> {
+        let size = |field: &str, expected: Option<usize>, got: usize| match expected {
+            Some(e) if e == got => Ok(()),
+            Some(e) => Err(format!("{field} holds {got} values, expected {e}")),
+            None => Err(format!("the size of {field} overflows")),
+        };
+        let equal = |field: &str, expected: usize, got: usize| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(format!("{field} is {got}, expected {expected}"))
+            }
+        };
+        let d = self.dim;
+        let k = self.classes.len();
+        if d == 0 || k == 0 {
+            return Err(format!(
+                "a recognizer needs dim >= 1 and at least one class, got dim {d} and {k} classes"
+            ));
+        }
+        size("centres", Some(k), self.centres.len())?;
+        for (i, c) in self.centres.iter().enumerate() {
+            size(&format!("centres[{i}]"), Some(d), c.len())?;
+        }
+        let h = &self.head;
+        equal("head.d_in", d, h.d_in)?;
+        equal("head.d_out", k.saturating_add(1), h.d_out)?;
+        size("head.w1", d.checked_mul(h.hidden), h.w1.len())?;
+        size("head.b1", Some(h.hidden), h.b1.len())?;
+        size("head.w2", h.hidden.checked_mul(h.d_out), h.w2.len())?;
+        size("head.b2", Some(h.d_out), h.b2.len())?;
+        if let Some(r) = &self.rules {
+            equal("rules.knn.dim", d, r.knn.dim)?;
+            let refs = r.knn.refs.len() / d;
+            if r.knn.refs.len() % d != 0 || r.knn.k == 0 || r.knn.k > refs {
+                return Err(format!(
+                    "rules.knn holds {} values for k = {}: it needs at least k whole {d}-value references",
+                    r.knn.refs.len(),
+                    r.knn.k
+                ));
+            }
+            let m = &r.mahalanobis;
+            equal("rules.mahalanobis.dim", d, m.dim)?;
+            size("rules.mahalanobis.means", Some(k), m.means.len())?;
+            for (i, c) in m.means.iter().enumerate() {
+                size(&format!("rules.mahalanobis.means[{i}]"), Some(d), c.len())?;
+            }
+            size(
+                "rules.mahalanobis.precision",
+                d.checked_mul(d),
+                m.precision.len(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Whether this recognizer carries what `method` needs (recognizers fit before the score
@@ -598,6 +661,54 @@ mod tests {
             e.contains("ensemble") && e.contains("recog digits fit"),
             "{e}"
         );
+    }
+
+    /// A recognizer file whose arrays disagree with its dimensions loaded, then panicked on a
+    /// slice index in the head or the k-NN rule; each such edit is now refused on load, with
+    /// the field named.
+    #[test]
+    fn a_recognizer_whose_arrays_disagree_with_its_sizes_is_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("model.bpk");
+        std::fs::write(&weights, b"weights").unwrap();
+        let sha = crate::digest::sha256_file(&weights).unwrap();
+        let p = dir.path().join("recognizer.json");
+        let load = |r: &DigitRecognizer| {
+            std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
+            DigitRecognizer::load_for(&p, &weights).map(|_| ())
+        };
+        let mut good = fitted();
+        good.checkpoint_sha256 = sha;
+        assert!(load(&good).is_ok());
+        type Edit = fn(&mut DigitRecognizer);
+        let edits: [(&str, Edit); 9] = [
+            ("centres[1]", |r| {
+                r.centres[1].pop();
+            }),
+            ("centres", |r| {
+                r.centres.pop();
+            }),
+            ("head.w1", |r| r.head.w1.truncate(3)),
+            ("head.b2", |r| {
+                r.head.b2.pop();
+            }),
+            ("head.d_out", |r| r.head.d_out = 0),
+            ("rules.knn", |r| r.rules.as_mut().unwrap().knn.k = 1_000_000),
+            ("rules.knn.dim", |r| r.rules.as_mut().unwrap().knn.dim = 0),
+            ("rules.mahalanobis.precision", |r| {
+                r.rules.as_mut().unwrap().mahalanobis.precision.pop();
+            }),
+            ("dim", |r| r.dim = 0),
+        ];
+        for (field, edit) in edits {
+            let mut r = good.clone();
+            edit(&mut r);
+            let e = load(&r).unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains("recognizer.json"),
+                "{field}: {e}"
+            );
+        }
     }
 
     /// The refusal message quoted the recorded digest by byte slicing, so a recognizer file

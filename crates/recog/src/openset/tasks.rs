@@ -382,6 +382,13 @@ impl DigitReader {
         let net = DigitEmbedder::load(model, &crate::default_device())?;
         let rp = recognizer.map_or_else(|| model.join("recognizer.json"), Path::to_path_buf);
         let recognizer = DigitRecognizer::load_for(&rp, &net.identity)?;
+        if recognizer.dim != net.dim {
+            return Err(Error::Shape {
+                name: format!("{}: embedding dimension", rp.display()),
+                expected: vec![net.dim],
+                got: vec![recognizer.dim],
+            });
+        }
         let mut seen = net.seen_generators();
         // The recognizer's sources are descriptions that start with the source's name.
         for d in &recognizer.unknown_sources {
