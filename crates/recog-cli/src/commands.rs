@@ -169,6 +169,13 @@ pub struct TrainArgs {
     /// Random rotation of up to this many degrees (and scale of as many percent).
     #[arg(long)]
     pub rotate: Option<f32>,
+    /// Add a prototype loss (a softmax over distances to the batch's class means) with this
+    /// weight beside the triplet loss; outlier-exposure images get a uniform target.
+    #[arg(long)]
+    pub prototype_weight: Option<f32>,
+    /// Scale of the prototype loss's logits (`-scale * d^2`).
+    #[arg(long, default_value_t = 8.0, requires = "prototype_weight")]
+    pub prototype_scale: f32,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -256,6 +263,12 @@ impl TrainArgs {
         }
         if let Some(r) = self.rotate {
             cfg.augment_rotate = r;
+        }
+        if let Some(weight) = self.prototype_weight {
+            cfg.prototype = Some(recog::metric::PrototypeLoss {
+                weight,
+                scale: self.prototype_scale,
+            });
         }
         cfg.net.width = self.width;
         cfg.seed = self.seed;

@@ -182,6 +182,51 @@ fn train_eval_plot_end_to_end() {
 }
 
 #[test]
+fn train_with_a_prototype_loss_records_it_and_adds_it_to_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 60, 15);
+    let d = data.to_str().unwrap();
+    let first_loss = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let v = train_toy(d, out.to_str().unwrap(), extra, tmp.path());
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        (v["epochs"][0]["train_loss"].as_f64().unwrap(), cfg)
+    };
+    let (plain, cfg) = first_loss("plain", &[]);
+    assert!(cfg.get("prototype").is_none(), "{cfg}");
+    let (with, cfg) = first_loss(
+        "proto",
+        &["--prototype-weight", "1", "--prototype-scale", "4"],
+    );
+    assert_eq!(cfg["prototype"]["weight"], 1.0);
+    assert_eq!(cfg["prototype"]["scale"], 4.0);
+    // Three classes with nearly equal means at the start: the softmax term is near ln 3,
+    // far above the triplet loss with its margin of 0.2.
+    assert!(with > plain + 0.3, "{with} vs {plain}");
+
+    let o = recog(
+        &[
+            "train",
+            "--data",
+            d,
+            "--prototype-weight=-1",
+            "--out",
+            tmp.path().join("bad").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("prototype loss weight"),
+        "{err}"
+    );
+}
+
+#[test]
 fn same_seed_same_loss_and_resume_matches() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("toy");

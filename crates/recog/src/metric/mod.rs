@@ -22,7 +22,9 @@
 pub mod distance;
 pub mod loss;
 pub mod miner;
+pub mod prototype;
 
 pub use distance::Distance;
 pub use loss::{Reduction, TripletMarginLoss};
 pub use miner::{Miner, Triplets};
+pub use prototype::PrototypeLoss;

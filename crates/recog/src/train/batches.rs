@@ -86,10 +86,10 @@ pub(crate) fn batch_loss(
     } else {
         0.0
     };
+    let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
     let triplets = match cfg.sampling {
         Sampling::Triplets { triplets } => Triplets::stacked(triplets.min(n / 3)),
         Sampling::Pk { miner, .. } => {
-            let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
             let miner = match (cfg.hard_from_epoch, epoch) {
                 (Some(h), Some(e)) if e + 1 >= h => Miner::BatchHard,
                 _ => miner,
@@ -97,7 +97,17 @@ pub(crate) fn batch_loss(
             miner.mine(&dist, &labels, cfg.loss.margin, rng)
         }
     };
-    (cfg.loss.forward(emb, &triplets), mean_dist)
+    let mut out = cfg.loss.forward(emb.clone(), &triplets);
+    if let Some(p) = &cfg.prototype {
+        // By name: the validation split has no outlier class, and its last class is a digit.
+        let outlier = data
+            .classes
+            .iter()
+            .position(|c| c == super::OUTLIER_CLASS)
+            .map(|i| i as u32);
+        out.loss = out.loss + p.forward(emb, &labels, outlier);
+    }
+    (out, mean_dist)
 }
 
 /// The parameter gradients of a batch's loss: burn's autodiff for the layers it ran, the

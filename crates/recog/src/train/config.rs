@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::metric::{Distance, Miner, Reduction, TripletMarginLoss};
+use crate::metric::{Distance, Miner, PrototypeLoss, Reduction, TripletMarginLoss};
 use crate::nn::EmbeddingNetConfig;
 
 /// Where each batch's triplets come from.
@@ -54,6 +54,9 @@ pub struct TrainConfig {
     pub net: EmbeddingNetConfig,
     /// The loss.
     pub loss: TripletMarginLoss,
+    /// A prototype loss added to the triplet loss (`None`: the triplet loss alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prototype: Option<PrototypeLoss>,
     /// The batch sampler / miner.
     pub sampling: Sampling,
     /// Number of epochs.
@@ -139,6 +142,7 @@ impl TrainConfig {
                 distance: Distance::Euclidean,
                 reduction: Reduction::Mean,
             },
+            prototype: None,
             sampling: Sampling::Pk {
                 p: 10,
                 k: 30,
@@ -192,6 +196,9 @@ impl TrainConfig {
         }
         if self.loss.margin < 0.0 || !self.loss.margin.is_finite() {
             return bad(format!("margin must be >= 0, got {}", self.loss.margin));
+        }
+        if let Some(p) = &self.prototype {
+            p.validate().map_err(Error::InvalidArgument)?;
         }
         match self.sampling {
             Sampling::Triplets { triplets: 0 } => bad("triplets per batch must be >= 1".into()),

@@ -42,6 +42,9 @@ use crate::error::{Error, Result};
 use crate::nn::{EmbeddingNet, HostTrunk};
 use crate::progress::Progress;
 
+/// The name of the class that outlier exposure adds to the training set.
+pub const OUTLIER_CLASS: &str = "unknown";
+
 /// The outcome of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainSummary {

@@ -96,7 +96,7 @@ impl ValidTrainParams {
                 home,
                 progress,
             )?;
-            train_set = train_set.with_extra_class(&extra, "unknown")?;
+            train_set = train_set.with_extra_class(&extra, super::OUTLIER_CLASS)?;
             for d in &described {
                 progress.message(&format!("outlier exposure: {d}"));
             }
