@@ -52,21 +52,39 @@ pub const EVAL_FONT_FILES: &[&str] = &[
     "/usr/share/fonts/truetype/rufscript/Rufscript010.ttf",
 ];
 
+/// The Debian package that ships a font file of recog's generators, found by its folder.
+pub fn font_package(path: &str) -> Option<&'static str> {
+    const PACKAGES: &[(&str, &str)] = &[
+        ("/sjfonts/", "fonts-sjfonts"),
+        ("/fifthhorseman/", "fonts-dkg-handwriting"),
+        ("/breip/", "fonts-breip"),
+        ("/femkeklaver/", "fonts-femkeklaver"),
+        ("/rufscript/", "fonts-rufscript"),
+        ("/bwht/", "fonts-bwht"),
+        ("/humor-sans/", "fonts-humor-sans"),
+        ("/leckerli-one/", "fonts-leckerli-one"),
+        ("/klee/", "fonts-klee"),
+        ("/yusei-magic/", "fonts-yusei-magic"),
+    ];
+    PACKAGES
+        .iter()
+        .find(|(dir, _)| path.contains(dir))
+        .map(|&(_, package)| package)
+}
+
 /// Reads font files; an unreadable one is an error naming it and the package that ships it.
 pub fn read_fonts(paths: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
     paths
         .iter()
         .map(|p| {
             std::fs::read(p).map(|b| (p.to_string(), b)).map_err(|e| {
-                Error::io(
-                    p,
-                    std::io::Error::new(
-                        e.kind(),
-                        format!(
-                            "{e} (install the Debian font packages named in recog::data::glyphs)"
-                        ),
+                let fix = match font_package(p) {
+                    Some(package) => format!(
+                        "it ships in the Debian package {package}: `apt-get install {package}`"
                     ),
-                )
+                    None => "install the font it names".to_string(),
+                };
+                Error::io(p, std::io::Error::new(e.kind(), format!("{e}; {fix}")))
             })
         })
         .collect()
@@ -202,5 +220,28 @@ mod tests {
         for i in 0..a.len() {
             assert!(a.image(i).iter().any(|&p| p > 100));
         }
+    }
+
+    #[test]
+    fn every_generator_font_has_its_package_and_a_missing_one_names_it() {
+        use crate::data::unknowns::{font_files, kana_font_files, Part};
+        for part in [Part::Fit, Part::Eval] {
+            let files = [
+                FIT_FONT_FILES,
+                EVAL_FONT_FILES,
+                font_files(part),
+                kana_font_files(part),
+            ];
+            for f in files.concat() {
+                assert!(font_package(f).is_some(), "{f}");
+            }
+        }
+        let e = read_fonts(&["/nonexistent/klee/KleeOne-Regular.ttf"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("KleeOne-Regular.ttf") && e.contains("apt-get install fonts-klee"),
+            "{e}"
+        );
     }
 }

@@ -407,13 +407,10 @@ pub fn unknown_images(
         let s = src.to_string();
         let set = match src {
             UnknownSource::Glyphs => {
+                // A missing font is an error, not a warning: training on DejaVu alone gives
+                // another embedding than the recipe's, and one that rejects fewer letters.
                 let mut fonts = glyphs::builtin_fonts();
-                match glyphs::read_fonts(glyphs::FIT_FONT_FILES) {
-                    Ok(f) => fonts.extend(f),
-                    Err(e) => progress.warn(&format!(
-                        "handwriting fonts for fitting not found ({e}); using DejaVu only"
-                    )),
-                }
+                fonts.extend(glyphs::read_fonts(glyphs::FIT_FONT_FILES)?);
                 described.push(format!(
                     "glyphs: {per_source} letters from {} fonts ({})",
                     fonts.len(),
@@ -456,20 +453,11 @@ pub fn unknown_images(
                 d
             }
             UnknownSource::Generated(g) => {
-                match unknowns::generate(*g, unknowns::Part::Fit, per_source, seed, home, progress)
-                {
-                    Ok((d, what)) => {
-                        described.push(what);
-                        d
-                    }
-                    // The font generators need Debian font packages; fitting goes on without
-                    // one that is not installed (evaluation does not: it errs).
-                    Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
-                        progress.warn(&format!("unknown source {g} left out: {e}"));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
+                // As for `glyphs`, a missing font package is an error naming it.
+                let (d, what) =
+                    unknowns::generate(*g, unknowns::Part::Fit, per_source, seed, home, progress)?;
+                described.push(what);
+                d
             }
             UnknownSource::Folder(p) => {
                 let dir = p.display().to_string();
