@@ -235,7 +235,9 @@ pub fn train(
             progress.warn(&w);
             warnings.push(w);
         }
+        // The loss is the triplet loss alone only without a prototype term.
         if cfg.loss.margin > 0.0
+            && cfg.prototype.is_none()
             && ((m.train_loss - cfg.loss.margin as f64).abs() < 0.01 * cfg.loss.margin as f64)
         {
             let w = format!(
