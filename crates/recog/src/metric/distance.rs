@@ -104,10 +104,16 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// `||x_i||^2 + ||x_j||^2 - 2 x_i.x_j`, clamped at 0 against rounding.
 pub fn pairwise_squared(x: Tensor<2>) -> Tensor<2> {
-    let n2 = x.clone().square().sum_dim(1); // [n, 1]
-    let gram = x.clone().matmul(x.transpose()); // [n, n]
-    let d = n2.clone() + n2.transpose() - gram.mul_scalar(2.0);
-    d.clamp_min(0.0)
+    squared_between(x.clone(), x)
+}
+
+/// Squared distances from every row of `x` (`[n, d]`) to every row of `y` (`[m, d]`),
+/// `[n, m]`, differentiable in both; clamped at 0 against rounding.
+pub fn squared_between(x: Tensor<2>, y: Tensor<2>) -> Tensor<2> {
+    let x2 = x.clone().square().sum_dim(1); // [n, 1]
+    let y2 = y.clone().square().sum_dim(1).transpose(); // [1, m]
+    let gram = x.matmul(y.transpose()); // [n, m]
+    (x2 + y2 - gram.mul_scalar(2.0)).clamp_min(0.0)
 }
 
 #[cfg(test)]

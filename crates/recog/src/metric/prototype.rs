@@ -70,13 +70,7 @@ impl PrototypeLoss {
     ) -> Tensor<1> {
         let [n, _] = embeddings.dims();
         let device = embeddings.device();
-        let mut classes: Vec<u32> = labels
-            .iter()
-            .copied()
-            .filter(|&l| Some(l) != outlier)
-            .collect();
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = prototype_classes(labels, outlier);
         let c = classes.len();
         if c < 2 || labels.len() != n {
             return embeddings.sum().mul_scalar(0.0);
@@ -110,15 +104,25 @@ impl PrototypeLoss {
             Tensor::<2>::from_data(TensorData::new(v, shape), &device)
         };
         let means = tensor(m, [c, n]).matmul(embeddings.clone()); // [c, D]
-        let x2 = embeddings.clone().square().sum_dim(1); // [n, 1]
-        let m2 = means.clone().square().sum_dim(1).transpose(); // [1, c]
-        let d2 = (x2 + m2 - embeddings.matmul(means.transpose()).mul_scalar(2.0)).clamp_min(0.0);
+        let d2 = super::distance::squared_between(embeddings, means); // [n, c]
         let logits = (d2 * tensor(factor, [n, c])).mul_scalar(-self.scale);
         let logp = burn::tensor::activation::log_softmax(logits, 1);
         (logp * tensor(target, [n, c]))
             .sum()
             .mul_scalar(-self.weight / n as f32)
     }
+}
+
+/// The labels that get a prototype, sorted: every label but `outlier`.
+fn prototype_classes(labels: &[u32], outlier: Option<u32>) -> Vec<u32> {
+    let mut classes: Vec<u32> = labels
+        .iter()
+        .copied()
+        .filter(|&l| Some(l) != outlier)
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    classes
 }
 
 #[cfg(test)]
@@ -135,13 +139,7 @@ mod tests {
         loss: &PrototypeLoss,
     ) -> f32 {
         let n = labels.len();
-        let mut classes: Vec<u32> = labels
-            .iter()
-            .copied()
-            .filter(|&l| Some(l) != outlier)
-            .collect();
-        classes.sort_unstable();
-        classes.dedup();
+        let classes = prototype_classes(labels, outlier);
         let c = classes.len();
         let mut total = 0f64;
         for i in 0..n {
