@@ -103,8 +103,14 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `||x_i||^2 + ||x_j||^2 - 2 x_i.x_j`, clamped at 0 against rounding.
+///
+/// Not [`squared_between`]`(x, x)`: the row norms are computed once here, and autodiff sums
+/// their two gradient paths in another order, which changes trained weights in the last bits.
 pub fn pairwise_squared(x: Tensor<2>) -> Tensor<2> {
-    squared_between(x.clone(), x)
+    let n2 = x.clone().square().sum_dim(1); // [n, 1]
+    let gram = x.clone().matmul(x.transpose()); // [n, n]
+    let d = n2.clone() + n2.transpose() - gram.mul_scalar(2.0);
+    d.clamp_min(0.0)
 }
 
 /// Squared distances from every row of `x` (`[n, d]`) to every row of `y` (`[m, d]`),
