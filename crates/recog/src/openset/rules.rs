@@ -20,7 +20,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metric::distance::squared_euclidean;
 use crate::{Error, Result};
 
 /// Energy of the digit logits, `-log sum exp`: higher is more likely unknown.
@@ -66,20 +65,77 @@ pub struct Knn {
     pub dim: usize,
     /// Reference embeddings, `[n][dim]` row-major.
     pub refs: Vec<f32>,
+    /// The references transposed into blocks, made on first use.
+    #[serde(skip)]
+    blocks: KnnBlocks,
+}
+
+/// References scored together: one SIMD lane each.
+const KNN_LANES: usize = 8;
+
+/// The references in blocks of [`KNN_LANES`], `[block][dim][lane]`, the last block padded
+/// with zeros. Each lane sums its own reference's squared differences in dimension order, as
+/// [`squared_euclidean`](crate::metric::distance::squared_euclidean) does one pair, so every
+/// distance keeps its bits; but eight sums run side by side instead of one long chain of
+/// dependent additions.
+/// `eval-logo` spent most of its time in that chain on committees with views (640-d).
+#[derive(Debug, Clone, Default)]
+struct KnnBlocks(std::sync::OnceLock<Vec<f32>>);
+
+/// A cache: two equal models are equal whether or not either has made it yet.
+impl PartialEq for KnnBlocks {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Knn {
-    /// Distance to the k-th nearest reference.
+    /// The score of the `k`-th nearest of `refs` (`[n][dim]` row-major).
+    pub fn new(k: usize, dim: usize, refs: Vec<f32>) -> Self {
+        Self {
+            k,
+            dim,
+            refs,
+            blocks: KnnBlocks::default(),
+        }
+    }
+
+    /// Distance to the k-th nearest reference; infinite (reject) when `x`'s length is not
+    /// `dim` or the references are not whole rows (perhaps an edited file).
     pub fn score(&self, x: &[f32]) -> f32 {
+        let d = self.dim;
+        if d == 0 || x.len() != d || !self.refs.len().is_multiple_of(d) {
+            return f32::INFINITY;
+        }
+        let n = self.refs.len() / d;
+        let blocks = self.blocks.0.get_or_init(|| {
+            let mut t = vec![0f32; n.div_ceil(KNN_LANES) * KNN_LANES * d];
+            for (j, r) in self.refs.chunks_exact(d).enumerate() {
+                let (b, lane) = (j / KNN_LANES, j % KNN_LANES);
+                for (i, &v) in r.iter().enumerate() {
+                    t[(b * d + i) * KNN_LANES + lane] = v;
+                }
+            }
+            t
+        });
         let k = self.k.max(1);
         // The k smallest squared distances, kept sorted (k is small).
         let mut best = vec![f32::INFINITY; k];
-        for r in self.refs.chunks(self.dim) {
-            let d = squared_euclidean(x, r);
-            if d < best[k - 1] {
-                let at = best.partition_point(|&b| b < d);
-                best.insert(at, d);
-                best.pop();
+        for (b, block) in blocks.chunks_exact(d * KNN_LANES).enumerate() {
+            let mut acc = [0f32; KNN_LANES];
+            for (&xi, r) in x.iter().zip(block.chunks_exact(KNN_LANES)) {
+                for (a, &v) in acc.iter_mut().zip(r) {
+                    let diff = xi - v;
+                    *a += diff * diff;
+                }
+            }
+            let valid = (n - b * KNN_LANES).min(KNN_LANES);
+            for &dist in &acc[..valid] {
+                if dist < best[k - 1] {
+                    let at = best.partition_point(|&v| v < dist);
+                    best.insert(at, dist);
+                    best.pop();
+                }
             }
         }
         best[k - 1].sqrt()
@@ -316,6 +372,7 @@ impl ScoreRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::distance::squared_euclidean;
 
     #[test]
     fn the_inverse_times_the_matrix_is_the_identity() {
@@ -388,12 +445,36 @@ mod tests {
 
     #[test]
     fn knn_takes_the_kth_distance() {
-        let k = Knn {
-            k: 2,
-            dim: 1,
-            refs: vec![0.0, 1.0, 5.0],
-        };
+        let k = Knn::new(2, 1, vec![0.0, 1.0, 5.0]);
         assert_eq!(k.score(&[0.0]), 1.0);
+        assert_eq!(k.score(&[0.0, 1.0]), f32::INFINITY);
+        assert_eq!(Knn::new(1, 0, vec![]).score(&[]), f32::INFINITY);
+        assert_eq!(
+            Knn::new(3, 2, vec![0.0; 4]).score(&[0.0, 0.0]),
+            f32::INFINITY
+        );
+    }
+
+    proptest::proptest! {
+        /// The blocked scan keeps every distance's bits: the same score as one
+        /// `squared_euclidean` per reference, in order.
+        #[test]
+        fn knn_scores_as_one_pair_at_a_time(
+            dim in 1usize..24,
+            n in 0usize..40,
+            k in 1usize..6,
+            seed in 0u64..1000,
+        ) {
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+            let mut u = || rand::Rng::random_range(&mut rng, -1.0f32..1.0);
+            let refs: Vec<f32> = (0..n * dim).map(|_| u()).collect();
+            let x: Vec<f32> = (0..dim).map(|_| u()).collect();
+            let mut d: Vec<f32> = refs.chunks(dim).map(|r| squared_euclidean(&x, r)).collect();
+            d.sort_by(f32::total_cmp);
+            let want = d.get(k - 1).copied().unwrap_or(f32::INFINITY).sqrt();
+            let got = Knn::new(k, dim, refs).score(&x);
+            proptest::prop_assert_eq!(got.to_bits(), want.to_bits());
+        }
     }
 
     #[test]

@@ -295,15 +295,15 @@ pub fn fit_recognizer(
     );
 
     let step = (n_fit / KNN_REFS).max(1);
-    let knn = rules::Knn {
-        k: 5,
-        dim: d,
-        refs: fit_x
+    let knn = rules::Knn::new(
+        5,
+        d,
+        fit_x
             .chunks(d)
             .step_by(step)
             .flat_map(|r| r.iter().copied())
             .collect(),
-    };
+    );
     let mahalanobis = rules::Mahalanobis::fit(fit_x, fit_y, d, k)?;
     let mut scores: [Vec<f32>; 3] = Default::default();
     for xc in cal_x.chunks(d) {
