@@ -79,11 +79,15 @@ const KNN_LANES: usize = 8;
 /// distance keeps its bits; but eight sums run side by side instead of one long chain of
 /// dependent additions.
 /// `eval-logo` spent most of its time in that chain on committees with views (640-d).
+type KnnBlocks = Derived<Vec<f32>>;
+
+/// A value derived from a model's stored fields on first use (a model read from JSON
+/// carries only those fields), never serialised.
 #[derive(Debug, Clone, Default)]
-struct KnnBlocks(std::sync::OnceLock<Vec<f32>>);
+struct Derived<T>(std::sync::OnceLock<T>);
 
 /// A cache: two equal models are equal whether or not either has made it yet.
-impl PartialEq for KnnBlocks {
+impl<T> PartialEq for Derived<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -161,18 +165,10 @@ pub struct Mahalanobis {
 /// each class mean `m`, so that a squared distance is `|U x - U m|^2`: one triangular product
 /// per image instead of one full quadratic form per class (20x fewer operations for ten
 /// classes), which is what `eval-logo` spent most of its time on with committees.
-#[derive(Debug, Clone, Default)]
-struct Whitening(std::sync::OnceLock<Option<Whitened>>);
+type Whitening = Derived<Option<Whitened>>;
 
 /// `U` (`[dim][dim]` row-major, upper triangular) and `U m` for each class mean `m`.
 type Whitened = (Vec<f64>, Vec<Vec<f64>>);
-
-/// A cache: two equal models are equal whether or not either has made it yet.
-impl PartialEq for Whitening {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
 
 impl Mahalanobis {
     /// Means and the pooled within-class covariance of `x` (`[n][dim]`) with `labels` in
