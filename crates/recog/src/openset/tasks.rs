@@ -195,8 +195,8 @@ impl ValidFitParams {
 /// The rule with the best worst held-out generator in `recog digits eval-logo`: in D = 64,
 /// with `transformed` in training and fitting, the ensemble (96.30% of its worst held-out
 /// generator rejected; `both` 96.10%, k-NN, the default before, 93.84%; README,
-/// "`recog digits`"); in D = 2, `both`, since the distance rules reject under 12% of every
-/// held-out generator there (81.18% for `both`, 4.92% for k-NN).
+/// "`recog digits`"); in D = 2, `both`, since the distance rules there reject at most 44%
+/// of a held-out generator and under 15% of the worst one (the worst for `both`: 88.20%).
 pub fn default_method(dim: usize) -> Method {
     if dim > 3 {
         Method::Ensemble

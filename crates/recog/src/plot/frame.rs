@@ -100,7 +100,7 @@ macro_rules! render {
 pub(crate) use render;
 
 /// A named series of (x, y) points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// Legend label.
     pub label: String,

@@ -24,7 +24,7 @@ pub use cluster::cluster_scatter;
 pub use confusion::confusion_matrix;
 pub use frame::{class_color, Series};
 pub use histogram::histogram;
-pub use lines::{line_chart, operating_points};
+pub use lines::{line_chart, operating_points, operating_points_in_view};
 pub use picture_map::picture_map;
 pub use scatter::scatter;
 pub use sprite::sprite;
@@ -39,6 +39,30 @@ mod tests {
         assert_eq!(base64(b"Man"), "TWFu");
         assert_eq!(base64(b"Ma"), "TWE=");
         assert_eq!(base64(b"M"), "TQ==");
+    }
+
+    /// The D = 2 `eval-logo` plot (2026-12-06) showed one stray point and no line: every
+    /// rule's points lay outside the view cut near the goal. Near the goal the cut stays, so
+    /// that one collapsed rule does not flatten the others.
+    #[test]
+    fn an_operating_point_view_far_from_the_goal_keeps_every_point() {
+        let rule = |label: &str, points: Vec<(f64, f64)>| Series {
+            label: label.into(),
+            points,
+        };
+        let far = vec![
+            rule("both", vec![(87.8, 94.9), (88.2, 94.7), (90.5, 92.6)]),
+            rule("energy", vec![(44.5, 97.7), (65.8, 97.3), (77.7, 96.6)]),
+        ];
+        let kept = operating_points_in_view(&far, (95.0, 99.0));
+        assert_eq!(kept, far);
+        let near = vec![
+            rule("distance", vec![(93.7, 99.0), (95.3, 98.8), (96.0, 98.6)]),
+            rule("knn", vec![(0.0, 99.2), (93.3, 98.9), (95.3, 98.4)]),
+        ];
+        let kept = operating_points_in_view(&near, (95.0, 99.0));
+        assert_eq!(kept[0], near[0]);
+        assert_eq!(kept[1].points, vec![(93.3, 98.9), (95.3, 98.4)]);
     }
 
     #[test]
