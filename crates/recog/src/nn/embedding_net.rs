@@ -176,14 +176,17 @@ impl EmbeddingNet {
         let n = data.len();
         progress.start("embed", n as u64);
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        // On the CPU the convolutions run on recog's kernels, as in training.
+        let mut trunk = (device.clone().inner() == Device::flex()).then(super::HostTrunk::default);
         for start in (0..n).step_by(batch.max(1)) {
             let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
             let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);
-            let e: Vec<f32> = net
-                .forward(x)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            let features = trunk.as_mut().and_then(|t| t.features(&net, x.clone()));
+            let emb = match features {
+                Some(f) => net.head(f),
+                None => net.forward(x),
+            };
+            let e: Vec<f32> = emb.into_data().try_to_vec::<f32>().unwrap_or_default();
             out.extend(e);
             progress.inc(idx.len() as u64);
         }

@@ -276,6 +276,29 @@ impl HostTrunk {
     /// does not fit it; the caller then runs burn's ops.
     pub fn forward(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<Tensor<2>> {
         let device = x.device();
+        let (features, n, flat) = self.run(net, x)?;
+        let t =
+            Tensor::<2>::from_data(TensorData::new(features, [n, flat]), &device).require_grad();
+        self.features = Some(t.clone());
+        Some(t)
+    }
+
+    /// [`HostTrunk::forward`]'s features for inference: a plain tensor, with no gradient to
+    /// follow (embedding a data set, where burn's ops cost about twice as much; README,
+    /// "Speed notes"). `None` in the same cases.
+    pub fn features(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<Tensor<2>> {
+        let device = x.device();
+        let (features, n, flat) = self.run(net, x)?;
+        self.features = None;
+        Some(Tensor::<2>::from_data(
+            TensorData::new(features, [n, flat]),
+            &device,
+        ))
+    }
+
+    /// The forward pass on the host: the pooled features, `[n, flat]` row-major, with the
+    /// activations kept for [`HostTrunk::gradients`].
+    fn run(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<(Vec<f32>, usize, usize)> {
         let [n, c0, h, w] = x.dims();
         let (l1, l2) = (Layer::read(&net.conv1)?, Layer::read(&net.conv2)?);
         if c0 != 1 || h != w || n == 0 {
@@ -316,10 +339,7 @@ impl HostTrunk {
         }
         self.x = x;
         (self.dims, self.n, self.l1, self.l2) = (d, n, l1, l2);
-        let t =
-            Tensor::<2>::from_data(TensorData::new(features, [n, flat]), &device).require_grad();
-        self.features = Some(t.clone());
-        Some(t)
+        Some((features, n, flat))
     }
 
     /// One image's share of the backward pass, added to the chunk's sums in `sc`.
@@ -529,6 +549,35 @@ mod tests {
                 &values(want.get::<2>(fc).unwrap()),
             );
             assert!(d < 1e-5, "fc1: {d:.2e}");
+        }
+    }
+
+    /// Embedding a data set runs the trunk on the host (inference, no autodiff device): the
+    /// same embeddings as burn's ops to float rounding, for every batch split.
+    #[test]
+    fn embedding_a_data_set_on_the_host_trunk_matches_burns_ops() {
+        let device = crate::default_device();
+        device.seed(11);
+        let cfg = EmbeddingNetConfig {
+            dropout_conv: 0.0,
+            dropout_dense: 0.0,
+            ..EmbeddingNetConfig::retrieval64()
+        };
+        let net = cfg.init(&device);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let n = 7;
+        let images: Vec<u8> = (0..n * 28 * 28)
+            .map(|_| rng.random_range(0..=255u8))
+            .collect();
+        let data = crate::data::Dataset::new(images, vec![0; n], 28, 28, vec!["0".into()])
+            .expect("a data set");
+        let px = data.batch_f32(&(0..n).collect::<Vec<_>>());
+        let x = Tensor::<4>::from_data(TensorData::new(px, [n, 1, 28, 28]), &device);
+        let want = values(net.forward(x));
+        for batch in [1, 3, 7] {
+            let got = net.embed_dataset(&data, batch, &device, &crate::NoProgress);
+            let d = rel_diff(&got, &want);
+            assert!(d < 1e-5, "batch {batch}: {d:.2e}");
         }
     }
 
