@@ -1,5 +1,6 @@
 //! The convolution trunk of [`super::EmbeddingNet`] (conv 3x3 + ReLU, conv
-//! 3x3 + ReLU, 2x2 max pooling), forward and backward by hand on the CPU, for training.
+//! 3x3 + ReLU, 2x2 max pooling), forward and backward by hand on the CPU, for training and,
+//! forward only ([`HostTrunk::features`]), for embedding data sets.
 //!
 //! Why: on the `flex` device burn runs these two convolutions as 3-d convolutions with one
 //! large im2col per batch (200 MB for the second one at 300 images), their input gradient as a
