@@ -177,11 +177,13 @@ impl EmbeddingNet {
         progress.start("embed", n as u64);
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         // On the CPU the convolutions run on recog's kernels, as in training.
-        let mut trunk = (device.clone().inner() == Device::flex()).then(super::HostTrunk::default);
+        let on_cpu = device.clone().inner() == Device::flex();
         for start in (0..n).step_by(batch.max(1)) {
             let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
             let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);
-            let features = trunk.as_mut().and_then(|t| t.features(&net, x.clone()));
+            let features = on_cpu
+                .then(|| super::HostTrunk::features(&net, x.clone()))
+                .flatten();
             let emb = match features {
                 Some(f) => net.head(f),
                 None => net.forward(x),

@@ -196,6 +196,35 @@ impl Dims {
         ((2 * py + a / 2) * self.s2 + 2 * px + a % 2) * self.c2
     }
 
+    /// One thread's im2col buffers for the two layers.
+    fn cols(&self) -> (Vec<f32>, Vec<f32>) {
+        (
+            vec![0f32; self.s1 * self.s1 * 9],
+            vec![0f32; self.s2 * self.s2 * 9 * self.c1],
+        )
+    }
+
+    /// One image's forward pass: both convolutions with their ReLU into `y1` and `y2`, then
+    /// the pooling into `f`, with the winners in `arg`.
+    #[allow(clippy::too_many_arguments)] // one call per image; the buffers are the caller's
+    fn image(
+        &self,
+        l1: &Layer,
+        l2: &Layer,
+        xi: &[f32],
+        (cols1, cols2): (&mut [f32], &mut [f32]),
+        (y1, y2): (&mut [f32], &mut [f32]),
+        f: &mut [f32],
+        arg: &mut [u8],
+    ) -> Option<()> {
+        im2col(xi, self.s, 1, cols1);
+        conv_relu(cols1, l1, self.s1 * self.s1, y1)?;
+        im2col(y1, self.s1, self.c1, cols2);
+        conv_relu(cols2, l2, self.s2 * self.s2, y2)?;
+        self.pool(y2, f, arg);
+        Some(())
+    }
+
     /// 2x2 max pooling of one image's `y2` into `f` (NCHW order), with the winning input of
     /// each value in `arg`.
     fn pool(&self, y2: &[f32], f: &mut [f32], arg: &mut [u8]) {
@@ -285,29 +314,53 @@ impl HostTrunk {
     }
 
     /// [`HostTrunk::forward`]'s features for inference: a plain tensor, with no gradient to
-    /// follow (embedding a data set, where burn's ops cost about twice as much; README,
-    /// "Speed notes"). `None` in the same cases.
-    pub fn features(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<Tensor<2>> {
+    /// follow and no activations kept (embedding a data set, where burn's ops cost about
+    /// twice as much; README, "Speed notes"). `None` in the same cases.
+    pub fn features(net: &EmbeddingNet, x: Tensor<4>) -> Option<Tensor<2>> {
         let device = x.device();
-        let (features, n, flat) = self.run(net, x)?;
-        self.features = None;
-        Some(Tensor::<2>::from_data(
-            TensorData::new(features, [n, flat]),
-            &device,
-        ))
+        let (d, l1, l2, n, x) = Self::prepare(net, x)?;
+        let (n1, n2, flat) = d.per_image()?;
+        let mut features = vec![0f32; n.checked_mul(flat)?];
+        // Each thread's activations are scratch, reused from one image to the next.
+        let ok = features
+            .par_chunks_mut(flat)
+            .zip(x.par_chunks(d.s * d.s))
+            .map_init(
+                || {
+                    let (cols1, cols2) = d.cols();
+                    (
+                        cols1,
+                        cols2,
+                        vec![0f32; n1],
+                        vec![0f32; n2],
+                        vec![0u8; flat],
+                    )
+                },
+                |(cols1, cols2, y1, y2, arg), (f, xi)| {
+                    d.image(&l1, &l2, xi, (cols1, cols2), (y1, y2), f, arg)
+                },
+            )
+            .all(|r| r.is_some());
+        ok.then(|| Tensor::<2>::from_data(TensorData::new(features, [n, flat]), &device))
     }
 
-    /// The forward pass on the host: the pooled features, `[n, flat]` row-major, with the
-    /// activations kept for [`HostTrunk::gradients`].
-    fn run(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<(Vec<f32>, usize, usize)> {
+    /// The checked sizes and layers of `net`'s trunk on `x`, and `x`'s values.
+    fn prepare(net: &EmbeddingNet, x: Tensor<4>) -> Option<(Dims, Layer, Layer, usize, Vec<f32>)> {
         let [n, c0, h, w] = x.dims();
         let (l1, l2) = (Layer::read(&net.conv1)?, Layer::read(&net.conv2)?);
         if c0 != 1 || h != w || n == 0 {
             return None;
         }
         let d = Dims::new(h, &l1, &l2)?;
-        let (n1, n2, flat) = d.per_image()?;
         let x = x.into_data().try_to_vec::<f32>().ok()?;
+        Some((d, l1, l2, n, x))
+    }
+
+    /// The forward pass on the host: the pooled features, `[n, flat]` row-major, with the
+    /// activations kept for [`HostTrunk::gradients`].
+    fn run(&mut self, net: &EmbeddingNet, x: Tensor<4>) -> Option<(Vec<f32>, usize, usize)> {
+        let (d, l1, l2, n, x) = Self::prepare(net, x)?;
+        let (n1, n2, flat) = d.per_image()?;
         self.y1.resize(n.checked_mul(n1)?, 0.0);
         self.y2.resize(n.checked_mul(n2)?, 0.0);
         self.arg.resize(n.checked_mul(flat)?, 0);
@@ -319,19 +372,9 @@ impl HostTrunk {
             .zip(self.y2.par_chunks_mut(n2))
             .zip(x.par_chunks(d.s * d.s))
             .map_init(
-                || {
-                    (
-                        vec![0f32; d.s1 * d.s1 * 9],
-                        vec![0f32; d.s2 * d.s2 * 9 * d.c1],
-                    )
-                },
+                || d.cols(),
                 |(cols1, cols2), ((((f, arg), y1), y2), xi)| {
-                    im2col(xi, d.s, 1, cols1);
-                    conv_relu(cols1, &l1, d.s1 * d.s1, y1)?;
-                    im2col(y1, d.s1, d.c1, cols2);
-                    conv_relu(cols2, &l2, d.s2 * d.s2, y2)?;
-                    d.pool(y2, f, arg);
-                    Some(())
+                    d.image(&l1, &l2, xi, (cols1, cols2), (y1, y2), f, arg)
                 },
             )
             .all(|r| r.is_some());
