@@ -177,7 +177,7 @@ impl EmbeddingNet {
         progress.start("embed", n as u64);
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         // On the CPU the convolutions run on recog's kernels, as in training.
-        let on_cpu = device.clone().inner() == Device::flex();
+        let on_cpu = super::HostTrunk::runs_on(device);
         for start in (0..n).step_by(batch.max(1)) {
             let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
             let x = crate::train::images_tensor(data, &idx, 0, &mut rng, device);

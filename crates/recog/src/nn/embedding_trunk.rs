@@ -313,6 +313,12 @@ impl HostTrunk {
         Some(t)
     }
 
+    /// Whether the trunk serves `device`: the CPU (`flex`, or autodiff over it); elsewhere
+    /// the convolutions stay on burn's ops.
+    pub fn runs_on(device: &Device) -> bool {
+        device.clone().inner() == Device::flex()
+    }
+
     /// [`HostTrunk::forward`]'s features for inference: a plain tensor, with no gradient to
     /// follow and no activations kept (embedding a data set, where burn's ops cost about
     /// twice as much; README, "Speed notes"). `None` in the same cases.

@@ -65,7 +65,7 @@ pub(crate) fn batch_loss(
     // On the CPU the convolutions run on recog's own kernels (`HostTrunk`); elsewhere, or for
     // a trunk they do not cover, on burn's ops.
     let features = match trunk {
-        Some(t) if device.clone().inner() == Device::flex() => t.forward(net, x.clone()),
+        Some(t) if HostTrunk::runs_on(device) => t.forward(net, x.clone()),
         _ => None,
     };
     let emb = match features {
