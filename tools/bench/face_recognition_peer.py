@@ -12,6 +12,7 @@ Outside CI (dlib builds from source: about 15 minutes on 2 cores). Setup, once:
 Run (the first N photos of LFW in name order, as `recog bench face` takes them):
     /tmp/frvenv/bin/python tools/bench/face_recognition_peer.py \\
         --lfw $RECOG_HOME/data/lfw/images --n 128 --recog target/release/recog --rounds 3
+(`--precision f32` or `bf16` passes recog's `--precision`.)
 """
 import argparse
 import json
@@ -59,9 +60,11 @@ def peer(files, workers):
         return faces, time.perf_counter() - t
 
 
-def recog(binary, folder, n, batch):
+def recog(binary, folder, n, batch, precision):
+    extra = ["--precision", precision] if precision else []
     out = subprocess.run(
-        [binary, "bench", "face", "--images", folder, "--n", str(n), "--batch", str(batch), "--json"],
+        [binary, "bench", "face", "--images", folder, "--n", str(n), "--batch", str(batch), "--json"]
+        + extra,
         check=True,
         capture_output=True,
         text=True,
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--recog", default="target/release/recog")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--precision", choices=["f32", "bf16"], help="recog's --precision (default: its own)")
     a = ap.parse_args()
     files = photos(a.lfw, a.n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,12 +88,13 @@ def main():
         for i, f in enumerate(files):
             os.symlink(f, os.path.join(tmp, f"{i:05d}_{os.path.basename(f)}"))
         for r in range(a.rounds):
-            rep = recog(a.recog, tmp, len(files), a.batch)
+            rep = recog(a.recog, tmp, len(files), a.batch, a.precision)
             f1, s1 = peer(files, 1)
             f2, s2 = peer(files, 2)
             ours = rep["faces_per_s"]
             print(
-                f"round {r + 1}: {len(files)} photos | recog {rep['faces']} faces, {ours:.1f} faces/s "
+                f"round {r + 1}: {len(files)} photos | recog ({rep['embed_precision']}) {rep['faces']} faces, "
+                f"{ours:.1f} faces/s "
                 f"| face_recognition 1 process {f1} faces, {f1 / s1:.2f} faces/s "
                 f"(recog {ours / (f1 / s1):.1f}x) | 2 processes {f2 / s2:.2f} faces/s "
                 f"(recog {ours / (f2 / s2):.1f}x)",

@@ -184,9 +184,8 @@ impl ValidView2Params {
             progress.start("detecting faces in every LFW image", all.len() as u64);
             let mut found = 0usize;
             for chunk in all.chunks(32) {
-                let imgs = chunk
-                    .iter()
-                    .map(|p| crate::data::image_file::load_rgb(p))
+                let imgs = crate::face::decode_all(chunk)
+                    .into_iter()
                     .collect::<Result<Vec<_>>>()?;
                 let refs: Vec<_> = imgs.iter().collect();
                 found += pipe

@@ -380,6 +380,30 @@ impl Precision {
     }
 }
 
+/// A dense convolution's weights as its product kernel reads them.
+#[derive(Debug, Clone)]
+enum Packed {
+    /// gemm's kernels read the `[k, cout]` weights as they are.
+    None,
+    /// [`super::panel`]'s `f32` kernel (CPUs with AVX-512): the same sums in the same order
+    /// as gemm's, so the same bits.
+    F32(super::panel::PackedF32),
+    /// Rounded to bfloat16 ([`Precision::Bf16`]).
+    Bf16(super::bf16::PackedB),
+}
+
+impl Packed {
+    /// The `f32` packing where the CPU runs [`super::panel`]'s kernel and the sums are no
+    /// longer than [`super::panel::MAX_K`] (the same bits as gemm's).
+    fn f32(weight: &[f32], k: usize, cout: usize) -> Self {
+        if super::panel::available() && k <= super::panel::MAX_K {
+            super::panel::PackedF32::new(weight, k, cout).map_or(Packed::None, Packed::F32)
+        } else {
+            Packed::None
+        }
+    }
+}
+
 /// A dense 2-d convolution (TensorFlow `CONV_2D`), dilation 1.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -388,8 +412,8 @@ pub struct Conv {
     cout: usize,
     /// `[kh * kw * cin, cout]`: row `(ky * kw + kx) * cin + ci`.
     weight: Vec<f32>,
-    /// `weight` rounded to bfloat16 and packed, under [`Precision::Bf16`].
-    packed: Option<super::bf16::PackedB>,
+    /// `weight` packed for the kernel that runs the product.
+    packed: Packed,
     epilogue: Epilogue,
 }
 
@@ -415,8 +439,8 @@ impl Conv {
             window,
             cin,
             cout,
+            packed: Packed::f32(&weight, rows, cout),
             weight,
-            packed: None,
             epilogue: Epilogue::new(cout, bias, act)?,
         })
     }
@@ -425,17 +449,19 @@ impl Conv {
     /// [`Precision::Bf16`] applies only where [`Precision::effective`] allows it and the
     /// convolution has 32 output channels or more.
     pub fn set_precision(&mut self, precision: Precision) {
+        let rows = self.weight.len() / self.cout.max(1);
         self.packed = match Precision::effective(precision) {
             Precision::Bf16 if self.cout >= 32 => {
-                super::bf16::PackedB::new(&self.weight, self.weight.len() / self.cout, self.cout)
+                super::bf16::PackedB::new(&self.weight, rows, self.cout).map(Packed::Bf16)
             }
             _ => None,
-        };
+        }
+        .unwrap_or_else(|| Packed::f32(&self.weight, rows, self.cout));
     }
 
     /// The number format the convolution runs in.
     pub fn precision(&self) -> Precision {
-        if self.packed.is_some() {
+        if matches!(self.packed, Packed::Bf16(_)) {
             Precision::Bf16
         } else {
             Precision::F32
@@ -446,11 +472,15 @@ impl Conv {
     #[inline(always)]
     fn product(&self, a: &[f32], out: &mut [f32], m: usize, k: usize) -> Option<()> {
         match &self.packed {
-            Some(b) => {
+            Packed::Bf16(b) => {
                 count_macs(m.saturating_mul(k).saturating_mul(self.cout));
                 super::bf16::matmul(a.get(..m.checked_mul(k)?)?, b, out, m)
             }
-            None => matmul(a, &self.weight, out, m, k, self.cout),
+            Packed::F32(b) => {
+                count_macs(m.saturating_mul(k).saturating_mul(self.cout));
+                super::panel::matmul(a.get(..m.checked_mul(k)?)?, b, out, m)
+            }
+            Packed::None => matmul(a, &self.weight, out, m, k, self.cout),
         }
     }
 
@@ -891,7 +921,10 @@ impl Depthwise {
     /// window's top row at input row `iy`. The same sums in the same order as the border
     /// path (so the same bits), but swept along the row one block of channels at a time, the
     /// block's nine weights and its sums held in registers: the border path's loads and
-    /// stores of every sum at every tap ran at 3-6 GMAC/s.
+    /// stores of every sum at every tap ran at 3-6 GMAC/s. With AVX2, whole blocks of 8
+    /// channels go pixel by pixel instead, four blocks' sums side by side
+    /// (`x86::depthwise_3x3_span`): each tap then reads consecutive channels, and
+    /// MobileFaceNet's 28x28x128 and 14x14x256 layers ran 13% and 28% faster on one core.
     #[inline(always)]
     fn inside_3x3(
         &self,
@@ -903,6 +936,28 @@ impl Depthwise {
     ) {
         let c = self.c;
         let mut ch = 0;
+        #[cfg(target_arch = "x86_64")]
+        if c >= 8 && avx2() && !cols.is_empty() {
+            let sx = self.window.stride[1];
+            let at = (iy * p.w + cols.start * sx - p.pl) * c;
+            // SAFETY: AVX2 (checked just above); `rows` checked that the span's last tap
+            // ends inside `x.data`, so every tap of `cols` for channels below `c` lies
+            // inside it; `band` holds `cols.end * c` values, the weights `9 * c` and the
+            // bias `c`.
+            unsafe {
+                x86::depthwise_3x3_span(
+                    x.data.as_ptr().add(at),
+                    p.w * c,
+                    sx * c,
+                    cols.len(),
+                    c,
+                    self.weight.as_ptr(),
+                    self.epilogue.bias.as_ptr(),
+                    band.as_mut_ptr().add(cols.start * c),
+                );
+            }
+            ch = c / 8 * 8;
+        }
         while ch + 8 <= c {
             self.block_3x3::<8>(x, p, iy, cols.clone(), ch, band);
             ch += 8;
@@ -959,6 +1014,68 @@ impl Depthwise {
                 }
             }
             band[ox * c + ch..][..N].copy_from_slice(&acc);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// `n` outputs of a 3x3 depthwise window, channels `0..c / 8 * 8` of a `c`-channel map:
+    /// output `j` (at `out + j * c`) is the bias, then each tap's product added in row-major
+    /// tap order (a multiply, then an add: the bits of the scalar sum); its window's
+    /// top-left value is at `x + j * x_step`, its rows `row` apart. `w` is `[9][c]`.
+    ///
+    /// # Safety
+    /// AVX2; every tap of the `n` windows, every weight and bias and every output lies
+    /// inside its allocation.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn depthwise_3x3_span(
+        x: *const f32,
+        row: usize,
+        x_step: usize,
+        n: usize,
+        c: usize,
+        w: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+    ) {
+        let blocks = c / 8;
+        let offs: [usize; 9] = std::array::from_fn(|t| (t / 3) * row + (t % 3) * c);
+        for j in 0..n {
+            let xj = x.add(j * x_step);
+            let oj = out.add(j * c);
+            let mut b = 0;
+            // Four blocks of channels side by side: four independent chains of additions.
+            while b + 4 <= blocks {
+                let mut acc: [__m256; 4] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(bias.add(8 * (b + i))));
+                for (t, off) in offs.iter().enumerate() {
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let ch = 8 * (b + i);
+                        let v = _mm256_loadu_ps(xj.add(off + ch));
+                        let wt = _mm256_loadu_ps(w.add(t * c + ch));
+                        *a = _mm256_add_ps(*a, _mm256_mul_ps(v, wt));
+                    }
+                }
+                for (i, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(oj.add(8 * (b + i)), *a);
+                }
+                b += 4;
+            }
+            while b < blocks {
+                let ch = 8 * b;
+                let mut a = _mm256_loadu_ps(bias.add(ch));
+                for (t, off) in offs.iter().enumerate() {
+                    let v = _mm256_loadu_ps(xj.add(off + ch));
+                    let wt = _mm256_loadu_ps(w.add(t * c + ch));
+                    a = _mm256_add_ps(a, _mm256_mul_ps(v, wt));
+                }
+                _mm256_storeu_ps(oj.add(ch), a);
+                b += 1;
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod embedding_trunk;
 pub mod face_landmark68;
 pub mod face_resnet;
 pub mod mobilefacenet;
+mod panel;
 pub mod tf_graph;
 pub mod vgg_face;
 
