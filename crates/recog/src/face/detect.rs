@@ -342,11 +342,10 @@ impl Detector for BlazeFaceDetector {
             return Ok(Vec::new());
         }
         let s = self.cfg.input_size;
-        let prepared: Vec<(Vec<f32>, f32)> = if self.cpu.is_some() {
+        // Letterboxing is image work on the CPU whatever device runs the network.
+        let prepared: Vec<(Vec<f32>, f32)> = {
             use rayon::prelude::*;
             images.par_iter().map(|img| self.prepare(img)).collect()
-        } else {
-            images.iter().map(|img| self.prepare(img)).collect()
         };
         let mut data = Vec::with_capacity(images.len() * 3 * s * s);
         let mut scales = Vec::new();

@@ -15,6 +15,8 @@ pub mod embedding_net;
 pub mod embedding_trunk;
 pub mod face_landmark68;
 pub mod face_resnet;
+#[cfg(test)]
+mod kernel_check;
 pub mod mobilefacenet;
 mod panel;
 pub mod tf_graph;
