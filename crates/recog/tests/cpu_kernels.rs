@@ -387,16 +387,89 @@ fn recycled_storage_full_of_nan_leaves_no_trace_in_outputs() {
         )
     };
     let fresh = run();
-    for _ in 0..8 {
+    let lens = [fresh.0.data.len(), fresh.1.data.len(), fresh.2.data.len()];
+    // Spares a little larger than each output, which each output takes (a far larger one
+    // it would leave to a larger map).
+    let before = recog::nn::cpu::spare_values();
+    for n in lens {
         recycle(FeatureMap {
             h: 1,
             w: 1,
-            c: 40_000,
-            data: vec![f32::NAN; 40_000],
+            c: n + 7,
+            data: vec![f32::NAN; n + 7],
         });
     }
     let reused = run();
+    assert_eq!(
+        recog::nn::cpu::spare_values(),
+        before,
+        "the outputs did not take the NaN spares"
+    );
     assert_eq!(fresh, reused);
+}
+
+/// Regression: an output that leaves the kernels for good (a detector's logits, a
+/// descriptor) took the smallest spare that held it, however large, so the spare storages
+/// drained two or three large maps per network pass and four outputs in five were fresh,
+/// page-faulting allocations in `recog bench face`. A small output now leaves a large
+/// spare where it is.
+#[test]
+fn a_small_output_leaves_a_large_spare_to_a_large_map() {
+    use recog::nn::cpu::{recycle, spare_values};
+    let large = 100_000;
+    recycle(FeatureMap {
+        h: 1,
+        w: 1,
+        c: large,
+        data: vec![0.0; large],
+    });
+    let held = spare_values();
+    assert!(held >= large);
+    let x = FeatureMap {
+        h: 4,
+        w: 4,
+        c: 8,
+        data: random(4 * 4 * 8, 1006),
+    };
+    let head = Conv::new(1, 1, 8, 2, [1, 1], true, random(16, 1007), vec![], None).unwrap();
+    let logits = head.run(&x).unwrap();
+    assert_eq!(logits.data.len(), 32);
+    assert!(logits.data.capacity() < large);
+    assert_eq!(spare_values(), held, "the 32 logits took the large spare");
+}
+
+/// A network input built from image bytes straight into spare storage: every value is
+/// written, the image's at the top left and 0 beyond, whatever the storage held.
+#[test]
+fn an_interleaved_image_fills_the_whole_canvas_in_reused_storage() {
+    use recog::nn::cpu::recycle;
+    let (iw, ih, w, h) = (5, 3, 8, 6);
+    let bytes: Vec<u8> = (0..iw * ih * 3).map(|i| (i * 7 % 256) as u8).collect();
+    recycle(FeatureMap {
+        h: 1,
+        w: 1,
+        c: w * h * 3,
+        data: vec![f32::NAN; w * h * 3],
+    });
+    let m = FeatureMap::from_interleaved(&bytes, (iw, ih), 3, (w, h), |v| v as f32 + 0.5).unwrap();
+    assert_eq!((m.h, m.w, m.c, m.data.len()), (h, w, 3, w * h * 3));
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let want = if x < iw && y < ih {
+                    bytes[(y * iw + x) * 3 + c] as f32 + 0.5
+                } else {
+                    0.0
+                };
+                assert_eq!(m.data[(y * w + x) * 3 + c], want, "({x}, {y}, {c})");
+            }
+        }
+    }
+    // A canvas smaller than the image crops it; too few bytes is refused.
+    let crop = FeatureMap::from_interleaved(&bytes, (iw, ih), 3, (2, 2), |v| v as f32).unwrap();
+    let (x, y) = (1, 1);
+    assert_eq!(crop.data[(y * 2 + x) * 3], bytes[(y * iw + x) * 3] as f32);
+    assert!(FeatureMap::from_interleaved(&bytes[1..], (iw, ih), 3, (w, h), |v| v as f32).is_none());
 }
 
 /// A server that once met a huge photo must not keep its maps forever: the spare storages of

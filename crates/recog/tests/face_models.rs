@@ -7,7 +7,7 @@
 //! - BlazeFace vs onnxruntime (`tools/reference/blazeface_reference.py`).
 
 use burn::tensor::{Tensor, TensorData};
-use recog::face::{self, Detector, ModelPaths};
+use recog::face::{self, Detector, Embedder, ModelPaths};
 use recog::Home;
 
 mod common;
@@ -322,6 +322,42 @@ fn mobilefacenet_matches_tflite() {
     );
     // And the two inputs give different descriptors (the batch is not mixed up).
     assert!(max_abs_diff(&got[..192], &got[192..]) > 1e-3);
+}
+
+/// The embedder's CPU path, from the chips' bytes straight into the kernels' maps
+/// (`MobileFaceNet::forward_rgb`), gives the descriptors of the tensor path
+/// (`chips_to_tensor`, burn's input scaling, `forward`) bit for bit, in a batch of chips
+/// that differ; and a chip of another size is a shape error on both.
+#[test]
+fn mobilefacenet_from_chip_bytes_equals_its_tensor_path() {
+    let Some((_, p)) = paths() else { return };
+    let device = recog::default_device();
+    let emb = face::MobileFaceNetEmbedder::load(&p.mobilefacenet, &device).unwrap();
+    let chips: Vec<image::RgbImage> = (0..3u32)
+        .map(|b| {
+            image::RgbImage::from_fn(112, 112, |x, y| {
+                let v = |c: u32| ((7 * y + 13 * x + 29 * c + 31 * b + x * y / 5) % 256) as u8;
+                image::Rgb([v(0), v(1), v(2)])
+            })
+        })
+        .collect();
+    let tensor = face::embed::chips_to_tensor(&chips, 112, &device).unwrap();
+    let want = values(emb.net().forward(tensor).unwrap());
+    let got = values(
+        emb.net()
+            .forward_rgb(chips.len(), |i| chips[i].as_raw(), &device)
+            .expect("the CPU kernels' path")
+            .unwrap(),
+    );
+    assert_eq!(got.len(), 3 * 192);
+    assert_eq!(got, want);
+    assert_eq!(
+        emb.embed(&chips).unwrap().concat(),
+        want,
+        "the embedder takes the bytes' path"
+    );
+    let odd = vec![image::RgbImage::new(112, 111)];
+    assert!(matches!(emb.embed(&odd), Err(recog::Error::Shape { .. })));
 }
 
 /// MobileFaceNet with its convolutions in bfloat16 (`Precision::Bf16`, the face pipeline's

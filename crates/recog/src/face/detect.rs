@@ -197,20 +197,67 @@ impl BlazeFaceDetector {
     }
 
     /// The network input for an image: letterboxed (padded to a square at the bottom and
-    /// right), resized to 128x128, scaled to [-1, 1]. Returns the values and the factor from
-    /// network pixels back to image pixels.
-    fn prepare(&self, img: &RgbImage) -> (Vec<f32>, f32) {
+    /// right), resized to 128x128. Returns it and the factor from network pixels back to
+    /// image pixels.
+    fn prepare(&self, img: &RgbImage) -> (RgbImage, f32) {
         let s = self.cfg.input_size as u32;
         let side = img.width().max(img.height()).max(1);
         let mut square = RgbImage::new(side, side);
         image::imageops::replace(&mut square, img, 0, 0);
         // SIMD resize: `image`'s triangle filter, the same kernel, was 3% of `recog bench
         // face` here (the letterbox and every refining crop pass through it).
-        let small = resize_rgb(&square, s, s);
-        (
-            planar(&small, s as usize, s as usize),
-            side as f32 / s as f32,
-        )
+        (resize_rgb(&square, s, s), side as f32 / s as f32)
+    }
+
+    /// Logits and regressors of each image, each placed at the top left of a `w x h`
+    /// network input (RGB scaled to [-1, 1], 0 beyond the image). On the CPU kernels each
+    /// image becomes a channels-last map on the thread that runs it, with no planar batch
+    /// and no transposed copy.
+    fn run_canvas(
+        &self,
+        imgs: &[&RgbImage],
+        (w, h): (usize, usize),
+    ) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        if let Some(cpu) = &self.cpu {
+            use rayon::prelude::*;
+            return imgs
+                .par_iter()
+                .map(|img| {
+                    let size = (img.width() as usize, img.height() as usize);
+                    let x = crate::nn::cpu::FeatureMap::from_interleaved(
+                        img.as_raw(),
+                        size,
+                        3,
+                        (w, h),
+                        to_unit,
+                    );
+                    let out = x.as_ref().and_then(|x| cpu.forward(x));
+                    if let Some(x) = x {
+                        crate::nn::cpu::recycle(x);
+                    }
+                    out.ok_or_else(|| {
+                        crate::Error::InvalidArgument(format!(
+                            "BlazeFace input {h}x{w}: sides must be multiples of 16"
+                        ))
+                    })
+                })
+                .collect();
+        }
+        let mut data = Vec::with_capacity(imgs.len() * 3 * w * h);
+        for img in imgs {
+            data.extend(planar(img, w, h));
+        }
+        let n = imgs.len().max(1);
+        let (scores, regs) = self.run_net(data, [imgs.len(), 3, h, w])?;
+        let (ns, nr) = (scores.len() / n, regs.len() / n);
+        Ok((0..imgs.len())
+            .map(|i| {
+                (
+                    scores[i * ns..][..ns].to_vec(),
+                    regs[i * nr..][..nr].to_vec(),
+                )
+            })
+            .collect())
     }
 }
 
@@ -269,37 +316,9 @@ impl BlazeFaceDetector {
         out
     }
 
-    /// Runs the network on a `[batch, 3, h, w]` input and returns logits and regressors.
+    /// Runs the network with burn's ops on a `[batch, 3, h, w]` input and returns logits
+    /// and regressors (the CPU kernels' path is [`Self::run_canvas`]).
     fn run_net(&self, data: Vec<f32>, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
-        if let Some(cpu) = &self.cpu {
-            use rayon::prelude::*;
-            let [n, c, h, w] = shape;
-            let per = c * h * w;
-            if data.len() != n * per {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "BlazeFace input of {} values for shape {shape:?}",
-                    data.len()
-                )));
-            }
-            let outs = (0..n)
-                .into_par_iter()
-                .map(|i| {
-                    let x =
-                        crate::nn::cpu::FeatureMap::from_planar(&data[i * per..][..per], c, h, w);
-                    cpu.forward(&x).ok_or_else(|| {
-                        crate::Error::InvalidArgument(format!(
-                            "BlazeFace input {h}x{w}: sides must be multiples of 16"
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let (mut scores, mut regs) = (Vec::new(), Vec::new());
-            for (s, r) in outs {
-                scores.extend(s);
-                regs.extend(r);
-            }
-            return Ok((scores, regs));
-        }
         let x = Tensor::<4>::from_data(TensorData::new(data, shape), &self.device);
         let out = self.net.forward(x);
         let scores = out
@@ -343,20 +362,15 @@ impl Detector for BlazeFaceDetector {
         }
         let s = self.cfg.input_size;
         // Letterboxing is image work on the CPU whatever device runs the network.
-        let prepared: Vec<(Vec<f32>, f32)> = {
+        let prepared: Vec<(RgbImage, f32)> = {
             use rayon::prelude::*;
             images.par_iter().map(|img| self.prepare(img)).collect()
         };
-        let mut data = Vec::with_capacity(images.len() * 3 * s * s);
-        let mut scales = Vec::new();
-        for (v, k) in prepared {
-            data.extend(v);
-            scales.push(k);
-        }
-        let (scores, regs) = self.run_net(data, [images.len(), 3, s, s])?;
+        let small: Vec<&RgbImage> = prepared.iter().map(|(img, _)| img).collect();
+        let outs = self.run_canvas(&small, (s, s))?;
         let mut result = Vec::new();
-        for (b, k) in scales.into_iter().enumerate() {
-            let cands = self.decode(&scores, &regs, &self.anchors, b, k, self.min_score);
+        for ((scores, regs), (_, k)) in outs.iter().zip(&prepared) {
+            let cands = self.decode(scores, regs, &self.anchors, 0, *k, self.min_score);
             result.push(weighted_nms(cands, self.iou_threshold));
         }
         Ok(result)
@@ -429,15 +443,18 @@ impl BlazeFacePyramid {
         let w = ((img.width() as f32 * s).round() as usize).max(1);
         let h = ((img.height() as f32 * s).round() as usize).max(1);
         let (pw, ph) = (w.div_ceil(16) * 16, h.div_ceil(16) * 16);
-        let v = planar(&resize_rgb(img, w as u32, h as u32), pw, ph);
-        let (scores, regs) = self.base.run_net(v, [1, 3, ph, pw])?;
+        let small = resize_rgb(img, w as u32, h as u32);
+        let outs = self.base.run_canvas(&[&small], (pw, ph))?;
+        let Some((scores, regs)) = outs.first() else {
+            return Ok(());
+        };
         let a = self.base.cfg.anchors_per_cell;
         let anchors = anchor_grid(pw, ph, &[(8, a[0]), (16, a[1])]);
         // The image was scaled by w/width horizontally; use the mean of both axes' factors.
         let k = (img.width() as f32 / w as f32 + img.height() as f32 / h as f32) / 2.0;
         out.extend(
             self.base
-                .decode(&scores, &regs, &anchors, 0, k, self.min_score),
+                .decode(scores, regs, &anchors, 0, k, self.min_score),
         );
         Ok(())
     }
@@ -502,6 +519,12 @@ impl Detector for BlazeFacePyramid {
     }
 }
 
+/// A pixel byte as BlazeFace's input: [0, 255] to [-1, 1].
+#[inline(always)]
+fn to_unit(v: u8) -> f32 {
+    v as f32 / 127.5 - 1.0
+}
+
 /// The network input for an image: planar RGB scaled to [-1, 1] on a `w x h` canvas (at
 /// least the image's size); beyond the image it is 0, mid-grey.
 fn planar(img: &RgbImage, w: usize, h: usize) -> Vec<f32> {
@@ -513,7 +536,7 @@ fn planar(img: &RgbImage, w: usize, h: usize) -> Vec<f32> {
             continue;
         }
         for c in 0..3 {
-            v[c * n + y * w + x] = p.0[c] as f32 / 127.5 - 1.0;
+            v[c * n + y * w + x] = to_unit(p.0[c]);
         }
     }
     v

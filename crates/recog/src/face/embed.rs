@@ -123,8 +123,23 @@ impl Embedder for MobileFaceNetEmbedder {
         if chips.is_empty() {
             return Ok(Vec::new());
         }
-        let x = chips_to_tensor(chips, self.input_size(), &self.device)?;
-        rows(self.net.forward(x)?, "mobilefacenet")
+        let size = self.input_size();
+        if let Some(chip) = chips
+            .iter()
+            .find(|c| c.width() as usize != size || c.height() as usize != size)
+        {
+            return Err(chip_shape_error(chip, size));
+        }
+        let y = match self
+            .net
+            .forward_rgb(chips.len(), |i| chips[i].as_raw(), &self.device)
+        {
+            Some(y) => y?,
+            None => self
+                .net
+                .forward(chips_to_tensor(chips, size, &self.device)?)?,
+        };
+        rows(y, "mobilefacenet")
     }
 }
 
@@ -256,17 +271,22 @@ fn rows(y: Tensor<2>, model: &str) -> Result<Vec<Vec<f32>>> {
     Ok(v.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
+/// The error for a chip that is not `size x size`.
+fn chip_shape_error(chip: &RgbImage, size: usize) -> Error {
+    Error::Shape {
+        name: "face chip".into(),
+        expected: vec![size, size],
+        got: vec![chip.height() as usize, chip.width() as usize],
+    }
+}
+
 /// Packs RGB chips into a `[n, 3, s, s]` float tensor of 0..255 values.
 pub fn chips_to_tensor(chips: &[RgbImage], size: usize, device: &Device) -> Result<Tensor<4>> {
     let n = size * size;
     let mut data = vec![0f32; chips.len() * 3 * n];
     for (b, chip) in chips.iter().enumerate() {
         if chip.width() as usize != size || chip.height() as usize != size {
-            return Err(Error::Shape {
-                name: "face chip".into(),
-                expected: vec![size, size],
-                got: vec![chip.height() as usize, chip.width() as usize],
-            });
+            return Err(chip_shape_error(chip, size));
         }
         for (i, p) in chip.pixels().enumerate() {
             for c in 0..3 {

@@ -54,6 +54,36 @@ impl FeatureMap {
         Self { h, w, c, data: out }
     }
 
+    /// A `w x h` map of `c` channels from an interleaved 8-bit image (`iw x ih` pixels of
+    /// `c` bytes, as `image`'s buffers), each byte through `f`, placed at the top left;
+    /// beyond the image the map is 0. Its storage comes from the spares of this thread
+    /// ([`recycle`]): building network inputs this way, instead of through a planar copy
+    /// and a transpose, took most of `recog bench face`'s page faults away. `None` if
+    /// `bytes` holds fewer than `iw * ih * c` values.
+    pub fn from_interleaved(
+        bytes: &[u8],
+        (iw, ih): (usize, usize),
+        c: usize,
+        (w, h): (usize, usize),
+        f: impl Fn(u8) -> f32,
+    ) -> Option<Self> {
+        let row = iw.checked_mul(c)?;
+        let bytes = bytes.get(..row.checked_mul(ih)?)?;
+        let n = w.checked_mul(h)?.checked_mul(c)?;
+        let mut data = output(n);
+        let (cw, ch) = (iw.min(w), ih.min(h));
+        for (y, out) in data.chunks_exact_mut((w * c).max(1)).enumerate() {
+            let (inside, beyond) = out.split_at_mut(if y < ch { cw * c } else { 0 });
+            if y < ch {
+                for (o, b) in inside.iter_mut().zip(&bytes[y * row..][..cw * c]) {
+                    *o = f(*b);
+                }
+            }
+            beyond.fill(0.0);
+        }
+        Some(Self { h, w, c, data })
+    }
+
     /// A copy with `max(v, 0)` applied to every value.
     pub fn relu(&self) -> Self {
         Self {
@@ -700,6 +730,14 @@ pub fn recycle(map: FeatureMap) {
     });
 }
 
+/// The largest spare an output of `n` values may take. Some outputs leave the kernels for
+/// good (a detector's logits, a descriptor): one that took a large map's storage took it
+/// out of the spares, and with no bound the spares of `recog bench face` drained that way,
+/// two or three per network pass, into fresh allocations (four in five outputs).
+fn spare_fit(n: usize) -> usize {
+    n.saturating_mul(4).max(4096)
+}
+
 /// Values held in this thread's spare storages (see [`recycle`]); at most 16 Mi (64 MiB).
 pub fn spare_values() -> usize {
     SPARE.with(|s| s.borrow().iter().map(Vec::capacity).sum())
@@ -712,15 +750,16 @@ pub fn duplicate(map: &FeatureMap) -> FeatureMap {
     FeatureMap { data, ..*map }
 }
 
-/// Storage for an output of `n` values: the smallest spare that holds them (its old values
-/// left in place, for the kernel to overwrite), else a new zeroed one.
+/// Storage for an output of `n` values: the smallest spare that holds them and is not far
+/// larger (its old values left in place, for the kernel to overwrite), else a new zeroed
+/// one.
 fn output(n: usize) -> Vec<f32> {
     let spare = SPARE.with(|s| {
         let mut s = s.borrow_mut();
         let i = s
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.capacity() >= n)
+            .filter(|(_, v)| v.capacity() >= n && v.capacity() <= spare_fit(n))
             .min_by_key(|(_, v)| v.capacity())
             .map(|(i, _)| i)?;
         Some(s.swap_remove(i))

@@ -83,10 +83,38 @@ impl MobileFaceNet {
     /// `[n, 3, 112, 112]` RGB chips (0..255) -> `[n, 192]` unit-length descriptors.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         let x = x.sub_scalar(self.cfg.mean).mul_scalar(self.cfg.scale);
-        let y = self.graph.forward(x)?;
-        // Trained with a margin loss on normalised features: direction is identity.
-        let norm = y.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-10);
-        Ok(y / norm)
+        Ok(unit_length(self.graph.forward(x)?))
+    }
+
+    /// `n` chips, chip `i` given by `chip(i)` as interleaved RGB bytes (`112 x 112 x 3`)
+    /// -> `[n, 192]` unit-length descriptors: [`Self::forward`]'s values, computed on
+    /// [`crate::nn::cpu`]'s kernels straight from the bytes (no NCHW tensor, no transposed
+    /// copy; the input scaling is the same two roundings, `(v - mean) * scale`). `None`
+    /// where those kernels do not run: on another device, or for a graph they do not
+    /// cover; then use [`Self::forward`]. A chip of another size is an error.
+    pub fn forward_rgb<'a>(
+        &self,
+        n: usize,
+        chip: impl Fn(usize) -> &'a [u8] + Sync,
+        device: &Device,
+    ) -> Option<Result<Tensor<2>>> {
+        if *device != Device::flex() {
+            return None;
+        }
+        let s = self.cfg.input_size;
+        let (mean, scale) = (self.cfg.mean, self.cfg.scale);
+        let y = self.graph.forward_maps(
+            n,
+            |i| {
+                let bytes = chip(i);
+                (bytes.len() == s * s * 3).then_some(())?;
+                super::cpu::FeatureMap::from_interleaved(bytes, (s, s), 3, (s, s), |v| {
+                    (v as f32 - mean) * scale
+                })
+            },
+            device,
+        )?;
+        Some(y.map(unit_length))
     }
 
     /// Sets the number format of the 1x1 and stem convolutions on the CPU kernels (`f32` as
@@ -106,4 +134,11 @@ impl MobileFaceNet {
     pub fn forward_raw(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         self.graph.forward(x)
     }
+}
+
+/// Descriptors scaled to unit length (the network was trained with a margin loss on
+/// normalised features, so only the direction means anything).
+fn unit_length(y: Tensor<2>) -> Tensor<2> {
+    let norm = y.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-10);
+    y / norm
 }

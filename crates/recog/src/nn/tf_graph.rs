@@ -159,7 +159,6 @@ impl TfGraph {
     }
 
     fn forward_host(&self, plan: &HostPlan, x: Tensor<4>) -> Result<Tensor<2>> {
-        use rayon::prelude::*;
         let device = x.device();
         let [n, c, h, w] = x.dims();
         let data = x
@@ -167,19 +166,59 @@ impl TfGraph {
             .try_to_vec::<f32>()
             .map_err(|e| self.fail(format!("input is not float32: {e:?}")))?;
         let per = c * h * w;
-        let outs = (0..n)
+        let outs = self.run_plan(plan, n, |i| {
+            Some(super::cpu::FeatureMap::from_planar(
+                &data[i * per..][..per],
+                c,
+                h,
+                w,
+            ))
+        })?;
+        Ok(Self::stack(outs, &device))
+    }
+
+    /// Runs the graph on [`super::cpu`]'s kernels for `n` images, image `i` given as the
+    /// channels-last map `input(i)` (the graph's own NHWC layout), built on the thread that
+    /// runs it: no NCHW tensor and no transposed copy. Returns `[n, features]`; `None` where
+    /// the graph has no CPU plan (then [`Self::forward`] runs it with burn's ops).
+    pub fn forward_maps(
+        &self,
+        n: usize,
+        input: impl Fn(usize) -> Option<super::cpu::FeatureMap> + Sync,
+        device: &Device,
+    ) -> Option<Result<Tensor<2>>> {
+        let plan = self.host.as_ref()?;
+        Some(
+            self.run_plan(plan, n, input)
+                .map(|outs| Self::stack(outs, device)),
+        )
+    }
+
+    fn run_plan(
+        &self,
+        plan: &HostPlan,
+        n: usize,
+        input: impl Fn(usize) -> Option<super::cpu::FeatureMap> + Sync,
+    ) -> Result<Vec<Vec<f32>>> {
+        use rayon::prelude::*;
+        (0..n)
             .into_par_iter()
             .map(|i| {
-                let img = super::cpu::FeatureMap::from_planar(&data[i * per..][..per], c, h, w);
+                let img = input(i).ok_or_else(|| self.fail(format!("input {i} is missing")))?;
                 plan.run(img).map_err(|problem| self.fail(problem))
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect()
+    }
+
+    /// Per-image output vectors as one `[n, features]` tensor.
+    fn stack(outs: Vec<Vec<f32>>, device: &Device) -> Tensor<2> {
+        let n = outs.len();
         let dim = match outs.first() {
             Some(o) => o.len(),
             None => 0,
         };
         let flat: Vec<f32> = outs.into_iter().flatten().collect();
-        Ok(Tensor::from_data(TensorData::new(flat, [n, dim]), &device))
+        Tensor::from_data(TensorData::new(flat, [n, dim]), device)
     }
 
     fn fail(&self, problem: String) -> Error {
