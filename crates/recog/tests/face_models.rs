@@ -361,7 +361,7 @@ fn mobilefacenet_from_chip_bytes_equals_its_tensor_path() {
 }
 
 /// MobileFaceNet with its convolutions in bfloat16 (`Precision::Bf16`, the face pipeline's
-/// default) against TensorFlow Lite's float32 outputs: the descriptors' directions, which is
+/// `--precision bf16`) against TensorFlow Lite's float32 outputs: the descriptors' directions, which is
 /// all that recognition compares, agree to a cosine of 0.9999.
 #[test]
 fn mobilefacenet_in_bf16_keeps_tflites_descriptor_directions() {
