@@ -107,7 +107,9 @@ impl MobileFaceNet {
             n,
             |i| {
                 let bytes = chip(i);
-                (bytes.len() == s * s * 3).then_some(())?;
+                if bytes.len() != s * s * 3 {
+                    return None;
+                }
                 super::cpu::FeatureMap::from_interleaved(bytes, (s, s), 3, (s, s), |v| {
                     (v as f32 - mean) * scale
                 })

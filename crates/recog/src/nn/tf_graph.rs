@@ -204,7 +204,11 @@ impl TfGraph {
         (0..n)
             .into_par_iter()
             .map(|i| {
-                let img = input(i).ok_or_else(|| self.fail(format!("input {i} is missing")))?;
+                let img = input(i).ok_or_else(|| {
+                    self.fail(format!(
+                        "input {i} is not an image of the graph's input size"
+                    ))
+                })?;
                 plan.run(img).map_err(|problem| self.fail(problem))
             })
             .collect()
