@@ -210,12 +210,19 @@ pub fn warp(img: &RgbImage, chip_to_image: &Similarity, size: usize) -> RgbImage
         stride: img.width() as usize * 3,
     };
     let mut out = vec![0u8; size * size * 3];
+    // Eight chip pixels at a time with AVX2 where every one of them lies inside; the same
+    // operations in the same order, so the same bytes (a twentieth of `recog bench face
+    // --precision f32` was this loop, in the refining crops and the chips).
+    #[cfg(target_arch = "x86_64")]
+    let vector = x86::usable(&src);
     for (v, row) in out.chunks_exact_mut((size * 3).max(1)).enumerate() {
-        // Eight chip pixels at a time with AVX2 where every one of them lies inside; the
-        // same operations in the same order, so the same bytes (a fifth of `recog bench
-        // face --precision f32` was this loop, in the refining crops and the chips).
         #[cfg(target_arch = "x86_64")]
-        let done = x86::row(&src, chip_to_image, v, row);
+        let done = if vector {
+            // SAFETY: `usable` checked the CPU (AVX2) and the image (offsets within i32).
+            unsafe { x86::row(&src, chip_to_image, v, row) }
+        } else {
+            0
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let done = 0;
         for (u, c) in row.chunks_exact_mut(3).enumerate().skip(done) {
@@ -297,22 +304,23 @@ mod x86 {
     use super::{Similarity, Source};
     use std::arch::x86_64::*;
 
-    /// Chip row `v`'s first pixels, eight at a time while the row lasts, into `row`;
-    /// returns how many pixels it wrote (a multiple of 8; 0 without AVX2, or for an image
-    /// whose offsets do not fit 32 bits). A group with a pixel on the border or outside goes
-    /// through [`Source::pixel`].
-    pub(super) fn row(src: &Source, tf: &Similarity, v: usize, row: &mut [u8]) -> usize {
-        // Offsets up to the last byte, plus the 4-byte gathers' reach, as i32.
-        let fits = src.raw.len() < (i32::MAX as usize) / 2 && src.w < 1 << 30 && src.h < 1 << 30;
-        if !fits || !std::arch::is_x86_feature_detected!("avx2") {
-            return 0;
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { row_avx2(src, tf, v, row) }
+    /// Whether [`row`] may run: the CPU has AVX2, and the image's byte offsets (up to the
+    /// last byte, plus the 4-byte gathers' reach) and sides fit i32.
+    pub(super) fn usable(src: &Source) -> bool {
+        src.raw.len() < (i32::MAX as usize) / 2
+            && src.w < 1 << 30
+            && src.h < 1 << 30
+            && std::arch::is_x86_feature_detected!("avx2")
     }
 
+    /// Chip row `v`'s first pixels, eight at a time while the row lasts, into `row`;
+    /// returns how many pixels it wrote (a multiple of 8). A group with a pixel on the
+    /// border or outside goes through [`Source::pixel`].
+    ///
+    /// # Safety
+    /// Only where [`usable`] says so.
     #[target_feature(enable = "avx2")]
-    unsafe fn row_avx2(src: &Source, tf: &Similarity, v: usize, row: &mut [u8]) -> usize {
+    pub(super) unsafe fn row(src: &Source, tf: &Similarity, v: usize, row: &mut [u8]) -> usize {
         let groups = row.len() / 24;
         let vf = v as f32;
         // As `Similarity::apply`: x = (a u - b v) + t0, y = (b u + a v) + t1.

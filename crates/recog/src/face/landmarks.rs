@@ -100,13 +100,19 @@ impl Landmarker {
                 let rows = crops
                     .par_iter()
                     .map(|c| {
-                        let x = crate::nn::cpu::FeatureMap {
-                            h: c.height() as usize,
-                            w: c.width() as usize,
-                            c: 3,
-                            data: c.as_raw().iter().map(|&v| v as f32).collect(),
-                        };
-                        cpu.forward(&x).ok_or_else(|| {
+                        let side = (c.width() as usize, c.height() as usize);
+                        let x = crate::nn::cpu::FeatureMap::from_interleaved(
+                            c.as_raw(),
+                            side,
+                            3,
+                            side,
+                            |v| v as f32,
+                        );
+                        let out = x.as_ref().and_then(|x| cpu.forward(x));
+                        if let Some(x) = x {
+                            crate::nn::cpu::recycle(x);
+                        }
+                        out.ok_or_else(|| {
                             Error::InvalidArgument(format!(
                                 "landmark crop {}x{}: the network takes {s}x{s}",
                                 c.width(),

@@ -675,7 +675,7 @@ impl FacePipeline {
         dets: Vec<Vec<FaceBox>>,
     ) -> Result<Vec<Vec<FaceBox>>> {
         let mut owners = Vec::new();
-        for (i, faces) in dets.iter().enumerate() {
+        for (i, faces) in dets.iter().enumerate().take(imgs.len()) {
             owners.extend((0..faces.len()).map(|j| (i, j)));
         }
         // A crop is a warp of twice the face's size, about as costly as a detector pass on it.
