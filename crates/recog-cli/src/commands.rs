@@ -113,6 +113,10 @@ pub struct TrainArgs {
     /// hidden units.
     #[arg(long, default_value_t = 1)]
     pub width: usize,
+    /// Convolution blocks: 1 is the notebook's trunk; 2 adds two 3x3 convolutions and a
+    /// pooling after its first pooling.
+    #[arg(long, default_value_t = 1)]
+    pub blocks: usize,
     /// Triplet source.
     #[arg(long, value_enum, default_value_t = MinerArg::SemiHard)]
     pub miner: MinerArg,
@@ -271,6 +275,7 @@ impl TrainArgs {
             });
         }
         cfg.net.width = self.width;
+        cfg.net.blocks = self.blocks;
         cfg.seed = self.seed;
         Ok(cfg)
     }

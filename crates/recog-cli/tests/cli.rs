@@ -264,6 +264,54 @@ fn same_seed_same_loss_and_resume_matches() {
     assert_ne!(v["epochs"][1]["train_loss"].as_f64().unwrap(), losses[0]);
 }
 
+/// The second block's convolutions are saved and loaded with the rest: a two-block run
+/// stopped after one epoch and resumed ends where the straight run does, and evaluation
+/// loads it.
+#[test]
+fn a_two_block_trunk_saves_resumes_and_evaluates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy");
+    write_toy_set(&data, 60, 15);
+    let d = data.to_str().unwrap();
+    let straight = tmp.path().join("straight");
+    let v = train_toy(
+        d,
+        straight.to_str().unwrap(),
+        &["--blocks", "2"],
+        tmp.path(),
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["net"]["blocks"], 2, "{cfg}");
+    let resumed = tmp.path().join("resumed");
+    let r = resumed.to_str().unwrap();
+    train_toy(d, r, &["--blocks", "2", "--stop-after", "1"], tmp.path());
+    let w = train_toy(d, r, &["--blocks", "2", "--resume"], tmp.path());
+    assert_eq!(
+        w["epochs"][1]["train_loss"].as_f64().unwrap(),
+        v["epochs"][1]["train_loss"].as_f64().unwrap(),
+        "resume diverged"
+    );
+    let plain = tmp.path().join("plain");
+    let p = train_toy(d, plain.to_str().unwrap(), &[], tmp.path());
+    assert_ne!(p["epochs"][1]["train_loss"], v["epochs"][1]["train_loss"]);
+
+    let o = recog(&["eval", "--model", r, "--data", d, "--json"], tmp.path());
+    let m = stdout_json(&o);
+    assert_eq!(m["queries"], 15);
+    let o = recog(
+        &["train", "--data", d, "--blocks", "3", "--out", r],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("blocks"),
+        "{err}"
+    );
+}
+
 #[test]
 fn broken_idx_files_give_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();

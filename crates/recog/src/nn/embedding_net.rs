@@ -5,7 +5,10 @@
 //! Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification", 2017):
 //! Conv 32 3x3 relu, Conv 64 3x3 relu, MaxPool 2, Dropout 0.25, Dense 128 relu, Dropout 0.5,
 //! Dense D, optionally L2-normalised. [`EmbeddingNetConfig::width`] multiplies the channel and
-//! unit counts (a wider trunk, same depth).
+//! unit counts (a wider trunk, same depth). [`EmbeddingNetConfig::blocks`] = 2 adds a second
+//! block of the same kind (Conv 64 3x3 relu, Conv 64 3x3 relu, MaxPool 2) after the first
+//! pooling, the deeper VGG-style trunk of Simonyan and Zisserman ("Very Deep Convolutional
+//! Networks for Large-Scale Image Recognition", 2015) that small MNIST networks use.
 //!
 //! ```
 //! use recog::nn::EmbeddingNetConfig;
@@ -38,9 +41,18 @@ pub struct EmbeddingNetConfig {
     /// option existed read as 1).
     #[serde(default = "notebook_width")]
     pub width: usize,
+    /// Convolution blocks (two 3x3 convolutions and a 2x2 pooling each): 1 = the notebook's;
+    /// 2 adds a block of two 64 x width channel convolutions on the first block's pooled
+    /// output (configs saved before the option existed read as 1).
+    #[serde(default = "notebook_blocks")]
+    pub blocks: usize,
 }
 
 fn notebook_width() -> usize {
+    1
+}
+
+fn notebook_blocks() -> usize {
     1
 }
 
@@ -58,6 +70,7 @@ impl EmbeddingNetConfig {
             dropout_conv: 0.25,
             dropout_dense: 0.5,
             width: 1,
+            blocks: 1,
         }
     }
 
@@ -75,9 +88,24 @@ impl EmbeddingNetConfig {
         [32 * self.width, 64 * self.width, 128 * self.width]
     }
 
+    /// Side of the first block's pooled output.
+    fn first_pooled_side(&self) -> usize {
+        self.input_size.saturating_sub(4) / 2
+    }
+
+    /// Side of the last block's pooled output.
+    fn pooled_side(&self) -> usize {
+        let s = self.first_pooled_side();
+        if self.blocks >= 2 {
+            s.saturating_sub(4) / 2
+        } else {
+            s
+        }
+    }
+
     /// Flattened size after the convolutions and pooling.
     pub fn flat_features(&self) -> usize {
-        let s = (self.input_size.saturating_sub(4)) / 2;
+        let s = self.pooled_side();
         self.widths()[1] * s * s
     }
 
@@ -92,21 +120,32 @@ impl EmbeddingNetConfig {
         if !(1..=8).contains(&self.width) {
             return Err(format!("width must be in 1..=8, got {}", self.width));
         }
-        if self.input_size < 6 {
+        if !(1..=2).contains(&self.blocks) {
+            return Err(format!("blocks must be 1 or 2, got {}", self.blocks));
+        }
+        let least = if self.blocks == 2 { 16 } else { 6 };
+        if self.input_size < least {
             return Err(format!(
-                "input side must be at least 6 pixels (two 3x3 convolutions and a 2x2 pooling), \
-                 got {}",
-                self.input_size
+                "input side must be at least {least} pixels ({} of two 3x3 convolutions and a \
+                 2x2 pooling), got {}",
+                self.blocks, self.input_size
             ));
         }
         let [c1, c2, hidden] = self.widths();
-        let s = (self.input_size - 4) / 2;
+        let s = self.pooled_side();
+        // The second block's two convolutions, c2 -> c2, with biases.
+        let second = if self.blocks == 2 {
+            2 * c2 * (9 * c2 + 1)
+        } else {
+            0
+        };
         let parameters = c2
             .checked_mul(s)
             .and_then(|v| v.checked_mul(s))
             .and_then(|flat| flat.checked_mul(hidden))
             .and_then(|v| v.checked_add(hidden.checked_mul(self.dim)?))
             .and_then(|v| v.checked_add(9 * c1 * (1 + c2)))
+            .and_then(|v| v.checked_add(second))
             .filter(|&v| v <= Self::MAX_PARAMETERS);
         if parameters.is_none() {
             return Err(format!(
@@ -127,6 +166,9 @@ impl EmbeddingNetConfig {
         EmbeddingNet {
             conv1: Conv2dConfig::new([1, c1], [3, 3]).init(device),
             conv2: Conv2dConfig::new([c1, c2], [3, 3]).init(device),
+            conv3: (self.blocks == 2).then(|| Conv2dConfig::new([c2, c2], [3, 3]).init(device)),
+            conv4: (self.blocks == 2).then(|| Conv2dConfig::new([c2, c2], [3, 3]).init(device)),
+            first_pooled: [c2, self.first_pooled_side()],
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             drop1: DropoutConfig::new(self.dropout_conv).init(),
             fc1: LinearConfig::new(self.flat_features(), hidden).init(device),
@@ -145,6 +187,13 @@ pub struct EmbeddingNet {
     pub conv1: Conv2d,
     /// Second convolution, 32 -> 64 (x width) channels.
     pub conv2: Conv2d,
+    /// The second block's first convolution, 64 -> 64 (x width) channels (`blocks` = 2).
+    pub conv3: Option<Conv2d>,
+    /// The second block's second convolution, 64 -> 64 (x width) channels (`blocks` = 2).
+    pub conv4: Option<Conv2d>,
+    /// Channels and side of the first block's pooled output, which [`Self::head`] takes
+    /// flattened and the second block needs as a map.
+    pub first_pooled: [usize; 2],
     /// 2x2 max pooling.
     pub pool: MaxPool2d,
     /// Dropout 0.25.
@@ -206,11 +255,24 @@ impl EmbeddingNet {
         self.head(self.pool.forward(x).flatten(1, 3))
     }
 
-    /// The layers after the pooling: dropout, dense + ReLU, dropout, dense, normalisation.
+    /// The layers after the first block's pooling: the second block if there is one,
+    /// dropout, dense + ReLU, dropout, dense, normalisation.
     ///
-    /// - input: the pooled features flattened in NCHW order, `[batch, 64 * 12 * 12]` at 28 px
+    /// - input: the first block's pooled features flattened in NCHW order,
+    ///   `[batch, 64 * 12 * 12]` at 28 px
     /// - output: `[batch, D]`
     pub fn head(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = match (&self.conv3, &self.conv4) {
+            (Some(conv3), Some(conv4)) => {
+                let [c, s] = self.first_pooled;
+                let [n, _] = x.dims();
+                let x = x.reshape([n, c, s, s]);
+                let x = self.relu.forward(conv3.forward(x));
+                let x = self.relu.forward(conv4.forward(x));
+                self.pool.forward(x).flatten(1, 3)
+            }
+            _ => x,
+        };
         let x = self.drop1.forward(x);
         let x = self.drop2.forward(self.relu.forward(self.fc1.forward(x)));
         let x = self.fc2.forward(x);
@@ -260,6 +322,29 @@ mod tests {
     }
 
     #[test]
+    fn a_second_block_adds_two_convolutions_and_a_pooling() {
+        let cfg = EmbeddingNetConfig {
+            blocks: 2,
+            ..EmbeddingNetConfig::retrieval64()
+        };
+        assert_eq!(cfg.flat_features(), 64 * 4 * 4);
+        let device = crate::default_device();
+        let net = cfg.init(&device);
+        let conv = |c: &Option<Conv2d>| c.as_ref().map(|c| c.weight.dims());
+        assert_eq!(conv(&net.conv3), Some([64, 64, 3, 3]));
+        assert_eq!(conv(&net.conv4), Some([64, 64, 3, 3]));
+        assert_eq!(net.fc1.weight.dims(), [64 * 4 * 4, 128]);
+        let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        assert_eq!(net.forward(x).dims(), [3, 64]);
+        let one = EmbeddingNetConfig::retrieval64().init(&device);
+        assert!(one.conv3.is_none() && one.conv4.is_none());
+        // A checkpoint's config without the field is the notebook's single block.
+        let old = r#"{"input_size":28,"dim":64,"normalize":true,"dropout_conv":0.25,"dropout_dense":0.0,"width":1}"#;
+        let cfg: EmbeddingNetConfig = serde_json::from_str(old).expect("an old config");
+        assert_eq!(cfg.blocks, 1);
+    }
+
+    #[test]
     fn sizes_that_overflow_or_exceed_the_budget_are_refused() {
         let ok = EmbeddingNetConfig::retrieval64();
         assert!(ok.validate().is_ok());
@@ -282,6 +367,20 @@ mod tests {
             },
             EmbeddingNetConfig {
                 width: usize::MAX,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                blocks: 0,
+                ..ok.clone()
+            },
+            EmbeddingNetConfig {
+                blocks: 3,
+                ..ok.clone()
+            },
+            // Two blocks leave nothing of 15 px to pool.
+            EmbeddingNetConfig {
+                blocks: 2,
+                input_size: 15,
                 ..ok.clone()
             },
         ] {

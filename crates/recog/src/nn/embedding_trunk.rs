@@ -544,8 +544,16 @@ mod tests {
     fn host_trunk_gradients_match_burns_autodiff() {
         // No dropout, so that both passes see the same network; 26 px checks that nothing
         // assumes MNIST's 28.
-        // Width 2 checks that nothing assumes the notebook's 32 and 64 channels.
-        for (size, dim, width) in [(28, 64, 1), (26, 2, 1), (28, 8, 2)] {
+        // Width 2 checks that nothing assumes the notebook's 32 and 64 channels; two blocks,
+        // that the second block's convolutions (burn's ops, after the host's pooling) get
+        // their gradients and pass the features' gradient back to the host.
+        for (size, dim, width, blocks) in [
+            (28, 64, 1, 1),
+            (26, 2, 1, 1),
+            (28, 8, 2, 1),
+            (28, 64, 1, 2),
+            (26, 8, 1, 2),
+        ] {
             let cfg = EmbeddingNetConfig {
                 input_size: size,
                 dropout_conv: 0.0,
@@ -553,6 +561,7 @@ mod tests {
                 dim,
                 normalize: dim > 2,
                 width,
+                blocks,
             };
             let device = crate::default_device().autodiff();
             device.seed(7);
@@ -582,7 +591,9 @@ mod tests {
 
             let w = |p: &GradientsParams, id| values(p.get::<4>(id).expect("a weight gradient"));
             let b = |p: &GradientsParams, id| values(p.get::<1>(id).expect("a bias gradient"));
-            for conv in [&net.conv1, &net.conv2] {
+            let second = net.conv3.iter().chain(net.conv4.iter());
+            assert_eq!(second.clone().count(), if blocks == 2 { 2 } else { 0 });
+            for conv in [&net.conv1, &net.conv2].into_iter().chain(second) {
                 let (wi, bi) = (conv.weight.id, conv.bias.as_ref().unwrap().id);
                 let (dw, db) = (
                     rel_diff(&w(&got, wi), &w(&want, wi)),
@@ -590,7 +601,7 @@ mod tests {
                 );
                 assert!(
                     dw < 1e-5 && db < 1e-5,
-                    "{size} px: weight {dw:.2e}, bias {db:.2e}"
+                    "{size} px, {blocks} blocks: weight {dw:.2e}, bias {db:.2e}"
                 );
             }
             let fc = net.fc1.weight.id;
