@@ -100,8 +100,8 @@ pub struct FitArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Default decision rule stored in the recognizer [default: ensemble for D > 3, both for
-    /// D <= 3: the best worst cases of `digits eval-logo`].
+    /// Default decision rule stored in the recognizer [default: distance for D > 3, both for
+    /// D <= 3: chosen by `digits eval-logo`].
     #[arg(long, value_enum)]
     pub method: Option<Method>,
     /// Unknown-class sources for the head, comma separated: the fitting parts of the
@@ -113,9 +113,10 @@ pub struct FitArgs {
     /// Images taken from each unknown source.
     #[arg(long, default_value_t = 10000)]
     pub unknown_per_source: usize,
-    /// Target false-reject rate on held-out digits for the distance threshold.
-    #[arg(long, default_value_t = 0.01)]
-    pub target_frr: f64,
+    /// Target false-reject rate on held-out digits of every calibrated threshold [default:
+    /// 0.005 for D > 3, 0.01 for D <= 3].
+    #[arg(long)]
+    pub target_frr: Option<f64>,
     /// Training digits held out for calibration (taken from the end of the set).
     #[arg(long, default_value_t = 5000)]
     pub calibration: usize,

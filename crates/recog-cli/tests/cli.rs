@@ -524,6 +524,12 @@ fn digits_fit_predict_eval_and_checkpoint_guard() {
     let v = stdout_json(&o);
     assert!(v["threshold"].as_f64().unwrap() > 0.0);
     assert!(run.join("recognizer.json").exists());
+    // D = 8: the defaults chosen by eval-logo for D > 3, the distance rule at 0.5%.
+    assert_eq!(v["target_frr"], 0.005, "{v}");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("recognizer.json")).unwrap())
+            .unwrap();
+    assert_eq!(rec["method"], "distance", "{rec:?}");
 
     // predict: a dark-on-light bar of another size, a corrupt file, a blank image.
     let good = tmp.path().join("bar.png");

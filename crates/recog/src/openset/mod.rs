@@ -44,7 +44,8 @@ use crate::metric::distance::euclidean;
 pub enum Method {
     /// The 11-class head.
     Head,
-    /// Class centres with a calibrated rejection threshold.
+    /// Class centres with a calibrated rejection threshold: the default for D > 3
+    /// ([`tasks::default_method`]).
     Distance,
     /// Both must accept: the default for D <= 3 ([`tasks::default_method`]).
     Both,
