@@ -98,6 +98,14 @@ const TRAIN: &[&str] = &[
     "--json",
 ];
 
+/// The stderr of a run that must fail with an `error: ` line naming `needle`.
+fn error_naming(o: &Output, needle: &str) -> String {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+    err
+}
+
 /// `recog train` with [`TRAIN`]'s tiny settings on `data` into `out`, plus `extra`: its JSON.
 fn train_toy(data: &str, out: &str, extra: &[&str], cwd: &Path) -> serde_json::Value {
     let mut args = TRAIN.to_vec();
@@ -218,12 +226,7 @@ fn train_with_a_prototype_loss_records_it_and_adds_it_to_the_loss() {
         ],
         tmp.path(),
     );
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains("prototype loss weight"),
-        "{err}"
-    );
+    error_naming(&o, "prototype loss weight");
 }
 
 #[test]
@@ -304,12 +307,7 @@ fn a_two_block_trunk_saves_resumes_and_evaluates() {
         &["train", "--data", d, "--blocks", "3", "--out", r],
         tmp.path(),
     );
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains("blocks"),
-        "{err}"
-    );
+    error_naming(&o, "blocks");
 }
 
 #[test]
@@ -408,12 +406,7 @@ fn bad_arguments_are_errors_not_panics() {
         ],
         tmp.path(),
     );
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains("P >= 2"),
-        "{err}"
-    );
+    let err = error_naming(&o, "P >= 2");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     let o = recog(
         &[
